@@ -1,0 +1,40 @@
+"""What every device model sees of the machine, and what the machine sees of a device."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from rrtool.machine.port import EventPort
+
+
+class Bus(Protocol):
+    """The machine services a device may use from inside a port access."""
+
+    port: EventPort
+
+    def now(self) -> int:
+        """Exact icount including the instruction doing the access."""
+        ...
+
+    def vclock_at(self, icount: int) -> int: ...
+
+    def raise_irq(self, line: int) -> None: ...
+
+    def request_stop(self) -> None:
+        """Stop at the next block boundary (never mid-instruction: see unicorn-notes)."""
+        ...
+
+    def timers_changed(self) -> None: ...
+
+    def guest_exit(self, code: int) -> None: ...
+
+
+class Device(Protocol):
+    """A register model on I/O ports; state() feeds the checkpoint digest."""
+
+    name: str
+    ports: range
+
+    def read(self, port: int, size: int) -> int: ...
+    def write(self, port: int, size: int, value: int) -> None: ...
+    def state(self) -> bytes: ...

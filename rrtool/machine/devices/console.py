@@ -1,0 +1,65 @@
+"""Serial console: output is deterministic (logged, compared in replay); input is an async event."""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable
+
+from rrtool.machine.devices import regs
+from rrtool.machine.devices.base import Bus
+from rrtool.machine.event import Event
+from rrtool.schemas.events import KIND_CONSOLE_OUT
+
+#: Output is logged per line (or per checkpoint for a partial line), not per byte:
+#: a row per byte would make the trace mostly console rows.
+_MAX_CHUNK = 4096
+
+
+class Console:
+    name = "console"
+    ports = range(regs.CON_DATA, regs.CON_STATUS + 4)
+
+    def __init__(self, bus: Bus, sink: Callable[[bytes], None] | None) -> None:
+        self._bus = bus
+        self._sink = sink
+        self._out = bytearray()
+        self._out_icount = 0
+        self._in: deque[int] = deque()
+        self.output = bytearray()  # everything the guest printed, for callers and tests
+
+    def read(self, port: int, size: int) -> int:
+        if port == regs.CON_DATA:
+            return self._in.popleft() if self._in else regs.NONE_WAITING
+        if port == regs.CON_STATUS:
+            return 1 if self._in else 0
+        return regs.NONE_WAITING
+
+    def write(self, port: int, size: int, value: int) -> None:
+        if port != regs.CON_DATA:
+            return
+        byte = value & 0xFF
+        self._out.append(byte)
+        if byte == 0x0A or len(self._out) >= _MAX_CHUNK:
+            self._out_icount = self._bus.now()
+            self.flush()
+
+    def flush(self, icount: int | None = None) -> None:
+        """Emit buffered output as one console_out event (at a newline or a checkpoint)."""
+        if not self._out:
+            return
+        data = bytes(self._out)
+        self._out.clear()
+        at = self._out_icount if icount is None else icount
+        self.output += data
+        if self._sink is not None:
+            self._sink(data)
+        self._bus.port.emit(Event(KIND_CONSOLE_OUT, self.name, at, self._bus.vclock_at(at), data=data))
+
+    def feed(self, data: bytes) -> None:
+        """Console input arrived (at a checkpoint): queue it and interrupt the guest."""
+        self._in.extend(data)
+        self._bus.raise_irq(regs.IRQ_CONSOLE)
+
+    def state(self) -> bytes:
+        return struct.pack("<QQ", len(self._in), len(self._out)) + bytes(self._in) + bytes(self._out)

@@ -1,0 +1,33 @@
+"""Random number generator: host entropy, so every read is a logged event."""
+
+from __future__ import annotations
+
+import os
+
+from rrtool.machine.devices import regs
+from rrtool.machine.devices.base import Bus
+from rrtool.machine.event import Event
+from rrtool.schemas.events import KIND_RNG_READ
+
+
+def _host_random() -> int:
+    return int.from_bytes(os.urandom(4), "little")
+
+
+class Rng:
+    name = "rng"
+    ports = range(regs.RNG, regs.RNG + 4)
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    def read(self, port: int, size: int) -> int:
+        now = self._bus.now()
+        ev = Event(KIND_RNG_READ, self.name, now, self._bus.vclock_at(now))
+        return self._bus.port.sync_value(ev, _host_random) & 0xFFFFFFFF
+
+    def write(self, port: int, size: int, value: int) -> None:
+        return None
+
+    def state(self) -> bytes:
+        return b""

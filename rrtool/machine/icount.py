@@ -1,0 +1,256 @@
+"""Exact instruction counting and exact stops, backed by the native counter.
+
+The C side (`_icount.c`) counts whole translation blocks and refuses a block
+that would cross a hard deadline; this module runs the refused block's tail
+one instruction at a time and turns "where is the CPU" into an exact icount
+for device callbacks that fire in the middle of a block.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.machinery
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import unicorn as uc
+from unicorn.unicorn_py3.unicorn import uclib
+
+NO_DEADLINE = (1 << 64) - 1
+
+STOP_NONE = 0
+STOP_SOFT = 1
+STOP_HARD = 2
+STOP_HARD_SPLIT = 3
+
+_HOOK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+
+
+class CounterError(Exception):
+    """The native counter could not be built or loaded."""
+
+
+class _Counter(ctypes.Structure):
+    """Mirror of the head of `struct rr_counter` (the table after it stays opaque)."""
+
+    _fields_ = [
+        ("icount", ctypes.c_uint64),
+        ("soft_deadline", ctypes.c_uint64),
+        ("hard_deadline", ctypes.c_uint64),
+        ("block_start", ctypes.c_uint64),
+        ("block_addr", ctypes.c_uint64),
+        ("last_insn", ctypes.c_uint64),
+        ("refused_addr", ctypes.c_uint64),
+        ("misses", ctypes.c_uint64),
+        ("block_size", ctypes.c_uint32),
+        ("block_insns", ctypes.c_uint32),
+        ("stop_reason", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+    ]
+
+
+def _compile_fallback(source: Path) -> Path:
+    """Build the counter into the user cache when the installed copy is missing.
+
+    An installed package has it already (setup.py builds it); this path serves
+    a source checkout used without `pip install`.
+    """
+    cc = os.environ.get("RRTOOL_CC") or shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise CounterError("no C compiler found: rrtool's native instruction counter needs gcc to build")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("RRTOOL_CACHE") or Path.home() / ".cache" / "rrtool")
+    out = cache / f"icount-{digest}.so"
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        proc = subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(source)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["unknown error"])[0]
+            raise CounterError(f"building the native instruction counter failed: {first}")
+        os.replace(tmp, out)
+    return out
+
+
+def _load_library() -> ctypes.CDLL:
+    here = Path(__file__).parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = here / f"_icount{suffix}"
+        if candidate.exists():
+            return ctypes.CDLL(str(candidate))
+    return ctypes.CDLL(str(_compile_fallback(here / "_icount.c")))
+
+
+_LIB: ctypes.CDLL | None = None
+
+
+def native_library() -> ctypes.CDLL:
+    """The loaded counter library (loaded once per process)."""
+    global _LIB
+    if _LIB is None:
+        lib = _load_library()
+        lib.rr_counter_size.restype = ctypes.c_uint64
+        lib.rr_counter_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.rr_counter_clear_table.argtypes = [ctypes.c_void_p]
+        _LIB = lib
+    return _LIB
+
+
+def _fnptr(fn: Any) -> ctypes.c_void_p:
+    return ctypes.cast(fn, ctypes.c_void_p)
+
+
+def add_native_hook(
+    emu: uc.Uc, htype: int, callback: Any, user: ctypes.c_void_p, begin: int = 1, end: int = 0
+) -> ctypes.c_size_t:
+    """Register a C function as a Unicorn hook (the Python wrapper only takes Python callables)."""
+    handle = ctypes.c_size_t()
+    err = uclib.uc_hook_add(
+        emu._uch, ctypes.byref(handle), htype, _fnptr(callback), user, ctypes.c_uint64(begin),
+        ctypes.c_uint64(end),
+    )
+    if err != uc.UC_ERR_OK:
+        raise CounterError(f"uc_hook_add failed: {uc.UcError(err)}")
+    return handle
+
+
+@dataclass(frozen=True)
+class StopInfo:
+    """Why `run` returned: reason is one of the STOP_* values (NONE: hlt or a fault)."""
+
+    reason: int
+    icount: int
+
+
+class Counter:
+    """Owns the native counter state for one Unicorn instance.
+
+    Every ctypes object the hooks point at is kept on `self`: freeing one while
+    Unicorn holds its address crashes the process.
+    """
+
+    def __init__(self, emu: uc.Uc) -> None:
+        lib = native_library()
+        self._lib = lib
+        self._emu = emu
+        self._buf = ctypes.create_string_buffer(lib.rr_counter_size())
+        self._ptr = ctypes.cast(self._buf, ctypes.c_void_p)
+        lib.rr_counter_init(self._ptr, _fnptr(uclib.uc_emu_stop), _fnptr(uclib.uc_ctl))
+        self.state = _Counter.from_buffer(self._buf)
+        self._block_hook = add_native_hook(emu, uc.UC_HOOK_BLOCK, lib.rr_block_hook, self._ptr)
+        self._index_cache: dict[tuple[int, int], int] = {}
+        self._disasm: Any = None
+        self._after_tail = False
+
+    @property
+    def icount(self) -> int:
+        return int(self.state.icount)
+
+    def set_icount(self, value: int) -> None:
+        """Used when restoring a machine state (reset or snapshot)."""
+        self.state.icount = value
+
+    def run(self, begin: int, soft: int, hard: int) -> StopInfo:
+        """Run from `begin` until a deadline, hlt or a fault (a fault raises UcError).
+
+        `hard` is met exactly: a block that would cross it is refused by the C
+        hook and its tail is run here under the per-instruction hook.
+        """
+        st = self.state
+        st.soft_deadline = soft
+        st.hard_deadline = hard
+        st.stop_reason = STOP_NONE
+        self._after_tail = False
+        self._emu.emu_start(begin, 0)
+        if st.stop_reason == STOP_HARD_SPLIT:
+            self._run_tail(int(st.refused_addr))
+            self._after_tail = True
+        return StopInfo(int(st.stop_reason), int(st.icount))
+
+    def _run_tail(self, addr: int) -> None:
+        """Run the refused block one instruction at a time up to the hard deadline.
+
+        Only the refused block is retranslated (with the code hook limited to it),
+        so the rest of the translation cache survives.
+        """
+        st = self.state
+        emu = self._emu
+        emu.ctl_remove_cache(addr, addr + 1)
+        hook = add_native_hook(emu, uc.UC_HOOK_CODE, self._lib.rr_code_hook, self._ptr, addr, addr + 0x10000)
+        try:
+            st.mode = 1
+            st.stop_reason = STOP_NONE
+            emu.emu_start(addr, 0)
+        finally:
+            st.mode = 0
+            uclib.uc_hook_del(emu._uch, hook)
+            emu.ctl_remove_cache(addr, addr + 1)
+
+    def icount_at(self, pc: int) -> int:
+        """Exact icount *including* the instruction at `pc`, from inside a hook.
+
+        In block mode the counter already holds the block-end value; the index
+        of `pc` in the block is found by decoding the block once (cached).
+        """
+        st = self.state
+        if st.mode == 1:
+            return int(st.icount)
+        start = int(st.block_addr)
+        key = (start, pc)
+        idx = self._index_cache.get(key)
+        if idx is None:
+            idx = self._index_in_block(start, pc, int(st.block_size))
+            self._index_cache[key] = idx
+        return int(st.block_start) + idx + 1
+
+    def instructions_before(self, pc: int) -> int:
+        """Exact icount of instructions retired before the one at `pc` (for faults)."""
+        st = self.state
+        if st.mode == 1:
+            return int(st.icount) - 1
+        start = int(st.block_addr)
+        size = int(st.block_size)
+        if not start <= pc < start + max(size, 1):
+            return int(st.icount)
+        return int(st.block_start) + self._index_in_block(start, pc, size)
+
+    def _index_in_block(self, start: int, pc: int, size: int) -> int:
+        if self._disasm is None:
+            import capstone
+
+            self._disasm = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        code = bytes(self._emu.mem_read(start, max(size, pc - start + 16)))
+        for idx, (addr, _sz, _m, _o) in enumerate(self._disasm.disasm_lite(code, start)):
+            if addr >= pc:
+                return idx
+        raise CounterError(f"pc {pc:#x} not found in block at {start:#x}")
+
+    def last_instruction(self) -> int | None:
+        """Address of the last retired instruction (for the sti shadow), if known."""
+        st = self.state
+        if self._after_tail:
+            return int(st.last_insn)
+        if st.block_insns == 0:
+            return None
+        if st.block_insns == 1:
+            return int(st.block_addr)
+        if self._disasm is None:
+            self._index_in_block(int(st.block_addr), int(st.block_addr), 1)
+        code = bytes(self._emu.mem_read(int(st.block_addr), int(st.block_size)))
+        last = None
+        for addr, _sz, _m, _o in self._disasm.disasm_lite(code, int(st.block_addr)):
+            last = addr
+        return last
+
+    def flush(self) -> None:
+        """Drop translations and cached block sizes (code was rewritten)."""
+        self._emu.ctl_flush_tb()
+        self._lib.rr_counter_clear_table(self._ptr)
+        self._index_cache.clear()

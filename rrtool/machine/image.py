@@ -1,0 +1,84 @@
+"""Loading a guest ELF: static, x86-64, non-overlapping segments that fit in guest RAM."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+#: The host keeps 0x1000-0xFFFFF for its own structures (GDT); page 0 stays unmapped so NULL faults.
+IMAGE_BASE = 0x100000
+
+
+class ImageError(Exception):
+    """The guest image cannot be loaded; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    vaddr: int
+    data: bytes
+    memsz: int
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    path: Path
+    entry: int
+    segments: tuple[Segment, ...]
+    sha256: str
+
+    @property
+    def end(self) -> int:
+        return max(s.vaddr + s.memsz for s in self.segments)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_image(path: Path, ram_size: int) -> GuestImage:
+    """Parse and check an image; nothing is mapped yet (the machine does that)."""
+    if not path.exists():
+        raise ImageError(f"{path}: no such guest image")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not a guest image")
+    raw = path.read_bytes()
+    if not raw:
+        raise ImageError(f"{path}: empty file, not an ELF guest image")
+    if raw[:4] != b"\x7fELF":
+        raise ImageError(f"{path}: not an ELF file (build guests with `rrtool guest build`)")
+    try:
+        with path.open("rb") as f:
+            elf = ELFFile(f)
+            if elf.elfclass != 64 or elf["e_machine"] != "EM_X86_64":
+                raise ImageError(f"{path}: {elf['e_machine']} {elf.elfclass}-bit ELF; rrtool runs x86-64 guests only")
+            if elf["e_type"] != "ET_EXEC":
+                raise ImageError(f"{path}: {elf['e_type']} ELF; guests must be static, non-PIE executables")
+            segments: list[Segment] = []
+            for seg in elf.iter_segments():
+                if seg["p_type"] in ("PT_INTERP", "PT_DYNAMIC"):
+                    raise ImageError(f"{path}: dynamically linked; guests must be static executables")
+                if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > 0:
+                    segments.append(Segment(seg["p_vaddr"], seg.data(), seg["p_memsz"]))
+            entry = elf["e_entry"]
+    except ELFError as exc:
+        raise ImageError(f"{path}: malformed ELF ({exc})") from None
+    if not segments:
+        raise ImageError(f"{path}: no loadable segments")
+    segments.sort(key=lambda s: s.vaddr)
+    for a, b in zip(segments, segments[1:], strict=False):
+        if a.vaddr + a.memsz > b.vaddr:
+            raise ImageError(f"{path}: segments at {a.vaddr:#x} and {b.vaddr:#x} overlap")
+    for s in segments:
+        if s.vaddr < IMAGE_BASE or s.vaddr + s.memsz > ram_size:
+            raise ImageError(
+                f"{path}: segment {s.vaddr:#x}-{s.vaddr + s.memsz:#x} is outside guest RAM "
+                f"({IMAGE_BASE:#x}-{ram_size:#x})"
+            )
+    if not any(s.vaddr <= entry < s.vaddr + s.memsz for s in segments):
+        raise ImageError(f"{path}: entry point {entry:#x} is not inside a loadable segment")
+    return GuestImage(path=path, entry=entry, segments=tuple(segments), sha256=hashlib.sha256(raw).hexdigest())

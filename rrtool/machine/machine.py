@@ -1,0 +1,467 @@
+"""The deterministic machine: Unicorn CPU, native icount, devices, checkpoints, idle warps, interrupts.
+
+The run loop only ever stops the CPU through the native counter (deadlines or
+hlt), so every place where the outside world can touch the machine is an
+exact icount. Which icounts those are is decided here in live and record mode
+(timers, periodic checkpoints, device requests) and by the log in replay mode
+(`EventPort.next_stop`), so a replay stops exactly where the recording did.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import unicorn as uc
+import xxhash
+from unicorn import x86_const as x86
+
+from rrtool.machine.devices import regs
+from rrtool.machine.devices.base import Device
+from rrtool.machine.devices.clock import Clock
+from rrtool.machine.devices.console import Console
+from rrtool.machine.devices.intc import Intc
+from rrtool.machine.devices.rng import Rng
+from rrtool.machine.devices.rtc import Rtc
+from rrtool.machine.devices.system import System
+from rrtool.machine.digest import MemoryDigester, register_digest
+from rrtool.machine.event import Event
+from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter
+from rrtool.machine.image import GuestImage
+from rrtool.machine.port import EventPort, NothingCanWake
+from rrtool.schemas import events as ev
+
+RAM_BASE = 0x1000  # page 0 stays unmapped so NULL dereferences fault
+GDT_ADDR = 0x1000
+CS_SELECTOR = 0x08
+SS_SELECTOR = 0x10
+IF_FLAG = 1 << 9
+STI_OPCODE = 0xFB
+_GDT = struct.pack("<3Q", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF)  # null, 64-bit code, data
+
+DEFAULT_RAM = 32 << 20
+DEFAULT_CHECKPOINT_EVERY = 1_000_000
+DEFAULT_MEM_DIGEST_EVERY = 200_000_000
+
+_FAULT_NAMES = {
+    uc.UC_ERR_READ_UNMAPPED: "invalid memory read",
+    uc.UC_ERR_WRITE_UNMAPPED: "invalid memory write",
+    uc.UC_ERR_FETCH_UNMAPPED: "jump outside RAM",
+    uc.UC_ERR_READ_PROT: "invalid memory read",
+    uc.UC_ERR_WRITE_PROT: "invalid memory write",
+    uc.UC_ERR_FETCH_PROT: "jump outside RAM",
+    uc.UC_ERR_INSN_INVALID: "invalid opcode",
+}
+_EXCEPTION_NAMES = {0: "division by zero", 6: "invalid opcode", 13: "general protection fault", 14: "page fault"}
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """Everything that shapes a run and so must be recorded with it."""
+
+    ram_size: int = DEFAULT_RAM
+    ns_per_insn: int = 1
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    mem_digest_every: int = DEFAULT_MEM_DIGEST_EVERY
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "ram_size": self.ram_size,
+            "ns_per_insn": self.ns_per_insn,
+            "checkpoint_every": self.checkpoint_every,
+            "mem_digest_every": self.mem_digest_every,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> MachineConfig:
+        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on a run that are not part of the machine (not recorded as config)."""
+
+    max_insns: int | None = None
+    timeout_s: float | None = None
+
+
+@dataclass
+class RunResult:
+    reason: str  # exit, fault, hang, limit, timeout, interrupted
+    icount: int
+    vclock_ns: int
+    checkpoints: int
+    exit_code: int | None = None
+    message: str = ""
+    output: bytes = field(default=b"", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "exit" and self.exit_code == 0
+
+
+class MachineError(Exception):
+    """A machine set-up problem (not a guest fault)."""
+
+
+class Machine:
+    """One guest on one Unicorn instance. Not thread-safe: host threads talk to it via the port."""
+
+    def __init__(
+        self,
+        image: GuestImage,
+        config: MachineConfig,
+        port: EventPort,
+        *,
+        limits: Limits = Limits(),
+        console_sink: Callable[[bytes], None] | None = None,
+    ) -> None:
+        if config.ns_per_insn < 1:
+            raise MachineError("ns_per_insn must be at least 1")
+        if config.checkpoint_every < 1000:
+            raise MachineError("checkpoint_every must be at least 1000 instructions")
+        if config.ram_size < 2 << 20 or config.ram_size % 0x1000:
+            raise MachineError("RAM must be at least 2 MiB and a multiple of 4 KiB")
+        self.config = config
+        self.limits = limits
+        self.port = port
+        self.image = image
+        self.emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
+        self.emu.mem_map(RAM_BASE, config.ram_size - RAM_BASE)
+        for seg in image.segments:
+            self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
+        self._setup_cpu(image.entry)
+        self.counter = Counter(self.emu)
+        self._mem = MemoryDigester(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
+
+        self.clock = Clock(self, config.ns_per_insn)
+        self.intc = Intc(self)
+        self.console = Console(self, console_sink)
+        self.system = System(self)
+        self.devices: list[Device] = [self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self)]
+        self._port_map: dict[int, Device] = {p: d for d in self.devices for p in d.ports}
+        self._hooks = [
+            self.emu.hook_add(uc.UC_HOOK_INSN, self._on_in, None, 1, 0, x86.UC_X86_INS_IN),
+            self.emu.hook_add(uc.UC_HOOK_INSN, self._on_out, None, 1, 0, x86.UC_X86_INS_OUT),
+            self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
+            self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
+        ]
+
+        self.checkpoint_id = -1
+        self._last_cp_icount = 0
+        self._next_mem_digest = config.mem_digest_every
+        self._device_stop = False
+        self._internal_stop: int | None = None
+        self._fault: tuple[str, int] | None = None
+        self._result: RunResult | None = None
+        self._timed_out = threading.Event()
+
+    def _setup_cpu(self, entry: int) -> None:
+        emu = self.emu
+        emu.mem_write(GDT_ADDR, _GDT)
+        emu.reg_write(x86.UC_X86_REG_GDTR, (0, GDT_ADDR, len(_GDT) - 1, 0))
+        emu.reg_write(x86.UC_X86_REG_CS, CS_SELECTOR)
+        emu.reg_write(x86.UC_X86_REG_SS, SS_SELECTOR)
+        emu.reg_write(x86.UC_X86_REG_DS, SS_SELECTOR)
+        emu.reg_write(x86.UC_X86_REG_ES, SS_SELECTOR)
+        emu.reg_write(x86.UC_X86_REG_RSP, self.config.ram_size)
+        emu.reg_write(x86.UC_X86_REG_RIP, entry)
+
+    # ------------------------------------------------------------------ Bus
+    def now(self) -> int:
+        return self.counter.icount_at(self.emu.reg_read(x86.UC_X86_REG_RIP))
+
+    def vclock_at(self, icount: int) -> int:
+        return self.clock.vclock_at(icount)
+
+    def raise_irq(self, line: int) -> None:
+        self.intc.raise_line(line)
+
+    def request_stop(self) -> None:
+        if not self.port.log_driven:  # in replay the log says where to stop
+            self._device_stop = True
+            self.counter.state.soft_deadline = 0
+
+    def timers_changed(self) -> None:
+        due = self.clock.next_deadline_icount()
+        if due is None:
+            return
+        if due > self.counter.icount:
+            self.counter.state.hard_deadline = min(int(self.counter.state.hard_deadline), due)
+        else:
+            self.request_stop()
+
+    def guest_exit(self, code: int) -> None:
+        self.request_stop()
+
+    # ---------------------------------------------------------------- hooks
+    def _on_in(self, emu: uc.Uc, port: int, size: int, _user: object) -> int:
+        dev = self._port_map.get(port)
+        if dev is None:
+            return self._bad_port(port)
+        return dev.read(port, size) & ((1 << (8 * size)) - 1)
+
+    def _on_out(self, emu: uc.Uc, port: int, size: int, value: int, _user: object) -> None:
+        dev = self._port_map.get(port)
+        if dev is None:
+            self._bad_port(port)
+            return
+        dev.write(port, size, value)
+
+    def _bad_port(self, port: int) -> int:
+        pc = self.emu.reg_read(x86.UC_X86_REG_RIP)
+        self._fault = (f"access to unassigned I/O port {port:#x}", pc)
+        self.emu.emu_stop()  # terminal: the re-executed instruction problem does not matter
+        return 0xFFFFFFFF
+
+    def _on_intr(self, emu: uc.Uc, intno: int, _user: object) -> None:
+        pc = emu.reg_read(x86.UC_X86_REG_RIP)
+        self._fault = (_EXCEPTION_NAMES.get(intno, f"CPU exception {intno}"), pc)
+        emu.emu_stop()
+
+    def _on_bad_mem(self, emu: uc.Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
+        pc = emu.reg_read(x86.UC_X86_REG_RIP)
+        if access in (uc.UC_MEM_FETCH_UNMAPPED, uc.UC_MEM_FETCH_PROT):
+            self._fault = (f"jump outside RAM to {address:#x}", pc)
+        else:
+            kind = "write" if access in (uc.UC_MEM_WRITE_UNMAPPED, uc.UC_MEM_WRITE_PROT) else "read"
+            self._fault = (f"invalid memory {kind} at {address:#x}", pc)
+        return False
+
+    # -------------------------------------------------------------- run loop
+    @property
+    def icount(self) -> int:
+        return self.counter.icount
+
+    @property
+    def pc(self) -> int:
+        return int(self.emu.reg_read(x86.UC_X86_REG_RIP))
+
+    def run(self) -> RunResult:
+        """Run to the end: guest exit, fault, hang, a limit or a stop request."""
+        watchdog = None
+        if self.limits.timeout_s is not None:
+            watchdog = threading.Timer(self.limits.timeout_s, self._on_timeout)
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            self._checkpoint(ev.CP_INIT)
+            while self._result is None:
+                halted = self._run_slice()
+                if self._result is None:
+                    self._after_stop(halted)
+            return self._result
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _on_timeout(self) -> None:
+        self._timed_out.set()
+        self.port.request_stop()
+
+    def _run_slice(self) -> bool:
+        """Run until the next stop; True when the guest executed hlt."""
+        icount = self.counter.icount
+        hard = NO_DEADLINE
+        due = self.clock.next_deadline_icount()
+        if due is not None and due > icount:
+            hard = due
+        if self.limits.max_insns is not None:
+            hard = min(hard, self.limits.max_insns)
+        if self._internal_stop is not None:
+            hard = min(hard, self._internal_stop)
+            self._internal_stop = None
+        logged = self.port.next_stop()
+        if logged is not None:
+            hard = min(hard, logged)
+            soft = NO_DEADLINE
+        else:
+            soft = self._last_cp_icount + self.config.checkpoint_every
+        if hard <= icount:
+            return False
+        try:
+            stop = self.counter.run(self.pc, soft, hard)
+        except uc.UcError as exc:
+            if self._fault is None:
+                self._fault = (_FAULT_NAMES.get(exc.errno, str(exc)), self.pc)
+            stop = None
+        if self._fault is not None:
+            name, pc = self._fault
+            exact = self.counter.instructions_before(pc)
+            self._end("fault", f"{name} (pc={pc:#x}, icount={exact})", at=exact)
+            return False
+        return stop is not None and stop.reason == STOP_NONE
+
+    def _after_stop(self, halted: bool) -> None:
+        icount = self.counter.icount
+        if self.system.exit_code is not None:
+            self._end("exit", f"guest exited with code {self.system.exit_code}", exit_code=self.system.exit_code)
+            return
+        if self._timed_out.is_set():
+            self._end("timeout", f"wall-clock timeout of {self.limits.timeout_s}s reached")
+            return
+        if self.port.stop_requested:
+            self._end("interrupted", "recording stopped by a signal")
+            return
+        if self.limits.max_insns is not None and icount >= self.limits.max_insns:
+            self._end("limit", f"instruction limit of {self.limits.max_insns} reached")
+            return
+        logged = self.port.next_stop()
+        if logged == icount and self.port.expected_checkpoint_kind() == ev.CP_END and not halted:
+            self._end_as_logged()
+            return
+        if halted:
+            self._idle()
+        else:
+            kind = self._stop_kind(icount, logged)
+            self._device_stop = False
+            if kind is not None:
+                self._checkpoint(kind)
+        if self._result is None:
+            self._deliver_interrupt(halted)
+
+    def _stop_kind(self, icount: int, logged: int | None) -> str | None:
+        if self.clock.any_due(icount):
+            return ev.CP_TIMER
+        if logged is not None:
+            if logged != icount:
+                return None  # an internal stop (sti shadow)
+            expected = self.port.expected_checkpoint_kind()
+            return expected if expected in (ev.CP_PERIODIC, ev.CP_INTERRUPT) else ev.CP_PERIODIC
+        if self._device_stop:
+            return ev.CP_INTERRUPT
+        if icount >= self._last_cp_icount + self.config.checkpoint_every:
+            return ev.CP_PERIODIC
+        return None
+
+    def _idle(self) -> None:
+        """hlt: warp the clock to the next deadline or host event (QEMU's warp start/account)."""
+        rflags = self.emu.reg_read(x86.UC_X86_REG_RFLAGS)
+        if not rflags & IF_FLAG:
+            self._end("hang", "guest halted with interrupts disabled: nothing can wake it")
+            return
+        if self.intc.deliverable():
+            return  # an interrupt is already pending: hlt wakes at once
+        self._checkpoint(ev.CP_WARP_START)
+        icount = self.counter.icount
+        deadline = self.clock.next_deadline_ns()
+        max_ns = None if deadline is None else max(0, deadline - self.clock.vclock_at(icount))
+        warp = Event(ev.KIND_CLOCK_WARP, "clock", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id)
+        try:
+            self.clock.warp_ns += self.port.wait(warp, max_ns)
+        except NothingCanWake:
+            self._end("hang", "guest sleeps with no timer armed and no device that could wake it")
+            return
+        self._checkpoint(ev.CP_WARP_ACCOUNT)
+
+    def _deliver_interrupt(self, halted: bool) -> None:
+        mask = self.intc.deliverable()
+        if not mask:
+            return
+        emu = self.emu
+        rflags = emu.reg_read(x86.UC_X86_REG_RFLAGS)
+        if not rflags & IF_FLAG:
+            return
+        if not halted and self._in_sti_shadow():
+            self._internal_stop = self.counter.icount + 1
+            return
+        rip = self.pc
+        rsp = emu.reg_read(x86.UC_X86_REG_RSP)
+        frame = (rsp & ~0xF) - 40
+        emu.mem_write(frame, struct.pack("<5Q", rip, CS_SELECTOR, rflags, rsp, SS_SELECTOR))
+        emu.reg_write(x86.UC_X86_REG_RSP, frame)
+        emu.reg_write(x86.UC_X86_REG_RFLAGS, rflags & ~IF_FLAG)
+        emu.reg_write(x86.UC_X86_REG_RIP, self.intc.vector)
+        icount = self.counter.icount
+        self.port.emit(
+            Event(ev.KIND_IRQ, "intc", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
+                  pc=rip, value=mask)
+        )
+
+    def _in_sti_shadow(self) -> bool:
+        last = self.counter.last_instruction()
+        return last is not None and self.emu.mem_read(last, 1)[0] == STI_OPCODE
+
+    # ----------------------------------------------------------- checkpoints
+    def device_digest(self) -> int:
+        h = xxhash.xxh3_64()
+        for dev in self.devices:
+            h.update(dev.name.encode())
+            h.update(dev.state())
+        return int(h.intdigest())
+
+    def memory_digest(self) -> int:
+        return self._mem.digest()
+
+    def _checkpoint(self, kind: str, *, at: int | None = None, text: str | None = None,
+                    value: int | None = None) -> None:
+        icount = self.counter.icount if at is None else at
+        self.console.flush(icount)
+        self.checkpoint_id += 1
+        mem = None
+        if kind == ev.CP_END or icount >= self._next_mem_digest:
+            mem = self.memory_digest()
+            self._next_mem_digest = icount + self.config.mem_digest_every
+        cp = Event(
+            ev.KIND_CHECKPOINT, "machine", icount, self.clock.vclock_at(icount),
+            checkpoint=self.checkpoint_id, cp_kind=kind, pc=self.pc,
+            reg_digest=register_digest(self.emu), dev_digest=self.device_digest(), mem_digest=mem,
+            text=text, value=value,
+        )
+        self._last_cp_icount = icount
+        for event in self.port.checkpoint(cp):
+            self._apply(event)
+        self.clock.expire(icount)
+
+    def _apply(self, event: Event) -> None:
+        if event.kind == ev.KIND_CONSOLE_IN and event.data:
+            self.console.feed(event.data)
+
+    def _end(self, reason: str, message: str, *, exit_code: int | None = None, at: int | None = None) -> None:
+        icount = self.counter.icount if at is None else at
+        self._checkpoint(ev.CP_END, at=at, text=f"{reason}: {message}",
+                         value=None if exit_code is None else exit_code & 0xFFFFFFFF)
+        self._result = RunResult(
+            reason=reason, icount=icount, vclock_ns=self.clock.vclock_at(icount),
+            checkpoints=self.checkpoint_id + 1, exit_code=exit_code, message=message,
+            output=bytes(self.console.output),
+        )
+
+    def _end_as_logged(self) -> None:
+        """Replay of a run that ended for a host reason (signal, limit, timeout)."""
+        text = self.port.expected_end_text() or "interrupted: "
+        reason, _, message = text.partition(": ")
+        self._end(reason, message)
+
+    # ------------------------------------------------------------- inspection
+    def disassemble(self, pc: int, count: int = 1) -> list[str]:
+        import capstone
+
+        try:
+            code = bytes(self.emu.mem_read(pc, 16 * count))
+        except uc.UcError:
+            return [f"{pc:#x}: <not in RAM>"]
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        return [f"{i.address:#x}: {i.mnemonic} {i.op_str}".rstrip() for i in md.disasm(code, pc, count)]
+
+
+def vclock_ns(icount: int, ns_per_insn: int, warp_ns: int) -> int:
+    """The one formula for virtual time (kept here so analysis code can cite it)."""
+    return icount * ns_per_insn + warp_ns
+
+
+def exit_status(result: RunResult) -> int:
+    """Process exit code for a run: the guest's own code on exit, 3 for faults and hangs, 4 for limits."""
+    if result.reason == "exit":
+        return (result.exit_code or 0) & 0xFF
+    if result.reason in ("fault", "hang"):
+        return 3
+    if result.reason in ("limit", "timeout"):
+        return 4
+    return 130
+
+
+__all__ = ["STOP_NONE", "Machine", "MachineConfig", "RunResult"]

@@ -1,0 +1,131 @@
+"""The event port: the one door between the machine and the outside world.
+
+Devices never know whether the run is live, recorded or replayed; they call
+the port, and the port's mode decides where values come from (QEMU's
+`replay_mode` idea). Live mode lives here; record and replay subclass it in
+`rrtool.recorder` and `rrtool.player`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from rrtool.machine.event import Event
+
+
+class NothingCanWake(Exception):
+    """The guest sleeps with no timer armed and no backend that could ever deliver an event."""
+
+
+class Backend(Protocol):
+    """A host-side event source running on its own thread(s)."""
+
+    def start(self, post: Callable[[Event], None]) -> None: ...
+    def alive(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class EventPort:
+    """Live mode: values come from the host, async events from backends via a queue."""
+
+    mode = "live"
+    #: True when stop points come from a log (replay) rather than from the machine itself.
+    log_driven = False
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self._backends: list[Backend] = []
+        self._held: list[Event] = []  # taken off the queue by wait(), applied at the next checkpoint
+        self._stop = threading.Event()
+        self.t0 = time.monotonic_ns()
+
+    # -- backends -------------------------------------------------------
+    def attach(self, backend: Backend) -> None:
+        """Start a backend; its events reach the machine only at checkpoints."""
+        self._backends.append(backend)
+        backend.start(self._queue.put)
+
+    def request_stop(self) -> None:
+        """Ask the run to end at the next checkpoint (signal handlers call this)."""
+        self._stop.set()
+        self._queue.put(None)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        for backend in self._backends:
+            backend.close()
+
+    # -- the machine's side --------------------------------------------
+    def next_stop(self) -> int | None:
+        """An icount the machine must stop at exactly (replay: the next logged checkpoint)."""
+        return None
+
+    def expected_checkpoint_kind(self) -> str | None:
+        """Replay only: the logged kind of the next checkpoint."""
+        return None
+
+    def expected_end_text(self) -> str | None:
+        """Replay only: the logged end reason of a run that ended for a host reason."""
+        return None
+
+    def checkpoint(self, cp: Event) -> list[Event]:
+        """Take what the backends queued; the machine applies the returned events in order."""
+        cp.host_ns = time.monotonic_ns() - self.t0
+        events: list[Event] = self._held
+        self._held = []
+        while True:
+            try:
+                ev = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if ev is not None:
+                ev.checkpoint = cp.checkpoint
+                ev.icount = cp.icount
+                ev.vclock_ns = cp.vclock_ns
+                events.append(ev)
+        return events
+
+    def sync_value(self, ev: Event, produce: Callable[[], int]) -> int:
+        """A synchronous read of a nondeterministic value (RTC, RNG)."""
+        value = produce()
+        ev.value = value
+        return value
+
+    def emit(self, ev: Event) -> None:
+        """A deterministic output or note (console output, interrupt delivered)."""
+
+    def wait(self, ev: Event, max_ns: int | None) -> int:
+        """Sleep while the guest idles: until a host event arrives or `max_ns` passes.
+
+        Returns the virtual ns to warp (the real time waited, bounded by `max_ns`),
+        and fills `ev.warp_ns` with it.
+        """
+        start = time.monotonic_ns()
+        if max_ns is not None and max_ns <= 0:
+            ev.warp_ns = 0
+            return 0
+        woke = bool(self._held) or not self._queue.empty() or self._stop.is_set()
+        if not woke:
+            if max_ns is None and not any(b.alive() for b in self._backends):
+                raise NothingCanWake()
+            try:
+                item = self._queue.get(timeout=None if max_ns is None else max_ns / 1e9)
+                if item is not None:
+                    self._held.append(item)
+                woke = True
+            except queue.Empty:
+                pass
+        waited = time.monotonic_ns() - start
+        # Woken by the deadline: land on it exactly; by an event: at the real time waited.
+        warp = max_ns if (max_ns is not None and not woke) else waited
+        if max_ns is not None:
+            warp = min(warp, max_ns)
+        ev.warp_ns = warp
+        return warp

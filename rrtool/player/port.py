@@ -1,0 +1,144 @@
+"""Replay mode of the event port: every value comes from the trace, every output is checked against it.
+
+The trace is consumed strictly in `seq` order: the machine's sequence of port
+calls is deterministic, so the n-th call must match the n-th row. That one
+rule catches a dropped event, an extra one, a shifted icount or a changed
+value at the first place it shows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+
+from rrtool.machine.event import Event
+from rrtool.machine.port import EventPort
+from rrtool.player.divergence import Divergence, TraceEnd
+from rrtool.schemas import events as ev
+from rrtool.schemas.tracefile import TraceFile
+
+#: Fields compared per kind (besides kind, device, icount and vclock_ns).
+_CHECKPOINT_FIELDS = ("checkpoint", "cp_kind", "pc", "reg_digest", "dev_digest", "mem_digest", "text", "value")
+_OUTPUT_FIELDS = ("pc", "value", "data")
+
+
+class ReplayPort(EventPort):
+    mode = "replay"
+    log_driven = True
+
+    def __init__(self, trace: TraceFile) -> None:
+        super().__init__()
+        self._batches: Iterator[pa.RecordBatch] = trace.batches()
+        self._rows: deque[Event] = deque()
+        self._next_cp: Event | None = None
+        self.checkpoints_verified = 0
+        self.events_replayed = 0
+        self.last_checkpoint = -1
+        self.last_icount = 0
+
+    # -- reading the log -------------------------------------------------
+    def _fill(self) -> bool:
+        for batch in self._batches:
+            if batch.num_rows:
+                self._rows.extend(Event(**row) for row in batch.to_pylist())
+                return True
+        return False
+
+    def _peek(self) -> Event | None:
+        if not self._rows and not self._fill():
+            return None
+        return self._rows[0]
+
+    def _take(self, actual: Event) -> Event:
+        logged = self._peek()
+        if logged is None:
+            raise TraceEnd()
+        self._rows.popleft()
+        if logged is self._next_cp:
+            self._next_cp = None
+        self.events_replayed += 1
+        if logged.kind != actual.kind or logged.device != actual.device:
+            self._diverge(logged, actual, f"expected a {logged.kind} event from {logged.device}, "
+                                          f"the machine produced a {actual.kind} event from {actual.device}")
+        for name in ("icount", "vclock_ns"):
+            if getattr(logged, name) != getattr(actual, name):
+                self._diverge(logged, actual, f"{logged.kind} {name} differs")
+        return logged
+
+    def _compare(self, logged: Event, actual: Event, fields: tuple[str, ...]) -> None:
+        for name in fields:
+            want, got = getattr(logged, name), getattr(actual, name)
+            if name == "mem_digest" and (want is None or got is None):
+                continue  # cadence is deterministic, but a missing digest is not a difference in state
+            if want != got:
+                self._diverge(logged, actual, f"{logged.kind} {name} differs")
+
+    def _diverge(self, logged: Event, actual: Event, what: str) -> None:
+        raise Divergence(
+            checkpoint=logged.checkpoint, icount=actual.icount, what=what,
+            expected=logged.describe(), actual=actual.describe(),
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        return self._peek() is None
+
+    # -- the machine's side --------------------------------------------
+    def next_stop(self) -> int | None:
+        cp = self._upcoming_checkpoint()
+        return None if cp is None else cp.icount
+
+    def _upcoming_checkpoint(self) -> Event | None:
+        if self._next_cp is None:
+            i = 0
+            while True:
+                if i >= len(self._rows) and not self._fill():
+                    return None
+                if self._rows[i].kind == ev.KIND_CHECKPOINT:
+                    self._next_cp = self._rows[i]
+                    break
+                i += 1
+        return self._next_cp
+
+    def expected_checkpoint_kind(self) -> str | None:
+        cp = self._upcoming_checkpoint()
+        return None if cp is None else cp.cp_kind
+
+    def expected_end_text(self) -> str | None:
+        cp = self._upcoming_checkpoint()
+        return None if cp is None else cp.text
+
+    def checkpoint(self, cp: Event) -> list[Event]:
+        logged = self._take(cp)
+        self._compare(logged, cp, _CHECKPOINT_FIELDS)
+        cp.host_ns = logged.host_ns
+        self.checkpoints_verified += 1
+        self.last_checkpoint = cp.checkpoint
+        self.last_icount = cp.icount
+        events: list[Event] = []
+        while (nxt := self._peek()) is not None and nxt.kind in ev.ASYNC_KINDS:
+            self._rows.popleft()
+            self.events_replayed += 1
+            events.append(nxt)
+        return events
+
+    def sync_value(self, ev_: Event, produce: Callable[[], int]) -> int:
+        logged = self._take(ev_)
+        assert logged.value is not None
+        ev_.value = logged.value
+        return logged.value
+
+    def emit(self, event: Event) -> None:
+        logged = self._take(event)
+        self._compare(logged, event, _OUTPUT_FIELDS)
+
+    def wait(self, event: Event, max_ns: int | None) -> int:
+        logged = self._take(event)
+        warp = logged.warp_ns or 0
+        if max_ns is not None and warp > max_ns:
+            event.warp_ns = warp
+            self._diverge(logged, event, f"recorded warp of {warp} ns overshoots the next timer deadline ({max_ns} ns)")
+        event.warp_ns = warp
+        return warp

@@ -1,0 +1,94 @@
+"""A replay: the machine driven by a trace, with every backend switched off."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rrtool.machine.image import load_image, sha256_file
+from rrtool.machine.machine import Machine, MachineConfig, RunResult
+from rrtool.player.divergence import Divergence, TraceEnd
+from rrtool.player.port import ReplayPort
+from rrtool.schemas import events as ev
+from rrtool.schemas.tracefile import open_tracefile
+
+
+class ReplayError(Exception):
+    """Replay cannot start (missing or mismatched image); one line for the user."""
+
+
+@dataclass
+class ReplayResult:
+    trace: Path
+    checkpoints: int
+    events: int
+    icount: int
+    wall_s: float
+    complete: bool  # the trace was a finished recording
+    run: RunResult | None
+    divergence: Divergence | None
+
+    @property
+    def verified(self) -> bool:
+        return self.divergence is None
+
+
+def resolve_image(recorded: str | None, override: Path | None, sha256: str | None, force: bool) -> Path:
+    path = override if override is not None else (Path(recorded) if recorded else None)
+    if path is None:
+        raise ReplayError("the trace does not name its guest image: pass --image")
+    if not path.exists():
+        raise ReplayError(f"guest image {path} not found (pass --image to point at it)")
+    if sha256 and not force:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise ReplayError(
+                f"guest image {path} has sha256 {actual[:16]}…, the trace was recorded with {sha256[:16]}… "
+                "(use --force to replay anyway)"
+            )
+    return path
+
+
+def replay(
+    trace_path: Path,
+    *,
+    image: Path | None = None,
+    force: bool = False,
+    console_sink: Callable[[bytes], None] | None = None,
+) -> ReplayResult:
+    trace = open_tracefile(trace_path)
+    path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256),
+                         force)
+    config = MachineConfig.from_dict(trace.machine)
+    port = ReplayPort(trace)
+    machine = Machine(load_image(path, config.ram_size), config, port, console_sink=console_sink)
+    start = time.monotonic()
+    run: RunResult | None = None
+    divergence: Divergence | None = None
+    try:
+        run = machine.run()
+        if not port.exhausted:
+            extra = port._peek()
+            assert extra is not None
+            divergence = Divergence(
+                checkpoint=extra.checkpoint, icount=machine.icount, what="the machine ended but the trace goes on",
+                expected=extra.describe(), actual=f"end of run ({run.reason})",
+            )
+    except Divergence as exc:
+        divergence = exc
+    except TraceEnd:
+        if trace.complete:
+            divergence = Divergence(
+                checkpoint=port.last_checkpoint, icount=machine.icount, what="the trace ended before the machine did",
+                expected="end of trace", actual="the machine asked for another event",
+            )
+    if divergence is not None:
+        divergence.pc = machine.pc
+        divergence.disassembly = machine.disassemble(machine.pc)
+    return ReplayResult(
+        trace=trace_path, checkpoints=port.checkpoints_verified, events=port.events_replayed,
+        icount=port.last_icount, wall_s=time.monotonic() - start, complete=trace.complete, run=run,
+        divergence=divergence,
+    )

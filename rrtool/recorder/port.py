@@ -1,0 +1,57 @@
+"""Record mode of the event port: live behaviour, plus every event written to the trace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rrtool.machine.event import Event
+from rrtool.machine.port import EventPort
+from rrtool.recorder.writer import TraceWriter
+from rrtool.schemas import events as ev
+
+
+class RecordPort(EventPort):
+    mode = "record"
+
+    def __init__(self, writer: TraceWriter, on_checkpoint: Callable[[Event], None] | None = None) -> None:
+        super().__init__()
+        self.writer = writer
+        self._on_checkpoint = on_checkpoint
+        self.counts: dict[str, int] = {}
+
+    def _log(self, event: Event) -> None:
+        self.writer.append(event)
+        self.counts[event.kind] = self.counts.get(event.kind, 0) + 1
+
+    def checkpoint(self, cp: Event) -> list[Event]:
+        events = super().checkpoint(cp)
+        self._log(cp)
+        for event in events:
+            self._log(event)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(cp)
+        return events
+
+    def sync_value(self, ev_: Event, produce: Callable[[], int]) -> int:
+        value = super().sync_value(ev_, produce)
+        self._log(ev_)
+        return value
+
+    def emit(self, event: Event) -> None:
+        self._log(event)
+
+    def wait(self, event: Event, max_ns: int | None) -> int:
+        self.writer.flush_complete_checkpoints()  # a long sleep must not hold back the crash-safe copy
+        warp = super().wait(event, max_ns)
+        self._log(event)
+        return warp
+
+    @property
+    def events(self) -> int:
+        return sum(self.counts.values())
+
+    def kind_counts(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+__all__ = ["RecordPort", "ev"]

@@ -1,0 +1,178 @@
+"""Opening a trace file: complete, cut short by a crash, or not a trace at all.
+
+A complete trace is an Arrow IPC *file* (footer with the batch index). A
+recording killed with SIGKILL has no footer, but the IPC file format is the
+IPC stream format after an 8-byte magic, so the batches written before the
+kill are read as a stream until the first incomplete message. Shared by the
+player and the analysis package, so it depends on pyarrow only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from rrtool.schemas import events as ev
+
+_MAGIC = b"ARROW1"
+_STREAM_OFFSET = 8  # magic (6 bytes) + padding to 8
+
+
+class TraceError(Exception):
+    """The file cannot be read as a trace; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """Per-batch index entry, from the batch's custom metadata."""
+
+    index: int
+    first_checkpoint: int
+    last_checkpoint: int
+    first_icount: int
+    last_icount: int
+    rows: int
+
+
+class TraceFile:
+    """A readable trace: its metadata, its batches and whether the recording finished."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise TraceError(f"{path}: no such trace file")
+        if path.is_dir():
+            raise TraceError(f"{path}: is a directory, not a trace file")
+        self._source = pa.memory_map(str(path))
+        head = self._source.read(_STREAM_OFFSET)
+        self._source.seek(0)
+        if head[:6] != _MAGIC:
+            raise TraceError(f"{path}: not an Arrow IPC file (no ARROW1 magic)")
+        self._file: ipc.RecordBatchFileReader | None = None
+        self._stream_batches: list[tuple[pa.RecordBatch, dict[str, str]]] | None = None
+        try:
+            self._file = ipc.open_file(self._source)
+            schema = self._file.schema
+            self.complete_file = True
+        except (pa.ArrowInvalid, OSError):
+            schema = self._open_stream(path)
+            self.complete_file = False
+        self.schema: pa.Schema = schema
+        raw = schema.metadata or {}
+        self.metadata: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
+        version = self.metadata.get(ev.META_FORMAT_VERSION)
+        if version is None:
+            raise TraceError(f"{path}: an Arrow file, but not an rrtool trace (no format version)")
+        if version != str(ev.FORMAT_VERSION):
+            raise TraceError(
+                f"{path}: trace format version {version} is not supported (this rrtool reads version "
+                f"{ev.FORMAT_VERSION})"
+            )
+
+    def _open_stream(self, path: Path) -> pa.Schema:
+        buf = self._source.read_buffer()
+        stream = pa.BufferReader(buf.slice(_STREAM_OFFSET))
+        try:
+            reader = ipc.open_stream(stream)
+        except (pa.ArrowInvalid, OSError):
+            raise TraceError(f"{path}: truncated before the end of its Arrow header") from None
+        batches: list[tuple[pa.RecordBatch, dict[str, str]]] = []
+        while True:
+            try:
+                batch, meta = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError):
+                break  # the batch being written when the recorder died
+            batches.append((batch, _decode(meta)))
+        self._stream_batches = batches
+        return reader.schema
+
+    # -- facts ---------------------------------------------------------------
+    @property
+    def machine(self) -> dict[str, int]:
+        data: dict[str, int] = json.loads(self.metadata.get(ev.META_MACHINE, "{}"))
+        return data
+
+    @property
+    def num_batches(self) -> int:
+        if self._file is not None:
+            return int(self._file.num_record_batches)
+        assert self._stream_batches is not None
+        return len(self._stream_batches)
+
+    def batch(self, index: int) -> tuple[pa.RecordBatch, dict[str, str]]:
+        if self._file is not None:
+            batch, meta = self._file.get_batch_with_custom_metadata(index)
+            return batch, _decode(meta)
+        assert self._stream_batches is not None
+        return self._stream_batches[index]
+
+    def batches(self, start: int = 0) -> Iterator[pa.RecordBatch]:
+        """Batches in order; only one is decompressed at a time, so memory stays flat."""
+        for i in range(start, self.num_batches):
+            yield self.batch(i)[0]
+
+    def batch_info(self, index: int) -> BatchInfo:
+        batch, meta = self.batch(index)
+        return BatchInfo(
+            index=index,
+            first_checkpoint=int(meta.get(ev.BATCH_FIRST_CHECKPOINT, -1)),
+            last_checkpoint=int(meta.get(ev.BATCH_LAST_CHECKPOINT, -1)),
+            first_icount=int(meta.get(ev.BATCH_FIRST_ICOUNT, -1)),
+            last_icount=int(meta.get(ev.BATCH_LAST_ICOUNT, -1)),
+            rows=batch.num_rows,
+        )
+
+    def find_batch(self, checkpoint: int) -> int | None:
+        """Index of the batch holding `checkpoint`, by binary search over batch metadata."""
+        lo, hi = 0, self.num_batches - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            info = self.batch_info(mid)
+            if checkpoint < info.first_checkpoint:
+                hi = mid - 1
+            elif checkpoint > info.last_checkpoint:
+                lo = mid + 1
+            else:
+                return mid
+        return None
+
+    def last_checkpoint(self) -> tuple[int, str | None] | None:
+        """(id, cp_kind) of the last checkpoint in the file, or None when it has none."""
+        for i in range(self.num_batches - 1, -1, -1):
+            batch = self.batch(i)[0]
+            cps = batch.filter(pc.equal(batch.column("kind").cast(pa.string()), ev.KIND_CHECKPOINT))
+            if cps.num_rows:
+                last = cps.slice(cps.num_rows - 1).to_pylist()[0]
+                return int(last["checkpoint"]), last["cp_kind"]
+        return None
+
+    @property
+    def complete(self) -> bool:
+        """Finished cleanly: footer written and the last checkpoint is the end checkpoint."""
+        if not self.complete_file:
+            return False
+        last = self.last_checkpoint()
+        return last is not None and last[1] == ev.CP_END
+
+    def read_all(self) -> pa.Table:
+        return pa.Table.from_batches(list(self.batches()), schema=self.schema)
+
+
+def _decode(meta: object) -> dict[str, str]:
+    if meta is None:
+        return {}
+    items = meta.items() if hasattr(meta, "items") else []
+    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in items}
+
+
+def open_tracefile(path: str | Path) -> TraceFile:
+    return TraceFile(Path(path))
