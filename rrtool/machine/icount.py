@@ -113,11 +113,34 @@ def add_native_hook(
     """Register a C function as a Unicorn hook (the Python wrapper only takes Python callables)."""
     handle = ctypes.c_size_t()
     err = uclib.uc_hook_add(
-        emu._uch, ctypes.byref(handle), htype, _fnptr(callback), user, ctypes.c_uint64(begin),
+        emu._uch,
+        ctypes.byref(handle),
+        htype,
+        _fnptr(callback),
+        user,
+        ctypes.c_uint64(begin),
         ctypes.c_uint64(end),
     )
     if err != uc.UC_ERR_OK:
         raise CounterError(f"uc_hook_add failed: {uc.UcError(err)}")
+    return handle
+
+
+def add_insn_hook(emu: uc.Uc, callback: Any, insn: int) -> ctypes.c_size_t:
+    """An instruction hook for instructions the Python wrapper does not accept (rdtsc)."""
+    handle = ctypes.c_size_t()
+    err = uclib.uc_hook_add(
+        emu._uch,
+        ctypes.byref(handle),
+        uc.UC_HOOK_INSN,
+        _fnptr(callback),
+        None,
+        ctypes.c_uint64(1),
+        ctypes.c_uint64(0),
+        ctypes.c_int(insn),
+    )
+    if err != uc.UC_ERR_OK:
+        raise CounterError(f"uc_hook_add(INSN {insn}) failed: {uc.UcError(err)}")
     return handle
 
 

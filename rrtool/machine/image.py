@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def load_image(path: Path, ram_size: int) -> GuestImage:
     if not segments:
         raise ImageError(f"{path}: no loadable segments")
     segments.sort(key=lambda s: s.vaddr)
-    for a, b in zip(segments, segments[1:], strict=False):
+    for a, b in itertools.pairwise(segments):
         if a.vaddr + a.memsz > b.vaddr:
             raise ImageError(f"{path}: segments at {a.vaddr:#x} and {b.vaddr:#x} overlap")
     for s in segments:

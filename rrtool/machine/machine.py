@@ -9,9 +9,9 @@ exact icount. Which icounts those are is decided here in live and record mode
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +19,6 @@ import unicorn as uc
 import xxhash
 from unicorn import x86_const as x86
 
-from rrtool.machine.devices import regs
 from rrtool.machine.devices.base import Device
 from rrtool.machine.devices.clock import Clock
 from rrtool.machine.devices.console import Console
@@ -29,7 +28,7 @@ from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
 from rrtool.machine.digest import MemoryDigester, register_digest
 from rrtool.machine.event import Event
-from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter
+from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
 from rrtool.machine.port import EventPort, NothingCanWake
 from rrtool.schemas import events as ev
@@ -45,6 +44,8 @@ _GDT = struct.pack("<3Q", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF)  # null, 64
 DEFAULT_RAM = 32 << 20
 DEFAULT_CHECKPOINT_EVERY = 1_000_000
 DEFAULT_MEM_DIGEST_EVERY = 200_000_000
+
+_RDTSC_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 
 _FAULT_NAMES = {
     uc.UC_ERR_READ_UNMAPPED: "invalid memory read",
@@ -149,6 +150,9 @@ class Machine:
             self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
             self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
         ]
+        # rdtsc would leak host time; the Python wrapper refuses RDTSC hooks, so register it raw.
+        self._rdtsc_cb = _RDTSC_CB(self._on_rdtsc)
+        self._rdtsc_hook = add_insn_hook(self.emu, self._rdtsc_cb, x86.UC_X86_INS_RDTSC)
 
         self.checkpoint_id = -1
         self._last_cp_icount = 0
@@ -156,6 +160,7 @@ class Machine:
         self._device_stop = False
         self._internal_stop: int | None = None
         self._fault: tuple[str, int] | None = None
+        self._hook_error: Exception | None = None
         self._result: RunResult | None = None
         self._timed_out = threading.Event()
 
@@ -202,20 +207,40 @@ class Machine:
         dev = self._port_map.get(port)
         if dev is None:
             return self._bad_port(port)
-        return dev.read(port, size) & ((1 << (8 * size)) - 1)
+        try:
+            return dev.read(port, size) & ((1 << (8 * size)) - 1)
+        except Exception as exc:  # e.g. a replay divergence: surface it after emu_start returns
+            self._keep_hook_error(exc)
+            return 0
 
     def _on_out(self, emu: uc.Uc, port: int, size: int, value: int, _user: object) -> None:
         dev = self._port_map.get(port)
         if dev is None:
             self._bad_port(port)
             return
-        dev.write(port, size, value)
+        try:
+            dev.write(port, size, value)
+        except Exception as exc:
+            self._keep_hook_error(exc)
+
+    def _keep_hook_error(self, exc: Exception) -> None:
+        """The first error wins: the block goes on running after emu_stop and may raise again."""
+        if self._hook_error is None:
+            self._hook_error = exc
+        self.emu.emu_stop()
 
     def _bad_port(self, port: int) -> int:
         pc = self.emu.reg_read(x86.UC_X86_REG_RIP)
         self._fault = (f"access to unassigned I/O port {port:#x}", pc)
         self.emu.emu_stop()  # terminal: the re-executed instruction problem does not matter
         return 0xFFFFFFFF
+
+    def _on_rdtsc(self, _uch: int, _user: int) -> int:
+        """rdtsc returns virtual ns: a 1 GHz TSC that replays exactly."""
+        value = self.clock.vclock_at(self.now())
+        self.emu.reg_write(x86.UC_X86_REG_RAX, value & 0xFFFFFFFF)
+        self.emu.reg_write(x86.UC_X86_REG_RDX, value >> 32)
+        return 1  # skip the real instruction
 
     def _on_intr(self, emu: uc.Uc, intno: int, _user: object) -> None:
         pc = emu.reg_read(x86.UC_X86_REG_RIP)
@@ -288,6 +313,8 @@ class Machine:
             if self._fault is None:
                 self._fault = (_FAULT_NAMES.get(exc.errno, str(exc)), self.pc)
             stop = None
+        if self._hook_error is not None:
+            raise self._hook_error
         if self._fault is not None:
             name, pc = self._fault
             exact = self.counter.instructions_before(pc)
@@ -310,7 +337,7 @@ class Machine:
             self._end("limit", f"instruction limit of {self.limits.max_insns} reached")
             return
         logged = self.port.next_stop()
-        if logged == icount and self.port.expected_checkpoint_kind() == ev.CP_END and not halted:
+        if logged == icount and self.port.expected_checkpoint_kind() == ev.CP_END:
             self._end_as_logged()
             return
         if halted:
@@ -377,8 +404,15 @@ class Machine:
         emu.reg_write(x86.UC_X86_REG_RIP, self.intc.vector)
         icount = self.counter.icount
         self.port.emit(
-            Event(ev.KIND_IRQ, "intc", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
-                  pc=rip, value=mask)
+            Event(
+                ev.KIND_IRQ,
+                "intc",
+                icount,
+                self.clock.vclock_at(icount),
+                checkpoint=self.checkpoint_id,
+                pc=rip,
+                value=mask,
+            )
         )
 
     def _in_sti_shadow(self) -> bool:
@@ -396,8 +430,9 @@ class Machine:
     def memory_digest(self) -> int:
         return self._mem.digest()
 
-    def _checkpoint(self, kind: str, *, at: int | None = None, text: str | None = None,
-                    value: int | None = None) -> None:
+    def _checkpoint(
+        self, kind: str, *, at: int | None = None, text: str | None = None, value: int | None = None
+    ) -> None:
         icount = self.counter.icount if at is None else at
         self.console.flush(icount)
         self.checkpoint_id += 1
@@ -406,10 +441,18 @@ class Machine:
             mem = self.memory_digest()
             self._next_mem_digest = icount + self.config.mem_digest_every
         cp = Event(
-            ev.KIND_CHECKPOINT, "machine", icount, self.clock.vclock_at(icount),
-            checkpoint=self.checkpoint_id, cp_kind=kind, pc=self.pc,
-            reg_digest=register_digest(self.emu), dev_digest=self.device_digest(), mem_digest=mem,
-            text=text, value=value,
+            ev.KIND_CHECKPOINT,
+            "machine",
+            icount,
+            self.clock.vclock_at(icount),
+            checkpoint=self.checkpoint_id,
+            cp_kind=kind,
+            pc=self.pc,
+            reg_digest=register_digest(self.emu),
+            dev_digest=self.device_digest(),
+            mem_digest=mem,
+            text=text,
+            value=value,
         )
         self._last_cp_icount = icount
         for event in self.port.checkpoint(cp):
@@ -422,11 +465,16 @@ class Machine:
 
     def _end(self, reason: str, message: str, *, exit_code: int | None = None, at: int | None = None) -> None:
         icount = self.counter.icount if at is None else at
-        self._checkpoint(ev.CP_END, at=at, text=f"{reason}: {message}",
-                         value=None if exit_code is None else exit_code & 0xFFFFFFFF)
+        self._checkpoint(
+            ev.CP_END, at=at, text=f"{reason}: {message}", value=None if exit_code is None else exit_code & 0xFFFFFFFF
+        )
         self._result = RunResult(
-            reason=reason, icount=icount, vclock_ns=self.clock.vclock_at(icount),
-            checkpoints=self.checkpoint_id + 1, exit_code=exit_code, message=message,
+            reason=reason,
+            icount=icount,
+            vclock_ns=self.clock.vclock_at(icount),
+            checkpoints=self.checkpoint_id + 1,
+            exit_code=exit_code,
+            message=message,
             output=bytes(self.console.output),
         )
 

@@ -42,6 +42,7 @@ class EventPort:
         self._held: list[Event] = []  # taken off the queue by wait(), applied at the next checkpoint
         self._stop = threading.Event()
         self.t0 = time.monotonic_ns()
+        self.current_checkpoint = -1  # stamped on every event between two checkpoints
 
     # -- backends -------------------------------------------------------
     def attach(self, backend: Backend) -> None:
@@ -78,6 +79,7 @@ class EventPort:
     def checkpoint(self, cp: Event) -> list[Event]:
         """Take what the backends queued; the machine applies the returned events in order."""
         cp.host_ns = time.monotonic_ns() - self.t0
+        self.current_checkpoint = cp.checkpoint
         events: list[Event] = self._held
         self._held = []
         while True:
@@ -94,12 +96,14 @@ class EventPort:
 
     def sync_value(self, ev: Event, produce: Callable[[], int]) -> int:
         """A synchronous read of a nondeterministic value (RTC, RNG)."""
+        ev.checkpoint = self.current_checkpoint
         value = produce()
         ev.value = value
         return value
 
     def emit(self, ev: Event) -> None:
         """A deterministic output or note (console output, interrupt delivered)."""
+        ev.checkpoint = self.current_checkpoint
 
     def wait(self, ev: Event, max_ns: int | None) -> int:
         """Sleep while the guest idles: until a host event arrives or `max_ns` passes.
@@ -107,6 +111,7 @@ class EventPort:
         Returns the virtual ns to warp (the real time waited, bounded by `max_ns`),
         and fills `ev.warp_ns` with it.
         """
+        ev.checkpoint = self.current_checkpoint
         start = time.monotonic_ns()
         if max_ns is not None and max_ns <= 0:
             ev.warp_ns = 0

@@ -39,6 +39,11 @@ class Divergence(Exception):
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "checkpoint": self.checkpoint, "icount": self.icount, "pc": self.pc, "what": self.what,
-            "expected": self.expected, "actual": self.actual, "disassembly": self.disassembly,
+            "checkpoint": self.checkpoint,
+            "icount": self.icount,
+            "pc": self.pc,
+            "what": self.what,
+            "expected": self.expected,
+            "actual": self.actual,
+            "disassembly": self.disassembly,
         }

@@ -52,6 +52,8 @@ class ReplayPort(EventPort):
         return self._rows[0]
 
     def _take(self, actual: Event) -> Event:
+        if actual.kind != ev.KIND_CHECKPOINT:
+            actual.checkpoint = self.current_checkpoint
         logged = self._peek()
         if logged is None:
             raise TraceEnd()
@@ -60,8 +62,12 @@ class ReplayPort(EventPort):
             self._next_cp = None
         self.events_replayed += 1
         if logged.kind != actual.kind or logged.device != actual.device:
-            self._diverge(logged, actual, f"expected a {logged.kind} event from {logged.device}, "
-                                          f"the machine produced a {actual.kind} event from {actual.device}")
+            self._diverge(
+                logged,
+                actual,
+                f"expected a {logged.kind} event from {logged.device}, "
+                f"the machine produced a {actual.kind} event from {actual.device}",
+            )
         for name in ("icount", "vclock_ns"):
             if getattr(logged, name) != getattr(actual, name):
                 self._diverge(logged, actual, f"{logged.kind} {name} differs")
@@ -77,8 +83,11 @@ class ReplayPort(EventPort):
 
     def _diverge(self, logged: Event, actual: Event, what: str) -> None:
         raise Divergence(
-            checkpoint=logged.checkpoint, icount=actual.icount, what=what,
-            expected=logged.describe(), actual=actual.describe(),
+            checkpoint=logged.checkpoint,
+            icount=actual.icount,
+            what=what,
+            expected=logged.describe(),
+            actual=actual.describe(),
         )
 
     @property
@@ -114,6 +123,7 @@ class ReplayPort(EventPort):
         logged = self._take(cp)
         self._compare(logged, cp, _CHECKPOINT_FIELDS)
         cp.host_ns = logged.host_ns
+        self.current_checkpoint = cp.checkpoint
         self.checkpoints_verified += 1
         self.last_checkpoint = cp.checkpoint
         self.last_icount = cp.icount

@@ -59,8 +59,7 @@ def replay(
     console_sink: Callable[[bytes], None] | None = None,
 ) -> ReplayResult:
     trace = open_tracefile(trace_path)
-    path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256),
-                         force)
+    path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
     config = MachineConfig.from_dict(trace.machine)
     port = ReplayPort(trace)
     machine = Machine(load_image(path, config.ram_size), config, port, console_sink=console_sink)
@@ -73,22 +72,33 @@ def replay(
             extra = port._peek()
             assert extra is not None
             divergence = Divergence(
-                checkpoint=extra.checkpoint, icount=machine.icount, what="the machine ended but the trace goes on",
-                expected=extra.describe(), actual=f"end of run ({run.reason})",
+                checkpoint=extra.checkpoint,
+                icount=machine.icount,
+                what="the machine ended but the trace goes on",
+                expected=extra.describe(),
+                actual=f"end of run ({run.reason})",
             )
     except Divergence as exc:
         divergence = exc
     except TraceEnd:
         if trace.complete:
             divergence = Divergence(
-                checkpoint=port.last_checkpoint, icount=machine.icount, what="the trace ended before the machine did",
-                expected="end of trace", actual="the machine asked for another event",
+                checkpoint=port.last_checkpoint,
+                icount=machine.icount,
+                what="the trace ended before the machine did",
+                expected="end of trace",
+                actual="the machine asked for another event",
             )
     if divergence is not None:
         divergence.pc = machine.pc
         divergence.disassembly = machine.disassemble(machine.pc)
     return ReplayResult(
-        trace=trace_path, checkpoints=port.checkpoints_verified, events=port.events_replayed,
-        icount=port.last_icount, wall_s=time.monotonic() - start, complete=trace.complete, run=run,
+        trace=trace_path,
+        checkpoints=port.checkpoints_verified,
+        events=port.events_replayed,
+        icount=port.last_icount,
+        wall_s=time.monotonic() - start,
+        complete=trace.complete,
+        run=run,
         divergence=divergence,
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from rrtool.machine.event import Event
 from rrtool.machine.port import EventPort
-from rrtool.recorder.writer import TraceWriter
+from rrtool.recorder.writer import FLUSH_SECONDS, TraceWriter
 from rrtool.schemas import events as ev
 
 
@@ -38,10 +38,13 @@ class RecordPort(EventPort):
         return value
 
     def emit(self, event: Event) -> None:
+        super().emit(event)
         self._log(event)
 
     def wait(self, event: Event, max_ns: int | None) -> int:
-        self.writer.flush_complete_checkpoints()  # a long sleep must not hold back the crash-safe copy
+        # A sleep that may outlast the flush interval must not hold back the crash-safe copy.
+        if max_ns is None or self.writer.seconds_since_flush() + max_ns / 1e9 >= FLUSH_SECONDS:
+            self.writer.flush_complete_checkpoints()
         warp = super().wait(event, max_ns)
         self._log(event)
         return warp

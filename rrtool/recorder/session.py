@@ -63,13 +63,15 @@ def record(
     image_path: Path,
     output: Path,
     *,
-    config: MachineConfig = MachineConfig(),
-    limits: Limits = Limits(),
+    config: MachineConfig | None = None,
+    limits: Limits | None = None,
     backends: tuple[Backend, ...] = (),
     console_sink: Callable[[bytes], None] | None = None,
     on_checkpoint: Callable[[Event, RecordPort], None] | None = None,
 ) -> RecordResult:
     """Run `image_path` live and write its trace to `output` (replaced if it exists)."""
+    config = config or MachineConfig()
+    limits = limits or Limits()
     image = load_image(image_path, config.ram_size)
     writer = TraceWriter(output, trace_metadata(image_path, image.sha256, config))
     port: RecordPort
@@ -90,6 +92,10 @@ def record(
         writer.close()
         port.close()
     return RecordResult(
-        run=result, trace=output, events=writer.seq, bytes=writer.bytes_written,
-        wall_s=time.monotonic() - start, counts=port.kind_counts(),
+        run=result,
+        trace=output,
+        events=writer.seq,
+        bytes=writer.bytes_written,
+        wall_s=time.monotonic() - start,
+        counts=port.kind_counts(),
     )

@@ -26,11 +26,11 @@ class TraceWriter:
         self.path = path
         self._schema = ev.schema_with_metadata(metadata)
         self._sink = pa.OSFile(str(path), "wb")
-        self._writer = ipc.new_file(
-            self._sink, self._schema, options=ipc.IpcWriteOptions(compression="zstd")
-        )
+        self._writer = ipc.new_file(self._sink, self._schema, options=ipc.IpcWriteOptions(compression="zstd"))
         self._sink.flush()
         self._cols: dict[str, list[object]] = {name: [] for name in ev.COLUMN_NAMES}
+        self._codes = {name: {v: i for i, v in enumerate(vals)} for name, vals in ev.DICTIONARIES.items()}
+        self._dictionaries = {name: pa.array(vals, type=pa.string()) for name, vals in ev.DICTIONARIES.items()}
         self._last_cp_row = 0  # index in the buffer of the newest checkpoint row
         self._last_flush = time.monotonic()
         self.rows_written = 0
@@ -50,13 +50,23 @@ class TraceWriter:
         for name, col in self._cols.items():
             col.append(getattr(event, name))
 
+    def seconds_since_flush(self) -> float:
+        return time.monotonic() - self._last_flush
+
     def flush_complete_checkpoints(self) -> None:
         """Write every buffered checkpoint but the newest (whose events may still come): before a long wait."""
         if self._last_cp_row > 0:
             self._flush_rows(self._last_cp_row)
 
+    def _array(self, column: ev.Column, values: list[object]) -> pa.Array:
+        codes = self._codes.get(column.name)
+        if codes is None:
+            return pa.array(values, type=column.type)
+        indices = pa.array([None if v is None else codes[str(v)] for v in values], type=pa.int8())
+        return pa.DictionaryArray.from_arrays(indices, self._dictionaries[column.name])
+
     def _flush_rows(self, n: int) -> None:
-        arrays = [pa.array(self._cols[c.name][:n], type=c.type) for c in ev.COLUMNS]
+        arrays = [self._array(c, self._cols[c.name][:n]) for c in ev.COLUMNS]
         batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
         checkpoints = self._cols["checkpoint"]
         icounts = self._cols["icount"]

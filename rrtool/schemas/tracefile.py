@@ -170,8 +170,10 @@ def _decode(meta: object) -> dict[str, str]:
     if meta is None:
         return {}
     items = meta.items() if hasattr(meta, "items") else []
-    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-            for k, v in items}
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+        for k, v in items
+    }
 
 
 def open_tracefile(path: str | Path) -> TraceFile:

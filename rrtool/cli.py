@@ -1,0 +1,420 @@
+"""The `rrtool` command line: thin wrappers, one library call per command.
+
+Exit codes follow `diff`/`cmp` where they fit: replay 0 verified, 1 diverged,
+2 error. `run` and `record` exit with the guest's own code, 3 on a guest
+fault or hang, 4 on --max-insns or --timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rrtool import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Deterministic record/replay for an emulated x86-64 machine; the trace is an Arrow dataset.",
+)
+guest_app = typer.Typer(no_args_is_help=True, help="Build and list guest programs (the guest SDK).")
+app.add_typer(guest_app, name="guest")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]rrtool: error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn every expected failure into one line and exit code 2 (never a traceback)."""
+    from rrtool.guest.build import GuestBuildError
+    from rrtool.machine.icount import CounterError
+    from rrtool.machine.image import ImageError
+    from rrtool.machine.machine import MachineError
+    from rrtool.player.session import ReplayError
+    from rrtool.schemas.tracefile import TraceError
+
+    try:
+        yield
+    except (GuestBuildError, CounterError, ImageError, MachineError, ReplayError, TraceError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def parse_size(text: str) -> int:
+    """'32M', '64MiB', '1G' or plain bytes."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    try:
+        return int(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        fail(f"bad size {text!r} (use e.g. 32M)")
+
+
+def resolve_guest(image: str) -> Path:
+    """A path to an ELF, or the name of a bundled example (built on demand)."""
+    from rrtool.guest.build import ensure_example, list_examples
+
+    path = Path(image)
+    if path.exists() or "/" in image or image.endswith(".elf"):
+        return path
+    if image in list_examples():
+        return ensure_example(image)
+    return path
+
+
+def console_writer(quiet: bool) -> Callable[[bytes], None] | None:
+    if quiet:
+        return None
+
+    def write(data: bytes) -> None:
+        sys.stdout.write(data.decode("utf-8", "replace"))
+        sys.stdout.flush()
+
+    return write
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"rrtool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """rrtool: record a guest run, replay it bit for bit, and query the trace."""
+
+
+# ---------------------------------------------------------------------- options
+Ram = Annotated[str, typer.Option("--ram", help="Guest RAM size, e.g. 32M.")]
+NsPerInsn = Annotated[int, typer.Option("--ns-per-insn", min=1, help="Virtual ns per guest instruction.")]
+CheckpointEvery = Annotated[
+    int, typer.Option("--checkpoint-every", min=1000, help="Checkpoint at least every N instructions while busy.")
+]
+MemDigestEvery = Annotated[
+    int, typer.Option("--mem-digest-every", min=1, help="Digest guest RAM at the first checkpoint after every N insns.")
+]
+MaxInsns = Annotated[int | None, typer.Option("--max-insns", min=1, help="Stop after N guest instructions.")]
+Timeout = Annotated[float | None, typer.Option("--timeout", min=0.0, help="Stop after S seconds of wall time.")]
+NoStdin = Annotated[bool, typer.Option("--no-stdin", help="Do not feed stdin to the guest console.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show the guest's console output.")]
+
+
+def _machine_setup(
+    ram: str,
+    ns_per_insn: int,
+    checkpoint_every: int,
+    mem_digest_every: int,
+    max_insns: int | None,
+    timeout: float | None,
+) -> tuple[Any, Any]:
+    from rrtool.machine.machine import Limits, MachineConfig
+
+    config = MachineConfig(
+        ram_size=parse_size(ram),
+        ns_per_insn=ns_per_insn,
+        checkpoint_every=checkpoint_every,
+        mem_digest_every=mem_digest_every,
+    )
+    return config, Limits(max_insns=max_insns, timeout_s=timeout)
+
+
+def _report_end(run: Any) -> None:
+    if run.reason != "exit":
+        err.print(f"rrtool: {run.reason}: {run.message}", markup=False, soft_wrap=True)
+
+
+@app.command()
+def run(
+    image: Annotated[str, typer.Argument(help="Guest ELF, or the name of a bundled example.")],
+    ram: Ram = "32M",
+    ns_per_insn: NsPerInsn = 1,
+    max_insns: MaxInsns = None,
+    timeout: Timeout = None,
+    no_stdin: NoStdin = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run a guest live, without recording.
+
+    Example: rrtool run timers --max-insns 100000000
+    """
+    from rrtool.machine.backends import ConsoleInput
+    from rrtool.machine.image import load_image
+    from rrtool.machine.machine import (
+        DEFAULT_CHECKPOINT_EVERY,
+        DEFAULT_MEM_DIGEST_EVERY,
+        Machine,
+        exit_status,
+    )
+    from rrtool.machine.port import EventPort
+    from rrtool.recorder.session import stop_on_signals
+
+    with user_errors():
+        config, limits = _machine_setup(
+            ram, ns_per_insn, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, max_insns, timeout
+        )
+        path = resolve_guest(image)
+        port = EventPort()
+        machine = Machine(
+            load_image(path, config.ram_size), config, port, limits=limits, console_sink=console_writer(quiet)
+        )
+        if not no_stdin:
+            port.attach(ConsoleInput())
+        with stop_on_signals(port.request_stop):
+            result = machine.run()
+        port.close()
+    _report_end(result)
+    raise typer.Exit(exit_status(result))
+
+
+@app.command()
+def record(
+    image: Annotated[str, typer.Argument(help="Guest ELF, or the name of a bundled example.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Trace file to write (.arrow).")],
+    ram: Ram = "32M",
+    ns_per_insn: NsPerInsn = 1,
+    checkpoint_every: CheckpointEvery = 1_000_000,
+    mem_digest_every: MemDigestEvery = 200_000_000,
+    max_insns: MaxInsns = None,
+    timeout: Timeout = None,
+    no_stdin: NoStdin = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run a guest live and record every nondeterministic event into an Arrow trace.
+
+    Example: rrtool record timers -o timers.arrow
+    """
+    from rrtool.machine.backends import ConsoleInput
+    from rrtool.machine.machine import exit_status
+    from rrtool.recorder.session import record as do_record
+
+    with user_errors():
+        config, limits = _machine_setup(ram, ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout)
+        path = resolve_guest(image)
+        backends = () if no_stdin else (ConsoleInput(),)
+        progress = _Progress() if err.is_terminal and not quiet else None
+        result = do_record(
+            path,
+            output,
+            config=config,
+            limits=limits,
+            backends=backends,
+            console_sink=console_writer(quiet),
+            on_checkpoint=progress,
+        )
+        if progress is not None:
+            progress.done()
+    _report_end(result.run)
+    err.print(
+        f"recorded {result.run.icount:,} instructions, {result.run.checkpoints:,} checkpoints, "
+        f"{result.events:,} events, {result.bytes:,} bytes to {output} in {result.wall_s:.2f}s",
+        markup=False,
+    )
+    raise typer.Exit(exit_status(result.run))
+
+
+class _Progress:
+    """A one-line status (icount, virtual time, events, bytes) on stderr, at most 4 times a second."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self, cp: Any, port: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.25:
+            return
+        self._last = now
+        line = (
+            f"\r[rrtool] icount {cp.icount:,}  vclock {cp.vclock_ns / 1e9:.3f}s  "
+            f"events {port.events:,}  bytes {port.writer.bytes_written:,}"
+        )
+        sys.stderr.write(line + "\x1b[K")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._last:
+            sys.stderr.write("\r\x1b[K")
+
+
+@app.command()
+def replay(
+    trace: Annotated[Path, typer.Argument(help="Trace file written by `rrtool record`.")],
+    image: Annotated[Path | None, typer.Option("--image", help="Guest ELF (default: the recorded path).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replay even if the image hash differs.")] = False,
+    quiet: Quiet = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Replay a trace with every backend off, verifying every checkpoint.
+
+    Exit 0 when verified, 1 on divergence (with a report), 2 on error.
+    Example: rrtool replay timers.arrow
+    """
+    from rrtool.player.session import replay as do_replay
+
+    with user_errors():
+        result = do_replay(trace, image=image, force=force, console_sink=console_writer(quiet or as_json))
+    div = result.divergence
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "verified": result.verified,
+                    "complete": result.complete,
+                    "checkpoints": result.checkpoints,
+                    "events": result.events,
+                    "icount": result.icount,
+                    "wall_s": round(result.wall_s, 4),
+                    "divergence": None if div is None else div.to_dict(),
+                }
+            )
+        )
+    elif div is not None:
+        err.print(div.report(), markup=False)
+    else:
+        note = "" if result.complete else " (the recording was cut short: verified up to its last complete batch)"
+        err.print(
+            f"replay verified: {result.checkpoints:,} checkpoints, {result.events:,} events, "
+            f"icount {result.icount:,} in {result.wall_s:.2f}s{note}",
+            markup=False,
+        )
+    raise typer.Exit(0 if div is None else 1)
+
+
+@app.command()
+def info(
+    trace: Annotated[Path, typer.Argument(help="Trace file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a trace's metadata, event counts per kind, checkpoints and whether it is complete.
+
+    Example: rrtool info timers.arrow --json
+    """
+    from rrtool.analysis.info import trace_info
+
+    with user_errors():
+        data = trace_info(trace)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=str(trace), show_header=False)
+    for key in (
+        "complete",
+        "end",
+        "size_bytes",
+        "batches",
+        "events",
+        "checkpoints",
+        "icount_range",
+        "vclock_end_ns",
+        "image",
+        "image_sha256",
+        "start_time",
+        "host",
+        "tool_version",
+        "format_version",
+    ):
+        table.add_row(key, str(data[key]))
+    table.add_row("machine", json.dumps(data["machine"]))
+    for kind, n in data["counts"].items():
+        table.add_row(f"events: {kind}", f"{n:,}")
+    out.print(table)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the trace.")] = Path("rrtool-demo"),
+) -> None:
+    """Build the bundled `timers` guest, record it, replay it, and show the verified summary.
+
+    Example: rrtool demo
+    """
+    from rrtool.analysis.info import trace_info
+    from rrtool.guest.build import ensure_example
+    from rrtool.player.session import replay as do_replay
+    from rrtool.recorder.session import record as do_record
+
+    with user_errors():
+        workdir.mkdir(parents=True, exist_ok=True)
+        image = ensure_example("timers")
+        trace = workdir / "timers.arrow"
+        err.print(f"[bold]1. record[/] {image.name} -> {trace}")
+        rec = do_record(image, trace, console_sink=console_writer(False))
+        err.print(f"[bold]2. replay[/] {trace} (no host clock, no RNG, no waiting)")
+        rep = do_replay(trace, console_sink=None)
+        data = trace_info(trace)
+    table = Table(title="record vs replay")
+    table.add_column("")
+    table.add_column("record", justify="right")
+    table.add_column("replay", justify="right")
+    table.add_row("wall time", f"{rec.wall_s:.3f}s", f"{rep.wall_s:.3f}s")
+    table.add_row("virtual time", f"{rec.run.vclock_ns / 1e9:.3f}s", "")
+    table.add_row("instructions", f"{rec.run.icount:,}", f"{rep.icount:,}")
+    table.add_row("checkpoints", f"{rec.run.checkpoints:,}", f"{rep.checkpoints:,} verified")
+    table.add_row("events", f"{rec.events:,}", f"{rep.events:,}")
+    table.add_row("trace size", f"{rec.bytes:,} bytes", "")
+    for kind, n in data["counts"].items():
+        table.add_row(f"  {kind}", f"{n:,}", "")
+    out.print(table)
+    if rep.divergence is not None:
+        err.print(rep.divergence.report(), markup=False)
+        raise typer.Exit(1)
+    out.print(
+        f"[bold green]replay verified[/]: {rep.checkpoints} checkpoints match, exit code "
+        f"{rec.run.exit_code}. Query it: rrtool info {trace}"
+    )
+
+
+@guest_app.command("build")
+def guest_build(
+    sources: Annotated[list[Path], typer.Argument(help="C or assembly sources.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="ELF file to write.")],
+) -> None:
+    """Compile a guest program against the SDK with the host's gcc.
+
+    Example: rrtool guest build hello.c -o hello.elf
+    """
+    from rrtool.guest.build import build_guest
+
+    with user_errors():
+        path = build_guest(sources, output)
+    err.print(f"built {path}", markup=False)
+
+
+@guest_app.command("list")
+def guest_list() -> None:
+    """List the bundled example guests (usable by name wherever an IMAGE is expected).
+
+    Example: rrtool guest list
+    """
+    from rrtool.guest.build import example_source, list_examples
+
+    for name in list_examples():
+        first = example_source(name).read_text().splitlines()[0].strip("/* ").rstrip("*/ ")
+        out.print(f"{name:10} {first}", markup=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
