@@ -42,6 +42,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def user_errors() -> Iterator[None]:
     """Turn every expected failure into one line and exit code 2 (never a traceback)."""
     from rrtool.guest.build import GuestBuildError
+    from rrtool.machine.disk import DiskError
     from rrtool.machine.icount import CounterError
     from rrtool.machine.image import ImageError
     from rrtool.machine.machine import MachineError
@@ -50,7 +51,7 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
-    except (GuestBuildError, CounterError, ImageError, MachineError, ReplayError, TraceError) as exc:
+    except (GuestBuildError, CounterError, DiskError, ImageError, MachineError, ReplayError, TraceError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
@@ -117,6 +118,32 @@ MaxInsns = Annotated[int | None, typer.Option("--max-insns", min=1, help="Stop a
 Timeout = Annotated[float | None, typer.Option("--timeout", min=0.0, help="Stop after S seconds of wall time.")]
 NoStdin = Annotated[bool, typer.Option("--no-stdin", help="Do not feed stdin to the guest console.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show the guest's console output.")]
+Disk = Annotated[
+    str | None,
+    typer.Option(
+        "--disk",
+        help="Raw disk image for the block device: PATH[,writeback]. Without writeback the "
+        "image is never modified (writes go to a copy-on-write overlay).",
+    ),
+]
+Chaos = Annotated[
+    int | None, typer.Option("--chaos", help="Seed for random delays of disk completions (rare orders show up).")
+]
+LogWriteData = Annotated[
+    bool, typer.Option("--log-write-data", help="Also store the data of disk writes in the trace (not just a digest).")
+]
+
+
+def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_data: bool) -> Any:
+    from rrtool.machine.disk import DiskSpec
+    from rrtool.machine.live import HostSetup
+
+    return HostSetup(
+        stdin=not no_stdin,
+        disk=None if disk is None else DiskSpec.parse(disk),
+        chaos=chaos,
+        log_write_data=log_write_data,
+    )
 
 
 def _machine_setup(
@@ -152,19 +179,15 @@ def run(
     timeout: Timeout = None,
     no_stdin: NoStdin = False,
     quiet: Quiet = False,
+    disk: Disk = None,
+    chaos: Chaos = None,
 ) -> None:
     """Run a guest live, without recording.
 
     Example: rrtool run timers --max-insns 100000000
     """
-    from rrtool.machine.backends import ConsoleInput
-    from rrtool.machine.image import load_image
-    from rrtool.machine.machine import (
-        DEFAULT_CHECKPOINT_EVERY,
-        DEFAULT_MEM_DIGEST_EVERY,
-        Machine,
-        exit_status,
-    )
+    from rrtool.machine.live import live_machine
+    from rrtool.machine.machine import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, exit_status
     from rrtool.machine.port import EventPort
     from rrtool.recorder.session import stop_on_signals
 
@@ -174,11 +197,14 @@ def run(
         )
         path = resolve_guest(image)
         port = EventPort()
-        machine = Machine(
-            load_image(path, config.ram_size), config, port, limits=limits, console_sink=console_writer(quiet)
+        machine, _, _ = live_machine(
+            path,
+            config,
+            port,
+            host_setup(no_stdin, disk, chaos, False),
+            limits=limits,
+            console_sink=console_writer(quiet),
         )
-        if not no_stdin:
-            port.attach(ConsoleInput())
         with stop_on_signals(port.request_stop):
             result = machine.run()
         port.close()
@@ -198,26 +224,28 @@ def record(
     timeout: Timeout = None,
     no_stdin: NoStdin = False,
     quiet: Quiet = False,
+    disk: Disk = None,
+    chaos: Chaos = None,
+    log_write_data: LogWriteData = False,
 ) -> None:
     """Run a guest live and record every nondeterministic event into an Arrow trace.
 
     Example: rrtool record timers -o timers.arrow
     """
-    from rrtool.machine.backends import ConsoleInput
     from rrtool.machine.machine import exit_status
     from rrtool.recorder.session import record as do_record
 
     with user_errors():
         config, limits = _machine_setup(ram, ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout)
         path = resolve_guest(image)
-        backends = () if no_stdin else (ConsoleInput(),)
+        host = host_setup(no_stdin, disk, chaos, log_write_data)
         progress = _Progress() if err.is_terminal and not quiet else None
         result = do_record(
             path,
             output,
             config=config,
             limits=limits,
-            backends=backends,
+            host=host,
             console_sink=console_writer(quiet),
             on_checkpoint=progress,
         )

@@ -29,6 +29,16 @@ class Event:
     data: bytes | None = None
     text: str | None = None
     host_ns: int | None = None
+    req_id: int | None = None
+    op: str | None = None
+    sector: int | None = None
+    sectors: int | None = None
+    status: int | None = None
+    order: int | None = None
+    data_digest: int | None = None
+    length: int | None = None
+    card: int | None = None
+    flags: int | None = None
 
     def describe(self) -> str:
         """A short human form for divergence reports."""

@@ -20,13 +20,14 @@ import xxhash
 from unicorn import x86_const as x86
 
 from rrtool.machine.devices.base import Device
+from rrtool.machine.devices.block import BlockDevice
 from rrtool.machine.devices.clock import Clock
 from rrtool.machine.devices.console import Console
 from rrtool.machine.devices.intc import Intc
 from rrtool.machine.devices.rng import Rng
 from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
-from rrtool.machine.digest import MemoryDigester, register_digest
+from rrtool.machine.digest import DIGEST_REGS, MemoryDigester, register_digest
 from rrtool.machine.event import Event
 from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
@@ -67,6 +68,7 @@ class MachineConfig:
     ns_per_insn: int = 1
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     mem_digest_every: int = DEFAULT_MEM_DIGEST_EVERY
+    disk_sectors: int = 0  # 0: no disk attached
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -74,6 +76,7 @@ class MachineConfig:
             "ns_per_insn": self.ns_per_insn,
             "checkpoint_every": self.checkpoint_every,
             "mem_digest_every": self.mem_digest_every,
+            "disk_sectors": self.disk_sectors,
         }
 
     @classmethod
@@ -142,7 +145,10 @@ class Machine:
         self.intc = Intc(self)
         self.console = Console(self, console_sink)
         self.system = System(self)
-        self.devices: list[Device] = [self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self)]
+        self.block = BlockDevice(self, config.disk_sectors, config.ram_size)
+        self.devices: list[Device] = [
+            self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self), self.block,
+        ]  # fmt: skip
         self._port_map: dict[int, Device] = {p: d for d in self.devices for p in d.ports}
         self._hooks = [
             self.emu.hook_add(uc.UC_HOOK_INSN, self._on_in, None, 1, 0, x86.UC_X86_INS_IN),
@@ -161,6 +167,7 @@ class Machine:
         self._internal_stop: int | None = None
         self._fault: tuple[str, int] | None = None
         self._hook_error: Exception | None = None
+        self._reset_requested = False
         self._result: RunResult | None = None
         self._timed_out = threading.Event()
 
@@ -201,6 +208,16 @@ class Machine:
 
     def guest_exit(self, code: int) -> None:
         self.request_stop()
+
+    def guest_reset(self) -> None:
+        self._reset_requested = True
+        self.request_stop()
+
+    def mem_read(self, addr: int, size: int) -> bytes:
+        return bytes(self.emu.mem_read(addr, size))
+
+    def mem_write(self, addr: int, data: bytes) -> None:
+        self.emu.mem_write(addr, data)
 
     # ---------------------------------------------------------------- hooks
     def _on_in(self, emu: uc.Uc, port: int, size: int, _user: object) -> int:
@@ -336,6 +353,9 @@ class Machine:
         if self.limits.max_insns is not None and icount >= self.limits.max_insns:
             self._end("limit", f"instruction limit of {self.limits.max_insns} reached")
             return
+        if self._reset_requested:
+            self._reset()
+            return
         logged = self.port.next_stop()
         if logged == icount and self.port.expected_checkpoint_kind() == ev.CP_END:
             self._end_as_logged()
@@ -462,6 +482,26 @@ class Machine:
     def _apply(self, event: Event) -> None:
         if event.kind == ev.KIND_CONSOLE_IN and event.data:
             self.console.feed(event.data)
+        elif event.kind == ev.KIND_BLK_COMPLETE:
+            self.block.complete(event)
+
+    def _reset(self) -> None:
+        """The guest asked to restart: reload the image, reset CPU and devices; the disk and time go on."""
+        self._reset_requested = False
+        self._checkpoint(ev.CP_RESET)
+        emu = self.emu
+        emu.mem_write(RAM_BASE, bytes(self.config.ram_size - RAM_BASE))
+        for seg in self.image.segments:
+            emu.mem_write(seg.vaddr, seg.data)
+        for reg in DIGEST_REGS:
+            emu.reg_write(reg, 0)
+        emu.reg_write(x86.UC_X86_REG_RFLAGS, 0x2)
+        self._setup_cpu(self.image.entry)
+        self.counter.flush()
+        self.clock.reset()
+        self.intc.reset()
+        self.system.reset()
+        self.block.reset()
 
     def _end(self, reason: str, message: str, *, exit_code: int | None = None, at: int | None = None) -> None:
         icount = self.counter.icount if at is None else at

@@ -13,13 +13,14 @@ from rrtool.schemas import events as ev
 class RecordPort(EventPort):
     mode = "record"
 
-    def __init__(self, writer: TraceWriter, on_checkpoint: Callable[[Event], None] | None = None) -> None:
+    def __init__(self, writer: TraceWriter | None, on_checkpoint: Callable[[Event], None] | None = None) -> None:
         super().__init__()
         self.writer = writer
         self._on_checkpoint = on_checkpoint
         self.counts: dict[str, int] = {}
 
     def _log(self, event: Event) -> None:
+        assert self.writer is not None, "the recorder attaches its writer before the run"
         self.writer.append(event)
         self.counts[event.kind] = self.counts.get(event.kind, 0) + 1
 
@@ -43,6 +44,7 @@ class RecordPort(EventPort):
 
     def wait(self, event: Event, max_ns: int | None) -> int:
         # A sleep that may outlast the flush interval must not hold back the crash-safe copy.
+        assert self.writer is not None
         if max_ns is None or self.writer.seconds_since_flush() + max_ns / 1e9 >= FLUSH_SECONDS:
             self.writer.flush_complete_checkpoints()
         warp = super().wait(event, max_ns)

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import FrameType
 
 from rrtool import __version__
+from rrtool.machine.disk import DiskBackend, sha256_file
 from rrtool.machine.event import Event
-from rrtool.machine.image import load_image
-from rrtool.machine.machine import Limits, Machine, MachineConfig, RunResult
-from rrtool.machine.port import Backend
+from rrtool.machine.live import HostSetup, live_machine
+from rrtool.machine.machine import Limits, MachineConfig, RunResult
 from rrtool.recorder.port import RecordPort
 from rrtool.recorder.writer import TraceWriter
 from rrtool.schemas import events as ev
@@ -48,8 +48,8 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, prev)
 
 
-def trace_metadata(image_path: Path, sha256: str, config: MachineConfig) -> dict[str, str]:
-    return {
+def trace_metadata(image_path: Path, sha256: str, config: MachineConfig, disk: DiskBackend | None) -> dict[str, str]:
+    meta = {
         ev.META_TOOL_VERSION: __version__,
         ev.META_MACHINE: json.dumps(config.to_dict(), sort_keys=True),
         ev.META_IMAGE_PATH: str(image_path.resolve()),
@@ -57,6 +57,12 @@ def trace_metadata(image_path: Path, sha256: str, config: MachineConfig) -> dict
         ev.META_START_TIME: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         ev.META_HOST: socket.gethostname(),
     }
+    if disk is not None:
+        meta[ev.META_DISK] = json.dumps({
+            "path": str(disk.spec.path.resolve()), "sha256": sha256_file(disk.spec.path),
+            "sectors": disk.sectors, "writeback": disk.spec.writeback,
+        })  # fmt: skip
+    return meta
 
 
 def record(
@@ -65,31 +71,32 @@ def record(
     *,
     config: MachineConfig | None = None,
     limits: Limits | None = None,
-    backends: tuple[Backend, ...] = (),
+    host: HostSetup | None = None,
     console_sink: Callable[[bytes], None] | None = None,
     on_checkpoint: Callable[[Event, RecordPort], None] | None = None,
 ) -> RecordResult:
     """Run `image_path` live and write its trace to `output` (replaced if it exists)."""
     config = config or MachineConfig()
-    limits = limits or Limits()
-    image = load_image(image_path, config.ram_size)
-    writer = TraceWriter(output, trace_metadata(image_path, image.sha256, config))
+    host = host or HostSetup()
     port: RecordPort
 
     def progress(cp: Event) -> None:
         if on_checkpoint is not None:
             on_checkpoint(cp, port)
 
-    port = RecordPort(writer, progress)
+    writer: TraceWriter | None = None
     start = time.monotonic()
+    # The writer needs the metadata, which needs the machine, which needs the port: attach it last.
+    port = RecordPort(None, progress)
     try:
-        machine = Machine(image, config, port, limits=limits, console_sink=console_sink)
-        for backend in backends:
-            port.attach(backend)
+        machine, image, disk = live_machine(image_path, config, port, host, limits=limits, console_sink=console_sink)
+        writer = TraceWriter(output, trace_metadata(image_path, image.sha256, machine.config, disk))
+        port.writer = writer
         with stop_on_signals(port.request_stop):
             result = machine.run()
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         port.close()
     return RecordResult(
         run=result,

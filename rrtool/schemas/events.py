@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Bump on any change to the columns below or to their meaning; readers refuse other versions.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Event kinds (the `kind` column).
 KIND_CHECKPOINT = "checkpoint"
@@ -24,16 +24,29 @@ KIND_RNG_READ = "rng_read"
 KIND_CONSOLE_IN = "console_in"
 KIND_CONSOLE_OUT = "console_out"
 KIND_IRQ = "irq"
+KIND_BLK_SUBMIT = "blk_submit"
+KIND_BLK_COMPLETE = "blk_complete"
+KIND_NET_RX = "net_rx"
+KIND_NET_TX = "net_tx"
+KIND_NET_DROP = "net_drop"
 
 #: Every value the dictionary-encoded columns may hold, in a fixed order: an Arrow IPC file
 #: allows one dictionary per field, so every batch must carry the same one.
-KINDS = (KIND_CHECKPOINT, KIND_CLOCK_WARP, KIND_RTC_READ, KIND_RNG_READ, KIND_CONSOLE_IN, KIND_CONSOLE_OUT, KIND_IRQ)
+KINDS = (
+    KIND_CHECKPOINT, KIND_CLOCK_WARP, KIND_RTC_READ, KIND_RNG_READ, KIND_CONSOLE_IN, KIND_CONSOLE_OUT, KIND_IRQ,
+    KIND_BLK_SUBMIT, KIND_BLK_COMPLETE, KIND_NET_RX, KIND_NET_TX, KIND_NET_DROP,
+)  # fmt: skip
 DEVICES = ("machine", "clock", "rtc", "rng", "console", "intc", "system", "block", "net0", "net1", "net2", "net3")
 
 #: Kinds that come from the outside world at a checkpoint (applied after the checkpoint row).
-ASYNC_KINDS = frozenset({KIND_CONSOLE_IN})
+ASYNC_KINDS = frozenset({KIND_CONSOLE_IN, KIND_BLK_COMPLETE, KIND_NET_RX})
 #: Kinds the machine produces by itself; replay recomputes and compares them.
-DETERMINISTIC_KINDS = frozenset({KIND_CONSOLE_OUT, KIND_IRQ, KIND_CHECKPOINT})
+DETERMINISTIC_KINDS = frozenset(
+    {KIND_CONSOLE_OUT, KIND_IRQ, KIND_CHECKPOINT, KIND_BLK_SUBMIT, KIND_NET_TX, KIND_NET_DROP}
+)
+
+#: Block operations (the `op` column).
+BLOCK_OPS = ("read", "write", "flush", "invalid")
 
 #: Checkpoint kinds (the `cp_kind` column).
 CP_INIT = "init"
@@ -47,7 +60,12 @@ CP_END = "end"
 CHECKPOINT_KINDS = (CP_INIT, CP_PERIODIC, CP_TIMER, CP_INTERRUPT, CP_WARP_START, CP_WARP_ACCOUNT, CP_RESET, CP_END)
 
 #: The fixed dictionary of each dictionary-encoded column.
-DICTIONARIES: dict[str, tuple[str, ...]] = {"kind": KINDS, "device": DEVICES, "cp_kind": CHECKPOINT_KINDS}
+DICTIONARIES: dict[str, tuple[str, ...]] = {
+    "kind": KINDS,
+    "device": DEVICES,
+    "cp_kind": CHECKPOINT_KINDS,
+    "op": BLOCK_OPS,
+}
 
 
 @dataclass(frozen=True)
@@ -70,9 +88,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("icount", pa.int64(), "Guest instructions retired when the event happened (exact).", False),
     Column("vclock_ns", pa.int64(), "Virtual clock in ns: icount * ns_per_insn plus all clock warps so far.", False),
     Column(
-        "kind", _DICT, "Event kind: checkpoint, clock_warp, rtc_read, rng_read, console_in, console_out, irq.", False
+        "kind",
+        _DICT,
+        "Event kind: checkpoint, clock_warp, rtc_read, rng_read, console_in, console_out, irq, blk_submit, "
+        "blk_complete, net_rx, net_tx, net_drop.",
+        False,
     ),
-    Column("device", _DICT, "Device the event belongs to (machine, clock, rtc, rng, console, intc).", False),
+    Column(
+        "device", _DICT, "Device the event belongs to (machine, clock, rtc, rng, console, intc, block, net0-3).", False
+    ),
     Column(
         "cp_kind",
         _DICT,
@@ -91,7 +115,27 @@ COLUMNS: tuple[Column, ...] = (
         "rtc_read: host wall time in ns since the epoch; rng_read: the 32 random bits; "
         "irq: the pending-and-enabled line mask delivered; checkpoint end: the guest exit code, if any.",
     ),
-    Column("data", pa.large_binary(), "console_in, console_out: the bytes."),
+    Column(
+        "data",
+        pa.large_binary(),
+        "console_in, console_out: the bytes; blk_complete: the data read (or written, when asked); "
+        "net_rx, net_tx, net_drop: the Ethernet frame.",
+    ),
+    Column("req_id", pa.int64(), "blk_submit, blk_complete: the request's tag, unique among requests in flight."),
+    Column("op", _DICT, "blk_submit, blk_complete: read, write, flush or invalid."),
+    Column("sector", pa.int64(), "blk_submit, blk_complete: first 512-byte sector."),
+    Column("sectors", pa.int32(), "blk_submit, blk_complete: number of sectors."),
+    Column("status", pa.int32(), "blk_complete: 0 ok, else an error status given to the guest; net_drop: reason code."),
+    Column("order", pa.int64(), "blk_complete: completion order, from 0, as the host backend finished requests."),
+    Column("data_digest", pa.uint64(), "blk_submit of a write: xxh3-64 of the data written (compared in replay)."),
+    Column("length", pa.int32(), "net_rx, net_tx, net_drop: frame length in bytes; block: bytes transferred."),
+    Column("card", pa.int16(), "net_rx, net_tx, net_drop: network card index (also in `device` as net<N>)."),
+    Column(
+        "flags",
+        pa.int32(),
+        "net_rx, net_tx: frame flags (0 for ordinary frames); blk_complete: the device's reset "
+        "generation the request was submitted in (completions from before a guest reset are ignored).",
+    ),
     Column("text", pa.string(), "checkpoint end: how the run ended (exit, fault, limit, timeout, interrupted)."),
     Column(
         "host_ns",
@@ -112,6 +156,8 @@ META_IMAGE_PATH = "rrtool.image_path"
 META_IMAGE_SHA256 = "rrtool.image_sha256"
 META_START_TIME = "rrtool.start_time"
 META_HOST = "rrtool.host"
+META_DISK = "rrtool.disk"  # JSON: path, sha256, size, writeback
+META_NET = "rrtool.net"  # JSON: list of cards with their backend and MAC
 
 #: Per-batch metadata keys: let a reader seek to a checkpoint without scanning.
 BATCH_FIRST_CHECKPOINT = "first_checkpoint"

@@ -28,6 +28,14 @@ class Bus(Protocol):
 
     def guest_exit(self, code: int) -> None: ...
 
+    def guest_reset(self) -> None: ...
+
+    def mem_read(self, addr: int, size: int) -> bytes:
+        """DMA from guest RAM (the caller has checked the range)."""
+        ...
+
+    def mem_write(self, addr: int, data: bytes) -> None: ...
+
 
 class Device(Protocol):
     """A register model on I/O ports; state() feeds the checkpoint digest."""

@@ -18,6 +18,9 @@ class Intc:
 
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
+        self.reset()
+
+    def reset(self) -> None:
         self.pending = 0
         self.enable = 0
         self.vector = 0

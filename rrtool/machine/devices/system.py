@@ -10,12 +10,16 @@ from rrtool.machine.devices.base import Bus
 
 class System:
     name = "system"
-    ports = range(regs.SYS_EXIT, regs.SYS_ICOUNT_HI + 4)
+    ports = range(regs.SYS_EXIT, regs.SYS_RESET + 4)
 
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
         self._latched = 0
         self.exit_code: int | None = None
+
+    def reset(self) -> None:
+        self._latched = 0
+        self.exit_code = None
 
     def read(self, port: int, size: int) -> int:
         if port == regs.SYS_ICOUNT_LO:
@@ -26,7 +30,9 @@ class System:
         return 0
 
     def write(self, port: int, size: int, value: int) -> None:
-        if port == regs.SYS_EXIT and self.exit_code is None:
+        if port == regs.SYS_RESET:
+            self._bus.guest_reset()
+        elif port == regs.SYS_EXIT and self.exit_code is None:
             code = value & 0xFFFFFFFF
             self.exit_code = code - (1 << 32) if code & 0x80000000 else code
             self._bus.guest_exit(self.exit_code)

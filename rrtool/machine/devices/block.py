@@ -1,0 +1,188 @@
+"""Block device: a descriptor ring in guest RAM, several requests in flight, completions as events.
+
+Submissions are deterministic (the guest writes BLK_SUBMIT at an exact
+icount), so they are checked and logged on the spot; completions come from a
+host thread pool in whatever order the disk finishes them, so they reach the
+device only as `blk_complete` events applied at checkpoints (QEMU's
+blkreplay). In replay the read data and statuses come from the trace and no
+backend exists at all.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+import xxhash
+
+from rrtool.machine.devices import regs
+from rrtool.machine.devices.base import Bus
+from rrtool.machine.event import Event
+from rrtool.schemas.events import KIND_BLK_SUBMIT
+
+SECTOR = 512
+MAX_SECTORS = 256
+MAX_RING = 256
+DESC = struct.Struct("<BBHIQQQ")  # op, status, flags, sectors, sector, addr, tag
+DONE = 1
+
+OP_READ, OP_WRITE, OP_FLUSH = 0, 1, 2
+OP_NAMES = {OP_READ: "read", OP_WRITE: "write", OP_FLUSH: "flush"}
+
+ST_OK, ST_IOERR, ST_RANGE, ST_BADADDR, ST_BADLEN, ST_BADOP, ST_BUSY, ST_BADINDEX = range(8)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated request as handed to the backend."""
+
+    index: int
+    op: int
+    sector: int
+    sectors: int
+    addr: int
+    tag: int
+    generation: int  # guest resets so far: a completion from an older generation is ignored
+    data: bytes | None = None  # write payload, taken from guest RAM at submit time
+
+
+class BlockBackend(Protocol):
+    """Where requests go in live and record mode (absent in replay)."""
+
+    def submit(self, req: Request) -> None: ...
+
+
+class BlockDevice:
+    name = "block"
+    ports = range(regs.BLK_BASE, regs.BLK_BASE + 0x40)
+
+    def __init__(self, bus: Bus, capacity_sectors: int, ram_limit: int, log_write_data: bool = False) -> None:
+        self._bus = bus
+        self.capacity = capacity_sectors
+        self._ram_lo = regs.RAM_BASE
+        self._ram_hi = ram_limit
+        self.log_write_data = log_write_data
+        self.backend: BlockBackend | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the ring; completions of requests still in flight will be ignored."""
+        self.ring = 0
+        self._ring_lo = 0
+        self.ring_size = 0
+        self.in_flight: dict[int, Request] = {}
+        self.completed = 0
+        self.errors = 0
+        self.last_error = 0
+        self.generation = getattr(self, "generation", -1) + 1
+
+    # -- registers -------------------------------------------------------
+    def read(self, port: int, size: int) -> int:
+        off = port - regs.BLK_BASE
+        return {
+            0x00: self.capacity & 0xFFFFFFFF,
+            0x04: self.capacity >> 32,
+            0x10: self.ring_size,
+            0x18: self.completed & 0xFFFFFFFF,
+            0x1C: MAX_SECTORS,
+            0x20: self.errors,
+            0x24: self.last_error,
+        }.get(off, 0)
+
+    def write(self, port: int, size: int, value: int) -> None:
+        off = port - regs.BLK_BASE
+        value &= 0xFFFFFFFF
+        if off == 0x08:
+            self._ring_lo = value
+        elif off == 0x0C:
+            self.ring = (value << 32) | self._ring_lo
+        elif off == 0x10:
+            self.ring_size = value
+        elif off == 0x14:
+            self._submit(value)
+
+    # -- requests --------------------------------------------------------
+    def _ram_ok(self, addr: int, length: int) -> bool:
+        return self._ram_lo <= addr and addr + length <= self._ram_hi
+
+    def _submit(self, index: int) -> None:
+        now = self._bus.now()
+        ev = Event(KIND_BLK_SUBMIT, self.name, now, self._bus.vclock_at(now), req_id=index)
+        ring_ok = 0 < self.ring_size <= MAX_RING and self._ram_ok(self.ring, self.ring_size * DESC.size)
+        if not ring_ok or index >= self.ring_size:
+            self.errors += 1
+            self.last_error = ST_BADINDEX
+            ev.op, ev.status = "invalid", ST_BADINDEX
+            self._bus.port.emit(ev)
+            return
+        desc_addr = self.ring + index * DESC.size
+        op, _status, _flags, sectors, sector, addr, tag = DESC.unpack(self._bus.mem_read(desc_addr, DESC.size))
+        ev.op = OP_NAMES.get(op, "invalid")
+        ev.sector, ev.sectors, ev.length = sector, sectors, sectors * SECTOR
+        status = self._check(index, op, sector, sectors, addr)
+        if status != ST_OK:
+            ev.status = status
+            self.errors += 1
+            self.last_error = status
+            self._bus.port.emit(ev)
+            self._finish(index, status)
+            return
+        data = None
+        if op == OP_WRITE:
+            data = self._bus.mem_read(addr, sectors * SECTOR)
+            ev.data_digest = xxhash.xxh3_64_intdigest(data)
+        req = Request(index, op, sector, sectors, addr, tag, self.generation, data)
+        self.in_flight[index] = req
+        self._bus.port.emit(ev)
+        if self.backend is not None:
+            self.backend.submit(req)
+
+    def _check(self, index: int, op: int, sector: int, sectors: int, addr: int) -> int:
+        if index in self.in_flight:
+            return ST_BUSY
+        if op not in OP_NAMES:
+            return ST_BADOP
+        if op == OP_FLUSH:
+            return ST_OK
+        if sectors == 0 or sectors > MAX_SECTORS:
+            return ST_BADLEN
+        if sector + sectors > self.capacity:
+            return ST_RANGE
+        if not self._ram_ok(addr, sectors * SECTOR):
+            return ST_BADADDR
+        return ST_OK
+
+    def _finish(self, index: int, status: int) -> None:
+        desc_addr = self.ring + index * DESC.size
+        self._bus.mem_write(desc_addr + 1, bytes([status & 0xFF]) + struct.pack("<H", DONE))
+        self.completed += 1
+        self._bus.raise_irq(regs.IRQ_BLOCK)
+
+    def complete(self, event: Event) -> None:
+        """Apply a blk_complete event (at a checkpoint): DMA the read data, post the status."""
+        assert event.req_id is not None
+        req = self.in_flight.get(event.req_id)
+        if req is None or event.flags != self.generation:
+            return  # a request from before a guest reset: its ring is gone
+        del self.in_flight[event.req_id]
+        status = event.status or 0
+        if req.op == OP_READ and status == ST_OK and event.data is not None:
+            self._bus.mem_write(req.addr, event.data)
+        self._finish(req.index, status)
+
+    def state(self) -> bytes:
+        head = struct.pack(
+            "<QQIIIIQ",
+            self.capacity,
+            self.ring,
+            self.ring_size,
+            self.errors,
+            self.last_error,
+            len(self.in_flight),
+            self.completed,
+        )
+        return head + b"".join(
+            struct.pack("<IBQI", r.index, r.op, r.sector, r.sectors)
+            for r in sorted(self.in_flight.values(), key=lambda r: r.index)
+        )
