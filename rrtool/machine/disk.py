@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from rrtool.machine.devices.block import OP_FLUSH, OP_READ, OP_WRITE, SECTOR, ST_IOERR, ST_OK, Request
+from rrtool.machine.devices.block import OP_FLUSH, OP_NAMES, OP_READ, OP_WRITE, SECTOR, ST_IOERR, ST_OK, Request
 from rrtool.machine.event import Event
 from rrtool.schemas.events import KIND_BLK_COMPLETE
 
@@ -119,30 +119,19 @@ class DiskBackend:
             status = ST_OK
         except OSError:
             status, data = ST_IOERR, None
-        with self._lock:
-            order = self._order
-            self._order += 1
-            self._in_flight -= 1
         if req.op == OP_WRITE and self._log_write_data:
             data = req.data
         assert self._post is not None
-        self._post(
-            Event(
-                KIND_BLK_COMPLETE,
-                "block",
-                0,
-                0,
-                req_id=req.index,
-                op={0: "read", 1: "write", 2: "flush"}[req.op],
-                sector=req.sector,
-                sectors=req.sectors,
-                status=status,
-                order=order,
-                data=data,
-                length=req.sectors * SECTOR,
-                flags=req.generation,
-            )
-        )
+        event = Event(KIND_BLK_COMPLETE, "block", 0, 0, req_id=req.index, op=OP_NAMES[req.op], sector=req.sector,
+                      sectors=req.sectors, status=status, data=data, length=req.sectors * SECTOR,
+                      flags=req.generation)  # fmt: skip
+        with self._lock:
+            event.order = self._order
+            self._order += 1
+            # Post before leaving the in-flight count, so a sleeping guest is never judged unwakeable
+            # while its completion is on the way.
+            self._post(event)
+            self._in_flight -= 1
 
     def _read(self, sector: int, count: int) -> bytes:
         data = bytearray(os.pread(self._fd, count * SECTOR, sector * SECTOR))

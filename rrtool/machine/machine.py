@@ -393,6 +393,8 @@ class Machine:
         if self.intc.deliverable():
             return  # an interrupt is already pending: hlt wakes at once
         self._checkpoint(ev.CP_WARP_START)
+        if self.intc.deliverable():
+            return  # what arrived at warp start already wakes the guest
         icount = self.counter.icount
         deadline = self.clock.next_deadline_ns()
         max_ns = None if deadline is None else max(0, deadline - self.clock.vclock_at(icount))

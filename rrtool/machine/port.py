@@ -88,10 +88,11 @@ class EventPort:
             except queue.Empty:
                 break
             if ev is not None:
-                ev.checkpoint = cp.checkpoint
-                ev.icount = cp.icount
-                ev.vclock_ns = cp.vclock_ns
                 events.append(ev)
+        for ev in events:
+            ev.checkpoint = cp.checkpoint
+            ev.icount = cp.icount
+            ev.vclock_ns = cp.vclock_ns
         return events
 
     def sync_value(self, ev: Event, produce: Callable[[], int]) -> int:

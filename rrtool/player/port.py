@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 
 from rrtool.machine.event import Event
-from rrtool.machine.port import EventPort
+from rrtool.machine.port import EventPort, NothingCanWake
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile
@@ -145,6 +145,9 @@ class ReplayPort(EventPort):
         self._compare(logged, event, _OUTPUT_FIELDS)
 
     def wait(self, event: Event, max_ns: int | None) -> int:
+        nxt = self._peek()
+        if nxt is not None and nxt.kind == ev.KIND_CHECKPOINT and nxt.cp_kind == ev.CP_END:
+            raise NothingCanWake()  # the recording found nothing that could wake the guest here
         logged = self._take(event)
         warp = logged.warp_ns or 0
         if max_ns is not None and warp > max_ns:
