@@ -46,12 +46,22 @@ def user_errors() -> Iterator[None]:
     from rrtool.machine.icount import CounterError
     from rrtool.machine.image import ImageError
     from rrtool.machine.machine import MachineError
+    from rrtool.machine.net.spec import NetError
     from rrtool.player.session import ReplayError
     from rrtool.schemas.tracefile import TraceError
 
     try:
         yield
-    except (GuestBuildError, CounterError, DiskError, ImageError, MachineError, ReplayError, TraceError) as exc:
+    except (
+        GuestBuildError,
+        CounterError,
+        DiskError,
+        ImageError,
+        MachineError,
+        NetError,
+        ReplayError,
+        TraceError,
+    ) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
@@ -134,15 +144,29 @@ LogWriteData = Annotated[
 ]
 
 
-def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_data: bool) -> Any:
+Net = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--net",
+        help="A network card (repeat for more): user[,hostfwd=udp:127.0.0.1:H-:G][,ip=A.B.C.D], "
+        "tap[,ifname=rr0], socket,listen=127.0.0.1:P,peer=127.0.0.1:Q, or pcap,file=F.pcap.",
+    ),
+]
+
+
+def host_setup(
+    no_stdin: bool, disk: str | None, chaos: int | None, log_write_data: bool, net: list[str] | None
+) -> Any:
     from rrtool.machine.disk import DiskSpec
     from rrtool.machine.live import HostSetup
+    from rrtool.machine.net.spec import NetSpec
 
     return HostSetup(
         stdin=not no_stdin,
         disk=None if disk is None else DiskSpec.parse(disk),
         chaos=chaos,
         log_write_data=log_write_data,
+        nets=tuple(NetSpec.parse(text, i) for i, text in enumerate(net or [])),
     )
 
 
@@ -181,6 +205,7 @@ def run(
     quiet: Quiet = False,
     disk: Disk = None,
     chaos: Chaos = None,
+    net: Net = None,
 ) -> None:
     """Run a guest live, without recording.
 
@@ -201,7 +226,7 @@ def run(
             path,
             config,
             port,
-            host_setup(no_stdin, disk, chaos, False),
+            host_setup(no_stdin, disk, chaos, False, net),
             limits=limits,
             console_sink=console_writer(quiet),
         )
@@ -227,6 +252,7 @@ def record(
     disk: Disk = None,
     chaos: Chaos = None,
     log_write_data: LogWriteData = False,
+    net: Net = None,
 ) -> None:
     """Run a guest live and record every nondeterministic event into an Arrow trace.
 
@@ -238,7 +264,7 @@ def record(
     with user_errors():
         config, limits = _machine_setup(ram, ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout)
         path = resolve_guest(image)
-        host = host_setup(no_stdin, disk, chaos, log_write_data)
+        host = host_setup(no_stdin, disk, chaos, log_write_data, net)
         progress = _Progress() if err.is_terminal and not quiet else None
         result = do_record(
             path,

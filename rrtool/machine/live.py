@@ -11,6 +11,8 @@ from rrtool.machine.backends import ConsoleInput
 from rrtool.machine.disk import DiskBackend, DiskSpec
 from rrtool.machine.image import GuestImage, load_image
 from rrtool.machine.machine import Limits, Machine, MachineConfig
+from rrtool.machine.net.factory import make_backend
+from rrtool.machine.net.spec import NetSpec
 from rrtool.machine.port import Backend, EventPort
 
 
@@ -22,6 +24,7 @@ class HostSetup:
     disk: DiskSpec | None = None
     chaos: int | None = None
     log_write_data: bool = False
+    nets: tuple[NetSpec, ...] = ()
     extra: list[Backend] = field(default_factory=list)
 
 
@@ -40,12 +43,17 @@ def live_machine(
     if host.disk is not None:
         disk = DiskBackend(host.disk, chaos=host.chaos, log_write_data=host.log_write_data)
         config = dataclasses.replace(config, disk_sectors=disk.sectors)
+    nets = [make_backend(spec) for spec in host.nets]
+    config = dataclasses.replace(config, nics=tuple(spec.nic for spec in host.nets))
     machine = Machine(image, config, port, limits=limits or Limits(), console_sink=console_sink)
     if disk is not None:
         machine.block.backend = disk
         port.attach(disk)
+    for nic, backend in zip(machine.nics, nets, strict=True):
+        nic.backend = backend
+        port.attach(backend)
     if host.stdin:
         port.attach(ConsoleInput())
-    for backend in host.extra:
-        port.attach(backend)
+    for extra in host.extra:
+        port.attach(extra)
     return machine, image, disk

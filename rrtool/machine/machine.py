@@ -14,16 +14,19 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import unicorn as uc
 import xxhash
 from unicorn import x86_const as x86
 
+from rrtool.machine.devices import regs
 from rrtool.machine.devices.base import Device
 from rrtool.machine.devices.block import BlockDevice
 from rrtool.machine.devices.clock import Clock
 from rrtool.machine.devices.console import Console
 from rrtool.machine.devices.intc import Intc
+from rrtool.machine.devices.nic import Nic, NicConfig
 from rrtool.machine.devices.rng import Rng
 from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
@@ -69,19 +72,22 @@ class MachineConfig:
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     mem_digest_every: int = DEFAULT_MEM_DIGEST_EVERY
     disk_sectors: int = 0  # 0: no disk attached
+    nics: tuple[NicConfig, ...] = ()
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "ram_size": self.ram_size,
             "ns_per_insn": self.ns_per_insn,
             "checkpoint_every": self.checkpoint_every,
             "mem_digest_every": self.mem_digest_every,
             "disk_sectors": self.disk_sectors,
+            "nics": [n.to_dict() for n in self.nics],
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, int]) -> MachineConfig:
-        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, data: dict[str, Any]) -> MachineConfig:
+        ints = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__ and k != "nics"}
+        return cls(**ints, nics=tuple(NicConfig.from_dict(n) for n in data.get("nics", ())))
 
 
 @dataclass(frozen=True)
@@ -146,8 +152,11 @@ class Machine:
         self.console = Console(self, console_sink)
         self.system = System(self)
         self.block = BlockDevice(self, config.disk_sectors, config.ram_size)
+        if len(config.nics) > regs.NUM_NETS:
+            raise MachineError(f"at most {regs.NUM_NETS} network cards")
+        self.nics = [Nic(self, i, nic, config.ram_size) for i, nic in enumerate(config.nics)]
         self.devices: list[Device] = [
-            self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self), self.block,
+            self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self), self.block, *self.nics,
         ]  # fmt: skip
         self._port_map: dict[int, Device] = {p: d for d in self.devices for p in d.ports}
         self._hooks = [
@@ -168,6 +177,7 @@ class Machine:
         self._fault: tuple[str, int] | None = None
         self._hook_error: Exception | None = None
         self._reset_requested = False
+        self._running = False
         self._result: RunResult | None = None
         self._timed_out = threading.Event()
 
@@ -184,6 +194,8 @@ class Machine:
 
     # ------------------------------------------------------------------ Bus
     def now(self) -> int:
+        if not self._running:
+            return self.counter.icount  # stopped at a checkpoint: the counter is exact
         return self.counter.icount_at(self.emu.reg_read(x86.UC_X86_REG_RIP))
 
     def vclock_at(self, icount: int) -> int:
@@ -311,6 +323,9 @@ class Machine:
         due = self.clock.next_deadline_icount()
         if due is not None and due > icount:
             hard = due
+        io_due = self.port.next_due_ns()
+        if io_due is not None:
+            hard = min(hard, max(icount + 1, self.clock.icount_for(io_due)))
         if self.limits.max_insns is not None:
             hard = min(hard, self.limits.max_insns)
         if self._internal_stop is not None:
@@ -324,12 +339,15 @@ class Machine:
             soft = self._last_cp_icount + self.config.checkpoint_every
         if hard <= icount:
             return False
+        self._running = True
         try:
             stop = self.counter.run(self.pc, soft, hard)
         except uc.UcError as exc:
             if self._fault is None:
                 self._fault = (_FAULT_NAMES.get(exc.errno, str(exc)), self.pc)
             stop = None
+        finally:
+            self._running = False
         if self._hook_error is not None:
             raise self._hook_error
         if self._fault is not None:
@@ -377,9 +395,12 @@ class Machine:
             if logged != icount:
                 return None  # an internal stop (sti shadow)
             expected = self.port.expected_checkpoint_kind()
-            return expected if expected in (ev.CP_PERIODIC, ev.CP_INTERRUPT) else ev.CP_PERIODIC
+            return expected if expected in (ev.CP_PERIODIC, ev.CP_INTERRUPT, ev.CP_IO) else ev.CP_PERIODIC
         if self._device_stop:
             return ev.CP_INTERRUPT
+        io_due = self.port.next_due_ns()
+        if io_due is not None and io_due <= self.clock.vclock_at(icount):
+            return ev.CP_IO
         if icount >= self._last_cp_icount + self.config.checkpoint_every:
             return ev.CP_PERIODIC
         return None
@@ -396,7 +417,8 @@ class Machine:
         if self.intc.deliverable():
             return  # what arrived at warp start already wakes the guest
         icount = self.counter.icount
-        deadline = self.clock.next_deadline_ns()
+        deadlines = [d for d in (self.clock.next_deadline_ns(), self.port.next_due_ns()) if d is not None]
+        deadline = min(deadlines) if deadlines else None
         max_ns = None if deadline is None else max(0, deadline - self.clock.vclock_at(icount))
         warp = Event(ev.KIND_CLOCK_WARP, "clock", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id)
         try:
@@ -486,6 +508,8 @@ class Machine:
             self.console.feed(event.data)
         elif event.kind == ev.KIND_BLK_COMPLETE:
             self.block.complete(event)
+        elif event.kind == ev.KIND_NET_RX and event.card is not None and event.card < len(self.nics):
+            self.nics[event.card].receive(event.data or b"")
 
     def _reset(self) -> None:
         """The guest asked to restart: reload the image, reset CPU and devices; the disk and time go on."""
@@ -504,6 +528,8 @@ class Machine:
         self.intc.reset()
         self.system.reset()
         self.block.reset()
+        for nic in self.nics:
+            nic.reset()
 
     def _end(self, reason: str, message: str, *, exit_code: int | None = None, at: int | None = None) -> None:
         icount = self.counter.icount if at is None else at

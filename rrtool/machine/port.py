@@ -29,6 +29,13 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class TimedBackend(Backend, Protocol):
+    """A backend whose events are due at virtual times (a capture replayed on the virtual clock)."""
+
+    def next_due_ns(self) -> int | None: ...
+    def poll(self, vclock_ns: int) -> None: ...
+
+
 class EventPort:
     """Live mode: values come from the host, async events from backends via a queue."""
 
@@ -39,7 +46,8 @@ class EventPort:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._backends: list[Backend] = []
-        self._held: list[Event] = []  # taken off the queue by wait(), applied at the next checkpoint
+        self._held: list[Event] = []
+        self._timed: list[TimedBackend] = []  # taken off the queue by wait(), applied at the next checkpoint
         self._stop = threading.Event()
         self.t0 = time.monotonic_ns()
         self.current_checkpoint = -1  # stamped on every event between two checkpoints
@@ -48,6 +56,8 @@ class EventPort:
     def attach(self, backend: Backend) -> None:
         """Start a backend; its events reach the machine only at checkpoints."""
         self._backends.append(backend)
+        if hasattr(backend, "next_due_ns"):
+            self._timed.append(backend)  # type: ignore[arg-type]
         backend.start(self._queue.put)
 
     def request_stop(self) -> None:
@@ -72,6 +82,11 @@ class EventPort:
         """Replay only: the logged kind of the next checkpoint."""
         return None
 
+    def next_due_ns(self) -> int | None:
+        """Virtual time at which a timed backend has an event due (the machine stops there)."""
+        due = [d for b in self._timed if (d := b.next_due_ns()) is not None]
+        return min(due) if due else None
+
     def expected_end_text(self) -> str | None:
         """Replay only: the logged end reason of a run that ended for a host reason."""
         return None
@@ -80,6 +95,8 @@ class EventPort:
         """Take what the backends queued; the machine applies the returned events in order."""
         cp.host_ns = time.monotonic_ns() - self.t0
         self.current_checkpoint = cp.checkpoint
+        for backend in self._timed:
+            backend.poll(cp.vclock_ns)
         events: list[Event] = self._held
         self._held = []
         while True:

@@ -111,6 +111,9 @@ class ReplayPort(EventPort):
                 i += 1
         return self._next_cp
 
+    def next_due_ns(self) -> int | None:
+        return None  # timed sources are in the log like everything else
+
     def expected_checkpoint_kind(self) -> str | None:
         cp = self._upcoming_checkpoint()
         return None if cp is None else cp.cp_kind

@@ -90,7 +90,9 @@ def record(
     port = RecordPort(None, progress)
     try:
         machine, image, disk = live_machine(image_path, config, port, host, limits=limits, console_sink=console_sink)
-        writer = TraceWriter(output, trace_metadata(image_path, image.sha256, machine.config, disk))
+        meta = trace_metadata(image_path, image.sha256, machine.config, disk)
+        meta[ev.META_NET] = json.dumps([{"backend": n.kind, **n.nic.to_dict()} for n in host.nets])
+        writer = TraceWriter(output, meta)
         port.writer = writer
         with stop_on_signals(port.request_stop):
             result = machine.run()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Bump on any change to the columns below or to their meaning; readers refuse other versions.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 #: Event kinds (the `kind` column).
 KIND_CHECKPOINT = "checkpoint"
@@ -55,9 +55,12 @@ CP_TIMER = "timer"
 CP_INTERRUPT = "interrupt"
 CP_WARP_START = "warp_start"
 CP_WARP_ACCOUNT = "warp_account"
+CP_IO = "io"  # a timed host source (a pcap replayed in virtual time) was due
 CP_RESET = "reset"
 CP_END = "end"
-CHECKPOINT_KINDS = (CP_INIT, CP_PERIODIC, CP_TIMER, CP_INTERRUPT, CP_WARP_START, CP_WARP_ACCOUNT, CP_RESET, CP_END)
+CHECKPOINT_KINDS = (
+    CP_INIT, CP_PERIODIC, CP_TIMER, CP_INTERRUPT, CP_WARP_START, CP_WARP_ACCOUNT, CP_RESET, CP_END, CP_IO,
+)  # fmt: skip
 
 #: The fixed dictionary of each dictionary-encoded column.
 DICTIONARIES: dict[str, tuple[str, ...]] = {
@@ -100,7 +103,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "cp_kind",
         _DICT,
-        "checkpoint: why it happened (init, periodic, timer, interrupt, warp_start, warp_account, reset, end).",
+        "checkpoint: why it happened (init, periodic, timer, interrupt, warp_start, warp_account, reset, end, io).",
     ),
     Column("pc", pa.uint64(), "checkpoint, irq: guest RIP at that point (for irq, the interrupted RIP)."),
     Column("reg_digest", pa.uint64(), "checkpoint: xxh3-64 of the CPU registers."),

@@ -1,0 +1,1 @@
+"""Network backends: host threads that carry frames between a card and the outside world."""
