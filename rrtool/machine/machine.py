@@ -26,7 +26,7 @@ from rrtool.machine.devices.block import BlockDevice
 from rrtool.machine.devices.clock import Clock
 from rrtool.machine.devices.console import Console
 from rrtool.machine.devices.intc import Intc
-from rrtool.machine.devices.nic import Nic, NicConfig
+from rrtool.machine.devices.nic import AbsentNic, Nic, NicConfig
 from rrtool.machine.devices.rng import Rng
 from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
@@ -158,7 +158,8 @@ class Machine:
         self.devices: list[Device] = [
             self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self), self.block, *self.nics,
         ]  # fmt: skip
-        self._port_map: dict[int, Device] = {p: d for d in self.devices for p in d.ports}
+        empty_slots: list[Device] = [AbsentNic(i) for i in range(len(self.nics), regs.NUM_NETS)]
+        self._port_map: dict[int, Device] = {p: d for d in self.devices + empty_slots for p in d.ports}
         self._hooks = [
             self.emu.hook_add(uc.UC_HOOK_INSN, self._on_in, None, 1, 0, x86.UC_X86_INS_IN),
             self.emu.hook_add(uc.UC_HOOK_INSN, self._on_out, None, 1, 0, x86.UC_X86_INS_OUT),

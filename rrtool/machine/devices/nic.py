@@ -176,3 +176,24 @@ class Nic:
             "<?12I", self.enabled, self.rx_ring, self.rx_size, self.rx_head, self.rx_tail, self.tx_ring,
             self.tx_size, self.tx_head, self.tx_tail, self.rx_drops, self.rx_errors, self.tx_errors, self.index,
         )  # fmt: skip
+
+
+class AbsentNic:
+    """The ports of a card slot with no card: reads float high (0xFFFFFFFF), writes vanish.
+
+    Guests probe for cards by reading MAC_HI, as on a real bus; that must not fault.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.name = f"net{index}-absent"
+        base = regs.NET_BASE + regs.NET_STRIDE * index
+        self.ports = range(base, base + regs.NET_STRIDE)
+
+    def read(self, port: int, size: int) -> int:
+        return 0xFFFFFFFF
+
+    def write(self, port: int, size: int, value: int) -> None:
+        return None
+
+    def state(self) -> bytes:
+        return b""
