@@ -8,6 +8,7 @@ value at the first place it shows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -19,9 +20,8 @@ from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile
 
-#: Fields compared per kind (besides kind, device, icount and vclock_ns).
-_CHECKPOINT_FIELDS = ("checkpoint", "cp_kind", "pc", "reg_digest", "dev_digest", "mem_digest", "text", "value")
-_OUTPUT_FIELDS = ("pc", "value", "data")
+#: Every field is compared except the row number and host time, which no replay can reproduce.
+_COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("seq", "host_ns"))
 
 
 class ReplayPort(EventPort):
@@ -124,7 +124,7 @@ class ReplayPort(EventPort):
 
     def checkpoint(self, cp: Event) -> list[Event]:
         logged = self._take(cp)
-        self._compare(logged, cp, _CHECKPOINT_FIELDS)
+        self._compare(logged, cp, _COMPARED)
         cp.host_ns = logged.host_ns
         self.current_checkpoint = cp.checkpoint
         self.checkpoints_verified += 1
@@ -145,7 +145,7 @@ class ReplayPort(EventPort):
 
     def emit(self, event: Event) -> None:
         logged = self._take(event)
-        self._compare(logged, event, _OUTPUT_FIELDS)
+        self._compare(logged, event, _COMPARED)
 
     def wait(self, event: Event, max_ns: int | None) -> int:
         nxt = self._peek()
