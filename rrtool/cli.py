@@ -154,9 +154,7 @@ Net = Annotated[
 ]
 
 
-def host_setup(
-    no_stdin: bool, disk: str | None, chaos: int | None, log_write_data: bool, net: list[str] | None
-) -> Any:
+def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_data: bool, net: list[str] | None) -> Any:
     from rrtool.machine.disk import DiskSpec
     from rrtool.machine.live import HostSetup
     from rrtool.machine.net.spec import NetSpec
@@ -395,26 +393,29 @@ def info(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the trace.")] = Path("rrtool-demo"),
+    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the disk image and the trace.")] = Path(
+        "rrtool-demo"
+    ),
+    quiet: Quiet = False,
 ) -> None:
-    """Build the bundled `timers` guest, record it, replay it, and show the verified summary.
+    """Record a scripted client session with the kvstore guest, replay it, and show the verified summary.
 
-    Example: rrtool demo
+    The guest keeps its data on the block device and is restarted mid-session; the client talks UDP through
+    user networking on 127.0.0.1. Example: rrtool demo
     """
     from rrtool.analysis.info import trace_info
-    from rrtool.guest.build import ensure_example
-    from rrtool.player.session import replay as do_replay
-    from rrtool.recorder.session import record as do_record
+    from rrtool.demo import run_demo
 
     with user_errors():
-        workdir.mkdir(parents=True, exist_ok=True)
-        image = ensure_example("timers")
-        trace = workdir / "timers.arrow"
-        err.print(f"[bold]1. record[/] {image.name} -> {trace}")
-        rec = do_record(image, trace, console_sink=console_writer(False))
-        err.print(f"[bold]2. replay[/] {trace} (no host clock, no RNG, no waiting)")
-        rep = do_replay(trace, console_sink=None)
-        data = trace_info(trace)
+        result = run_demo(workdir, console_sink=console_writer(quiet), say=lambda m: err.print(m, markup=False))
+        data = trace_info(result.trace)
+    rec, rep = result.recording, result.replay
+    talk = Table(title="client session (UDP through user networking)")
+    talk.add_column("request")
+    talk.add_column("reply")
+    for request, reply in result.transcript:
+        talk.add_row(request, reply)
+    out.print(talk)
     table = Table(title="record vs replay")
     table.add_column("")
     table.add_column("record", justify="right")
@@ -431,9 +432,11 @@ def demo(
     if rep.divergence is not None:
         err.print(rep.divergence.report(), markup=False)
         raise typer.Exit(1)
+    if not rec.run.ok:
+        fail(f"the guest ended with {rec.run.reason}: {rec.run.message}", 1)
     out.print(
-        f"[bold green]replay verified[/]: {rep.checkpoints} checkpoints match, exit code "
-        f"{rec.run.exit_code}. Query it: rrtool info {trace}"
+        f"[bold green]replay verified[/]: {rep.checkpoints} checkpoints match, without the disk or the network. "
+        f"Look inside: rrtool info {result.trace}"
     )
 
 
