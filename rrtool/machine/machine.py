@@ -481,24 +481,14 @@ class Machine:
         icount = self.counter.icount if at is None else at
         self.console.flush(icount)
         self.checkpoint_id += 1
-        mem = None
-        if kind == ev.CP_END or icount >= self._next_mem_digest:
-            mem = self.memory_digest()
-            self._next_mem_digest = icount + self.config.mem_digest_every
-        cp = Event(
-            ev.KIND_CHECKPOINT,
-            "machine",
-            icount,
-            self.clock.vclock_at(icount),
-            checkpoint=self.checkpoint_id,
-            cp_kind=kind,
-            pc=self.pc,
-            reg_digest=register_digest(self.emu),
-            dev_digest=self.device_digest(),
-            mem_digest=mem,
-            text=text,
-            value=value,
-        )
+        cp = Event(ev.KIND_CHECKPOINT, "machine", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
+                   cp_kind=kind, pc=self.pc, text=text, value=value)  # fmt: skip
+        if self.port.wants_digests:
+            cp.reg_digest = register_digest(self.emu)
+            cp.dev_digest = self.device_digest()
+            if kind == ev.CP_END or icount >= self._next_mem_digest:
+                cp.mem_digest = self.memory_digest()
+                self._next_mem_digest = icount + self.config.mem_digest_every
         self._last_cp_icount = icount
         for event in self.port.checkpoint(cp):
             self._apply(event)

@@ -42,6 +42,8 @@ class EventPort:
     mode = "live"
     #: True when stop points come from a log (replay) rather than from the machine itself.
     log_driven = False
+    #: State digests cost time and only record and replay use them.
+    wants_digests = False
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()

@@ -26,6 +26,7 @@ _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("s
 
 class ReplayPort(EventPort):
     mode = "replay"
+    wants_digests = True
     log_driven = True
 
     def __init__(self, trace: TraceFile) -> None:

@@ -12,6 +12,7 @@ from rrtool.schemas import events as ev
 
 class RecordPort(EventPort):
     mode = "record"
+    wants_digests = True
 
     def __init__(self, writer: TraceWriter | None, on_checkpoint: Callable[[Event], None] | None = None) -> None:
         super().__init__()

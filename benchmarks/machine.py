@@ -1,0 +1,225 @@
+"""How fast does rrtool execute guest code, next to what Unicorn can do without it?
+
+rrtool must count every instruction exactly (the virtual clock, timers and
+replay stop points all hang on it). Unicorn offers exact counting out of the
+box with ``emu_start(count=N)``, but that installs a per-instruction hook; rrtool
+instead counts whole translation blocks in a native hook. This script measures
+the `compute` guest, a CPU-bound loop, in three configurations in one process:
+
+  a. bare Unicorn, no counting at all: the ceiling;
+  b. Unicorn's own ``count=`` mode: the obvious exact counter;
+  c. rrtool's `Machine.run()`, as `rrtool run` does it, with every device.
+
+and checks the targets: (c) at least 4x faster than (b), and within 3x of (a).
+Bare Unicorn cannot report how many instructions it ran, so (a) and (b) are
+converted to MIPS with the exact count measured by (c): the guest is
+deterministic, so every configuration runs the same instructions.
+
+Run: ``python benchmarks/machine.py [--quick] [--repeats N] [--markdown] [--check]``.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import unicorn as uc
+from _common import (
+    QUICK_ROUNDS,
+    compute_guest,
+    environment_line,
+    load_average,
+    make_console,
+    median,
+    mips,
+    parse_args,
+    repeat,
+    show,
+    table_box,
+    verdict,
+)
+from rich.table import Table
+from unicorn import x86_const as x86
+
+from rrtool.machine.devices import regs
+from rrtool.machine.image import GuestImage, load_image
+from rrtool.machine.machine import RAM_BASE, Machine, MachineConfig
+from rrtool.machine.port import EventPort
+
+#: ``count=`` larger than any run, so it never stops the guest; it only makes Unicorn count.
+UNBOUNDED_COUNT = 10**12
+
+#: Targets from the performance issue.
+TARGET_SPEEDUP_VS_COUNT = 4.0
+TARGET_SLOWDOWN_VS_BARE = 3.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed run: the wall time of the emulation alone, what the guest printed, its exit code."""
+
+    wall_s: float
+    output: bytes
+    exit_code: int | None
+    icount: int | None = None
+
+
+def bare_unicorn(image: GuestImage, ram_size: int, count: int) -> Sample:
+    """Run the guest on a fresh Unicorn instance set up like rrtool's machine, minus rrtool.
+
+    Memory and registers match `Machine.__init__` (RAM from RAM_BASE to
+    ram_size, segments written, RSP at the top of RAM, RIP at the entry). The
+    flat GDT is skipped: `compute` takes no interrupts, so it never runs iretq.
+    The guest talks to the host only through ``in``/``out`` (a few hundred
+    times in ~400M instructions), so two Python instruction hooks for them cost
+    nothing measurable and let the guest print its checksum and exit: after the
+    EXIT write it runs ``cli; hlt``, and hlt makes ``emu_start`` return.
+    ``count=0`` is plain Unicorn; any other value installs its counting hook.
+    """
+    emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
+    emu.mem_map(RAM_BASE, ram_size - RAM_BASE)
+    for seg in image.segments:
+        emu.mem_write(seg.vaddr, seg.data)
+    emu.reg_write(x86.UC_X86_REG_RSP, ram_size)
+    emu.reg_write(x86.UC_X86_REG_RIP, image.entry)
+    output = bytearray()
+    exit_codes: list[int] = []
+
+    def on_in(_emu: uc.Uc, port: int, size: int, _user: object) -> int:
+        return 0  # the ICOUNT registers read as 0: there is no count to give
+
+    def on_out(_emu: uc.Uc, port: int, size: int, value: int, _user: object) -> None:
+        if port == regs.CON_DATA:
+            output.append(value & 0xFF)
+        elif port == regs.SYS_EXIT:
+            exit_codes.append(value & 0xFFFFFFFF)
+
+    emu.hook_add(uc.UC_HOOK_INSN, on_in, None, 1, 0, x86.UC_X86_INS_IN)
+    emu.hook_add(uc.UC_HOOK_INSN, on_out, None, 1, 0, x86.UC_X86_INS_OUT)
+    start = time.perf_counter()
+    emu.emu_start(image.entry, 0, count=count)
+    wall = time.perf_counter() - start
+    return Sample(wall, bytes(output), exit_codes[0] if exit_codes else None)
+
+
+def rrtool_run(image: GuestImage, config: MachineConfig) -> Sample:
+    """`rrtool run` minus the CLI: a live machine with the plain event port; only run() is timed."""
+    machine = Machine(image, config, EventPort(), console_sink=None)
+    start = time.perf_counter()
+    result = machine.run()
+    wall = time.perf_counter() - start
+    if result.reason != "exit":
+        raise SystemExit(f"rrtool run did not finish normally: {result.reason}: {result.message}")
+    return Sample(wall, result.output, result.exit_code, result.icount)
+
+
+def fresh(fn: Callable[[], Sample]) -> Callable[[], Sample]:
+    """Collect the previous instance's 32 MiB of guest RAM before timing the next one."""
+
+    def wrapped() -> Sample:
+        gc.collect()
+        return fn()
+
+    return wrapped
+
+
+def first_line(output: bytes) -> bytes:
+    """The checksum line: identical in every configuration (the second line prints rr_icount, 0 when bare)."""
+    return output.split(b"\n", 1)[0]
+
+
+def main() -> int:
+    args = parse_args(__doc__.splitlines()[0] if __doc__ else "")
+    console = make_console(args.markdown)
+    config = MachineConfig()
+    with tempfile.TemporaryDirectory(prefix="rrtool-bench-") as tmp:
+        path = compute_guest(args.quick, Path(tmp))
+        image = load_image(path, config.ram_size)
+        console.print(environment_line())
+        variant = f"ROUNDS={QUICK_ROUNDS} variant (--quick)" if args.quick else "bundled example"
+        console.print(f"guest: compute, {variant}; {args.repeats} run(s) per configuration, median shown")
+
+        names = ["a. bare Unicorn, no hooks", "b. Unicorn emu_start(count=N)", "c. rrtool run (Machine.run)"]
+        how = ["none", "per-instruction hook (Unicorn's)", "native block hook + devices"]
+        runs = repeat(
+            args.repeats,
+            [
+                fresh(lambda: bare_unicorn(image, config.ram_size, 0)),
+                fresh(lambda: bare_unicorn(image, config.ram_size, UNBOUNDED_COUNT)),
+                fresh(lambda: rrtool_run(image, config)),
+            ],
+        )
+
+    # Same program, same result: otherwise the comparison is meaningless.
+    reference = runs[2][0]
+    icount = reference.icount
+    assert icount is not None
+    for name, samples in zip(names, runs, strict=True):
+        for s in samples:
+            if s.exit_code != 0 or first_line(s.output) != first_line(reference.output):
+                raise SystemExit(f"{name}: guest output differs or it did not exit 0: {s.output!r} ({s.exit_code})")
+    if any(s.icount != icount for s in runs[2]):
+        raise SystemExit("rrtool run counted a different number of instructions on a repeat")
+
+    walls = [median([s.wall_s for s in samples]) for samples in runs]
+    bare, counted, rr = walls
+
+    table = Table(
+        title=f"compute guest, {icount:,} instructions (exact count from c.)",
+        box=table_box(args.markdown),
+    )
+    table.add_column("configuration")
+    table.add_column("instruction counting")
+    table.add_column("wall s (median)", justify="right")
+    table.add_column("min-max s", justify="right")
+    table.add_column("MIPS", justify="right")
+    table.add_column("speed vs bare", justify="right")
+    for name, kind, samples, wall in zip(names, how, runs, walls, strict=True):
+        ws = [s.wall_s for s in samples]
+        table.add_row(
+            name,
+            kind,
+            f"{wall:.3f}",
+            f"{min(ws):.3f}-{max(ws):.3f}",
+            f"{mips(icount, wall):.0f}",
+            f"{bare / wall:.2f}x",
+        )
+    show(console, table, args.markdown)
+
+    speedup = counted / rr
+    slowdown = rr / bare
+    targets = Table(title="targets", box=table_box(args.markdown))
+    targets.add_column("ratio")
+    targets.add_column("measured", justify="right")
+    targets.add_column("target", justify="right")
+    targets.add_column("status")
+    ok_speed = speedup >= TARGET_SPEEDUP_VS_COUNT
+    ok_slow = slowdown <= TARGET_SLOWDOWN_VS_BARE
+    targets.add_row(
+        "rrtool run speed-up over count= (b / c wall)",
+        f"{speedup:.2f}x",
+        f">= {TARGET_SPEEDUP_VS_COUNT:g}x",
+        verdict(ok_speed),
+    )
+    targets.add_row(
+        "rrtool run slow-down vs bare (c / a wall)",
+        f"{slowdown:.2f}x",
+        f"<= {TARGET_SLOWDOWN_VS_BARE:g}x",
+        verdict(ok_slow),
+    )
+    show(console, targets, args.markdown)
+    console.print(
+        "MIPS of a. and b. use c.'s exact instruction count; wall time covers emu_start / Machine.run() only "
+        "(no set-up), each on a fresh Unicorn instance, so translation is included."
+    )
+    console.print(f"load average {load_average():.2f} at end")
+    return 1 if args.check and not (ok_speed and ok_slow) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
