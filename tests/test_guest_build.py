@@ -6,6 +6,7 @@ on) and the error messages a user sees, without running the guest.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,21 @@ from rrtool.guest.build import (
 )
 
 IMAGE_BASE = 0x100000
+ALL_EXAMPLES = ["blkstress", "bridge", "compute", "hello", "kvstore", "netecho", "timers"]
+# Symbols from every part of the SDK: crt0.S, libc.c, blk.c and net.c are
+# linked into every guest, whether it uses them or not.
+SDK_SYMBOLS = (
+    "_start",
+    "rr_irq_entry",
+    "rr_irq_dispatch",
+    "rr_wait_until",
+    "rr_reset",
+    "rr_blk_submit",
+    "rr_blk_poll",
+    "rr_net_init",
+    "rr_net_poll",
+    "rr_udp_send",
+)
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
@@ -35,12 +51,20 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_examples_are_listed() -> None:
-    assert {"hello", "timers", "compute"} <= set(list_examples())
+    assert set(ALL_EXAMPLES) <= set(list_examples())
     assert list_examples() == sorted(list_examples())
 
 
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_example_first_line_describes_it(name: str) -> None:
+    """`rrtool guest list` shows each example's first line."""
+    first = example_source(name).read_text().splitlines()[0]
+    assert re.fullmatch(rf"/\* {name}\.c - \S.* \*/", first), first
+    assert len(first) <= 80
+
+
 @needs_gcc
-@pytest.mark.parametrize("name", ["hello", "timers", "compute"])
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
 def test_example_builds_to_static_elf(name: str, tmp_path: Path) -> None:
     out = build_guest([example_source(name)], tmp_path / f"{name}.elf")
     with out.open("rb") as f:
@@ -60,8 +84,43 @@ def test_example_builds_to_static_elf(name: str, tmp_path: Path) -> None:
         assert any(s["p_vaddr"] <= entry < s["p_vaddr"] + s["p_memsz"] for s in loads)
         symbols = elf.get_section_by_name(".symtab")
         assert isinstance(symbols, SymbolTableSection)
-        for sym in ("_start", "main", "rr_irq_entry", "rr_irq_dispatch", "_end", "__bss_start"):
+        for sym in ("main", "_end", "__bss_start", *SDK_SYMBOLS):
             assert symbols.get_symbol_by_name(sym), sym
+
+
+@needs_gcc
+def test_examples_build_without_warnings(tmp_path: Path) -> None:
+    """The SDK and examples stay clean under -Wall -Wextra (warnings are errors here)."""
+    for name in ALL_EXAMPLES:
+        build_guest([example_source(name)], tmp_path / f"{name}.elf", extra_cflags=["-Wextra", "-Werror"])
+
+
+@needs_gcc
+def test_blkstress_builds_without_bad_requests(tmp_path: Path) -> None:
+    out = build_guest([example_source("blkstress")], tmp_path / "b.elf", extra_cflags=["-DBAD_REQUESTS=0"])
+    assert out.is_file()
+
+
+def test_sdk_sources_cover_every_c_file() -> None:
+    sources = build._sdk_sources()
+    assert sources[0].name == "crt0.S"
+    names = {p.name for p in sources}
+    assert {"libc.c", "blk.c", "net.c"} <= names
+    assert names - {"crt0.S"} == {p.name for p in build.SDK_DIR.glob("*.c")}
+
+
+def test_build_key_covers_every_sdk_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sdk = tmp_path / "sdk"
+    shutil.copytree(build.SDK_DIR, sdk)
+    monkeypatch.setattr(build, "SDK_DIR", sdk)
+    source = example_source("hello")
+    key = build._build_key(source)
+    assert build._build_key(source) == key
+    (sdk / "net.c").write_text((sdk / "net.c").read_text() + "\n/* changed */\n")
+    changed = build._build_key(source)
+    assert changed != key
+    (sdk / "extra.c").write_text("int rr_extra;\n")
+    assert build._build_key(source) != changed
 
 
 @needs_gcc

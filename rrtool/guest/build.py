@@ -33,8 +33,18 @@ __all__ = [
 SDK_DIR: Path = Path(__file__).resolve().parent / "sdk"
 EXAMPLES_DIR: Path = Path(__file__).resolve().parent / "examples"
 
-_SDK_SOURCES = ("crt0.S", "libc.c")
 _LINKER_SCRIPT = "guest.ld"
+
+
+def _sdk_sources() -> list[Path]:
+    """The SDK's sources linked into every guest: crt0.S, then every ``sdk/*.c``.
+
+    Globbing (sorted, for a stable command line) means a new driver file is
+    picked up without touching this list. Unused drivers cost a little image
+    size but no behaviour: nothing runs unless the guest calls it.
+    """
+    return [SDK_DIR / "crt0.S", *sorted(SDK_DIR.glob("*.c"))]
+
 
 # Why each flag:
 #   -ffreestanding -nostdlib -static   no host libc, headers or startup files;
@@ -137,7 +147,7 @@ def build_guest(sources: Sequence[Path], output: Path, *, extra_cflags: Sequence
         "-T",
         str(SDK_DIR / _LINKER_SCRIPT),
         "-Wl,--build-id=none",
-        *(str(SDK_DIR / name) for name in _SDK_SOURCES),
+        *(str(path) for path in _sdk_sources()),
         *(str(s) for s in srcs),
         "-o",
         str(output),

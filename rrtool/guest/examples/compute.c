@@ -1,7 +1,5 @@
+/* compute.c - CPU-bound: mix a 1 MiB buffer, print a checksum. */
 /*
- * compute.c - a CPU-bound guest: mix a 1 MiB buffer for a few hundred
- * million instructions and print a checksum.
- *
  * Honest work only (no sleeps, no device reads in the loop), so it measures
  * how fast the machine executes guest code. The result depends on nothing
  * but the code, so it is the same on every run.

@@ -1,6 +1,5 @@
+/* timers.c - interrupts, timers, clock, RTC and RNG. */
 /*
- * timers.c - interrupts, timers and the nondeterministic devices.
- *
  * A periodic timer (timer 0, every 2 ms of virtual time) drives 20 ticks and
  * a one-shot timer (timer 1) fires once in between; the guest halts between
  * ticks, so the machine is mostly idle. Then a few rr_sleep_ns calls bring

@@ -347,21 +347,36 @@ void rr_irq_dispatch(void)
     }
 }
 
-void rr_sleep_ns(uint64_t ns)
+int rr_wait_until(uint64_t deadline_ns, int (*ready)(void *arg), void *arg)
 {
-    uint64_t deadline = rr_clock_ns() + ns;
-    irq_enable_line(RR_IRQ_TIMER(RR_SLEEP_TIMER));
-    rr_timer_oneshot(RR_SLEEP_TIMER, deadline);
+    int armed = 0, is_ready = 0;
+    if (deadline_ns != RR_FOREVER) {
+        irq_enable_line(RR_IRQ_TIMER(RR_SLEEP_TIMER));
+        rr_timer_oneshot(RR_SLEEP_TIMER, deadline_ns);
+        armed = 1;
+    }
     /* cli; check; sti;hlt - the check runs with interrupts off, so the
-     * timer cannot fire between the check and the hlt and be missed.
-     * Other interrupts also wake the hlt; the loop then sleeps again. */
+     * event cannot arrive between the check and the hlt and be missed.
+     * Unrelated interrupts also wake the hlt; the loop then halts again. */
     for (;;) {
         rr_cli();
-        if (rr_clock_ns() >= deadline)
+        if (ready && ready(arg)) {
+            is_ready = 1;
+            break;
+        }
+        if (armed && rr_clock_ns() >= deadline_ns)
             break;
         rr_wait_for_interrupt();
     }
+    if (armed && is_ready)
+        rr_timer_cancel(RR_SLEEP_TIMER); /* no stray wakeup later */
     rr_sti();
+    return is_ready;
+}
+
+void rr_sleep_ns(uint64_t ns)
+{
+    rr_wait_until(rr_clock_ns() + ns, NULL, NULL);
 }
 
 /* ---- Exit ------------------------------------------------------------ */
@@ -371,6 +386,15 @@ void rr_exit(int code)
     outl(RR_EXIT, (uint32_t)code);
     /* The run ends at the EXIT write; should the host ever resume us,
      * stay parked rather than run off into whatever follows. */
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+void rr_reset(void)
+{
+    outl(RR_SYS_RESET, 1);
+    /* The restart happens at the next instruction boundary the host
+     * stops at; park until then, like rr_exit. */
     for (;;)
         __asm__ volatile("cli; hlt");
 }

@@ -126,7 +126,8 @@ class BlockDevice:
             self.errors += 1
             self.last_error = status
             self._bus.port.emit(ev)
-            self._finish(index, status)
+            if status != ST_BUSY:  # a busy slot still holds the live request: leave its descriptor alone
+                self._finish(index, status)
             return
         data = None
         if op == OP_WRITE:
@@ -139,6 +140,7 @@ class BlockDevice:
             self.backend.submit(req)
 
     def _check(self, index: int, op: int, sector: int, sectors: int, addr: int) -> int:
+        """The first problem found, in this documented order: busy, op, length, range, address."""
         if index in self.in_flight:
             return ST_BUSY
         if op not in OP_NAMES:
