@@ -29,8 +29,8 @@ app = typer.Typer(
 guest_app = typer.Typer(no_args_is_help=True, help="Build and list guest programs (the guest SDK).")
 app.add_typer(guest_app, name="guest")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

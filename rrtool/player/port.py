@@ -80,7 +80,20 @@ class ReplayPort(EventPort):
             if name == "mem_digest" and (want is None or got is None):
                 continue  # cadence is deterministic, but a missing digest is not a difference in state
             if want != got:
+                if isinstance(want, bytes) and isinstance(got, bytes):
+                    self._diverge_bytes(logged, actual, name, want, got)
                 self._diverge(logged, actual, f"{logged.kind} {name} differs")
+
+    def _diverge_bytes(self, logged: Event, actual: Event, name: str, want: bytes, got: bytes) -> None:
+        """Point at the first differing byte and show both sides around it (a payload can be long)."""
+        at = next((i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b), min(len(want), len(got)))
+        lo = max(0, at - 24)
+        raise Divergence(
+            checkpoint=logged.checkpoint, icount=actual.icount,
+            what=f"{logged.kind} {name} differs at byte {at} (lengths {len(want)} and {len(got)})",
+            expected=f"{logged.kind} icount={logged.icount} {name}[{lo}:]={want[lo:at + 24]!r}",
+            actual=f"{actual.kind} icount={actual.icount} {name}[{lo}:]={got[lo:at + 24]!r}",
+        )  # fmt: skip
 
     def _diverge(self, logged: Event, actual: Event, what: str) -> None:
         raise Divergence(
