@@ -46,8 +46,9 @@ from _common import (
 from rich.table import Table
 
 from rrtool.guest.build import ensure_example
+from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, MachineConfig
 from rrtool.machine.image import load_image
-from rrtool.machine.machine import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, Machine, MachineConfig
+from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort
 from rrtool.player.session import replay
 from rrtool.recorder.session import record

@@ -42,10 +42,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def user_errors() -> Iterator[None]:
     """Turn every expected failure into one line and exit code 2 (never a traceback)."""
     from rrtool.guest.build import GuestBuildError
+    from rrtool.machine.config import MachineError
     from rrtool.machine.disk import DiskError
     from rrtool.machine.icount import CounterError
     from rrtool.machine.image import ImageError
-    from rrtool.machine.machine import MachineError
     from rrtool.machine.net.spec import NetError
     from rrtool.player.session import ReplayError
     from rrtool.schemas.tracefile import TraceError
@@ -176,7 +176,7 @@ def _machine_setup(
     max_insns: int | None,
     timeout: float | None,
 ) -> tuple[Any, Any]:
-    from rrtool.machine.machine import Limits, MachineConfig
+    from rrtool.machine.config import Limits, MachineConfig
 
     config = MachineConfig(
         ram_size=parse_size(ram),
@@ -209,8 +209,8 @@ def run(
 
     Example: rrtool run timers --max-insns 100000000
     """
+    from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, exit_status
     from rrtool.machine.live import live_machine
-    from rrtool.machine.machine import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, exit_status
     from rrtool.machine.port import EventPort
     from rrtool.recorder.session import stop_on_signals
 
@@ -256,7 +256,7 @@ def record(
 
     Example: rrtool record timers -o timers.arrow
     """
-    from rrtool.machine.machine import exit_status
+    from rrtool.machine.config import exit_status
     from rrtool.recorder.session import record as do_record
 
     with user_errors():

@@ -11,10 +11,11 @@ import pytest
 import unicorn as uc
 from unicorn import x86_const as x86
 
+from rrtool.machine.config import MachineConfig
 from rrtool.machine.digest import register_digest
 from rrtool.machine.icount import NO_DEADLINE, STOP_NONE
 from rrtool.machine.image import ImageError, load_image
-from rrtool.machine.machine import Machine, MachineConfig
+from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort
 from tests import guests
 from tests.conftest import BuildC, rrtool

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rrtool.machine.backends import ConsoleInput
+from rrtool.machine.config import Limits, MachineConfig
 from rrtool.machine.disk import DiskBackend, DiskSpec
 from rrtool.machine.image import GuestImage, load_image
-from rrtool.machine.machine import Limits, Machine, MachineConfig
+from rrtool.machine.machine import Machine
 from rrtool.machine.net.factory import make_backend
 from rrtool.machine.net.spec import NetSpec
 from rrtool.machine.port import Backend, EventPort

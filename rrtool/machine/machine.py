@@ -9,24 +9,38 @@ exact icount. Which icounts those are is decided here in live and record mode
 
 from __future__ import annotations
 
-import ctypes
-import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import unicorn as uc
 import xxhash
 from unicorn import x86_const as x86
 
+from rrtool.machine.config import (
+    Limits,
+    MachineConfig,
+    MachineError,
+    RunResult,
+    exit_status,
+)
+from rrtool.machine.cpu import (
+    EXCEPTION_NAMES,
+    FAULT_NAMES,
+    IF_FLAG,
+    RAM_BASE,
+    RDTSC_CALLBACK,
+    STI_OPCODE,
+    disassemble,
+    push_interrupt_frame,
+    setup_cpu,
+)
 from rrtool.machine.devices import regs
 from rrtool.machine.devices.base import Device
 from rrtool.machine.devices.block import BlockDevice
 from rrtool.machine.devices.clock import Clock
 from rrtool.machine.devices.console import Console
 from rrtool.machine.devices.intc import Intc
-from rrtool.machine.devices.nic import AbsentNic, Nic, NicConfig
+from rrtool.machine.devices.nic import AbsentNic, Nic
 from rrtool.machine.devices.rng import Rng
 from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
@@ -36,85 +50,6 @@ from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
 from rrtool.machine.port import EventPort, NothingCanWake
 from rrtool.schemas import events as ev
-
-RAM_BASE = 0x1000  # page 0 stays unmapped so NULL dereferences fault
-GDT_ADDR = 0x1000
-CS_SELECTOR = 0x08
-SS_SELECTOR = 0x10
-IF_FLAG = 1 << 9
-STI_OPCODE = 0xFB
-_GDT = struct.pack("<3Q", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF)  # null, 64-bit code, data
-
-DEFAULT_RAM = 32 << 20
-DEFAULT_CHECKPOINT_EVERY = 1_000_000
-DEFAULT_MEM_DIGEST_EVERY = 200_000_000
-
-_RDTSC_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
-
-_FAULT_NAMES = {
-    uc.UC_ERR_READ_UNMAPPED: "invalid memory read",
-    uc.UC_ERR_WRITE_UNMAPPED: "invalid memory write",
-    uc.UC_ERR_FETCH_UNMAPPED: "jump outside RAM",
-    uc.UC_ERR_READ_PROT: "invalid memory read",
-    uc.UC_ERR_WRITE_PROT: "invalid memory write",
-    uc.UC_ERR_FETCH_PROT: "jump outside RAM",
-    uc.UC_ERR_INSN_INVALID: "invalid opcode",
-}
-_EXCEPTION_NAMES = {0: "division by zero", 6: "invalid opcode", 13: "general protection fault", 14: "page fault"}
-
-
-@dataclass(frozen=True)
-class MachineConfig:
-    """Everything that shapes a run and so must be recorded with it."""
-
-    ram_size: int = DEFAULT_RAM
-    ns_per_insn: int = 1
-    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
-    mem_digest_every: int = DEFAULT_MEM_DIGEST_EVERY
-    disk_sectors: int = 0  # 0: no disk attached
-    nics: tuple[NicConfig, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ram_size": self.ram_size,
-            "ns_per_insn": self.ns_per_insn,
-            "checkpoint_every": self.checkpoint_every,
-            "mem_digest_every": self.mem_digest_every,
-            "disk_sectors": self.disk_sectors,
-            "nics": [n.to_dict() for n in self.nics],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MachineConfig:
-        ints = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__ and k != "nics"}
-        return cls(**ints, nics=tuple(NicConfig.from_dict(n) for n in data.get("nics", ())))
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on a run that are not part of the machine (not recorded as config)."""
-
-    max_insns: int | None = None
-    timeout_s: float | None = None
-
-
-@dataclass
-class RunResult:
-    reason: str  # exit, fault, hang, limit, timeout, interrupted
-    icount: int
-    vclock_ns: int
-    checkpoints: int
-    exit_code: int | None = None
-    message: str = ""
-    output: bytes = field(default=b"", repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.reason == "exit" and self.exit_code == 0
-
-
-class MachineError(Exception):
-    """A machine set-up problem (not a guest fault)."""
 
 
 class Machine:
@@ -126,7 +61,7 @@ class Machine:
         config: MachineConfig,
         port: EventPort,
         *,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         console_sink: Callable[[bytes], None] | None = None,
     ) -> None:
         if config.ns_per_insn < 1:
@@ -136,14 +71,14 @@ class Machine:
         if config.ram_size < 2 << 20 or config.ram_size % 0x1000:
             raise MachineError("RAM must be at least 2 MiB and a multiple of 4 KiB")
         self.config = config
-        self.limits = limits
+        self.limits = limits or Limits()
         self.port = port
         self.image = image
         self.emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
         self.emu.mem_map(RAM_BASE, config.ram_size - RAM_BASE)
         for seg in image.segments:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
-        self._setup_cpu(image.entry)
+        setup_cpu(self.emu, image.entry, config.ram_size)
         self.counter = Counter(self.emu)
         self._mem = MemoryDigester(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
 
@@ -167,7 +102,7 @@ class Machine:
             self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
         ]
         # rdtsc would leak host time; the Python wrapper refuses RDTSC hooks, so register it raw.
-        self._rdtsc_cb = _RDTSC_CB(self._on_rdtsc)
+        self._rdtsc_cb = RDTSC_CALLBACK(self._on_rdtsc)
         self._rdtsc_hook = add_insn_hook(self.emu, self._rdtsc_cb, x86.UC_X86_INS_RDTSC)
 
         self.checkpoint_id = -1
@@ -181,17 +116,6 @@ class Machine:
         self._running = False
         self._result: RunResult | None = None
         self._timed_out = threading.Event()
-
-    def _setup_cpu(self, entry: int) -> None:
-        emu = self.emu
-        emu.mem_write(GDT_ADDR, _GDT)
-        emu.reg_write(x86.UC_X86_REG_GDTR, (0, GDT_ADDR, len(_GDT) - 1, 0))
-        emu.reg_write(x86.UC_X86_REG_CS, CS_SELECTOR)
-        emu.reg_write(x86.UC_X86_REG_SS, SS_SELECTOR)
-        emu.reg_write(x86.UC_X86_REG_DS, SS_SELECTOR)
-        emu.reg_write(x86.UC_X86_REG_ES, SS_SELECTOR)
-        emu.reg_write(x86.UC_X86_REG_RSP, self.config.ram_size)
-        emu.reg_write(x86.UC_X86_REG_RIP, entry)
 
     # ------------------------------------------------------------------ Bus
     def now(self) -> int:
@@ -274,7 +198,7 @@ class Machine:
 
     def _on_intr(self, emu: uc.Uc, intno: int, _user: object) -> None:
         pc = emu.reg_read(x86.UC_X86_REG_RIP)
-        self._fault = (_EXCEPTION_NAMES.get(intno, f"CPU exception {intno}"), pc)
+        self._fault = (EXCEPTION_NAMES.get(intno, f"CPU exception {intno}"), pc)
         emu.emu_stop()
 
     def _on_bad_mem(self, emu: uc.Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
@@ -345,7 +269,7 @@ class Machine:
             stop = self.counter.run(self.pc, soft, hard)
         except uc.UcError as exc:
             if self._fault is None:
-                self._fault = (_FAULT_NAMES.get(exc.errno, str(exc)), self.pc)
+                self._fault = (FAULT_NAMES.get(exc.errno, str(exc)), self.pc)
             stop = None
         finally:
             self._running = False
@@ -440,13 +364,7 @@ class Machine:
         if not halted and self._in_sti_shadow():
             self._internal_stop = self.counter.icount + 1
             return
-        rip = self.pc
-        rsp = emu.reg_read(x86.UC_X86_REG_RSP)
-        frame = (rsp & ~0xF) - 40
-        emu.mem_write(frame, struct.pack("<5Q", rip, CS_SELECTOR, rflags, rsp, SS_SELECTOR))
-        emu.reg_write(x86.UC_X86_REG_RSP, frame)
-        emu.reg_write(x86.UC_X86_REG_RFLAGS, rflags & ~IF_FLAG)
-        emu.reg_write(x86.UC_X86_REG_RIP, self.intc.vector)
+        rip = push_interrupt_frame(emu, self.intc.vector)
         icount = self.counter.icount
         self.port.emit(
             Event(
@@ -513,7 +431,7 @@ class Machine:
         for reg in DIGEST_REGS:
             emu.reg_write(reg, 0)
         emu.reg_write(x86.UC_X86_REG_RFLAGS, 0x2)
-        self._setup_cpu(self.image.entry)
+        setup_cpu(emu, self.image.entry, self.config.ram_size)
         self.counter.flush()
         self.clock.reset()
         self.intc.reset()
@@ -545,30 +463,7 @@ class Machine:
 
     # ------------------------------------------------------------- inspection
     def disassemble(self, pc: int, count: int = 1) -> list[str]:
-        import capstone
-
-        try:
-            code = bytes(self.emu.mem_read(pc, 16 * count))
-        except uc.UcError:
-            return [f"{pc:#x}: <not in RAM>"]
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        return [f"{i.address:#x}: {i.mnemonic} {i.op_str}".rstrip() for i in md.disasm(code, pc, count)]
+        return disassemble(self.emu, pc, count)
 
 
-def vclock_ns(icount: int, ns_per_insn: int, warp_ns: int) -> int:
-    """The one formula for virtual time (kept here so analysis code can cite it)."""
-    return icount * ns_per_insn + warp_ns
-
-
-def exit_status(result: RunResult) -> int:
-    """Process exit code for a run: the guest's own code on exit, 3 for faults and hangs, 4 for limits."""
-    if result.reason == "exit":
-        return (result.exit_code or 0) & 0xFF
-    if result.reason in ("fault", "hang"):
-        return 3
-    if result.reason in ("limit", "timeout"):
-        return 4
-    return 130
-
-
-__all__ = ["STOP_NONE", "Machine", "MachineConfig", "RunResult"]
+__all__ = ["Limits", "Machine", "MachineConfig", "MachineError", "RunResult", "exit_status"]

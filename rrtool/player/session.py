@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rrtool.machine.config import MachineConfig, RunResult
 from rrtool.machine.image import load_image, sha256_file
-from rrtool.machine.machine import Machine, MachineConfig, RunResult
+from rrtool.machine.machine import Machine
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.player.port import ReplayPort
 from rrtool.schemas import events as ev

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import FrameType
 
 from rrtool import __version__
+from rrtool.machine.config import Limits, MachineConfig, RunResult
 from rrtool.machine.disk import DiskBackend, sha256_file
 from rrtool.machine.event import Event
 from rrtool.machine.live import HostSetup, live_machine
-from rrtool.machine.machine import Limits, MachineConfig, RunResult
 from rrtool.recorder.port import RecordPort
 from rrtool.recorder.writer import TraceWriter
 from rrtool.schemas import events as ev

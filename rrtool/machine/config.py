@@ -1,0 +1,79 @@
+"""What shapes a run (recorded with it), what bounds it, and how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rrtool.machine.devices.nic import NicConfig
+
+DEFAULT_RAM = 32 << 20
+DEFAULT_CHECKPOINT_EVERY = 1_000_000
+#: Chosen by measurement (benchmarks/record_replay.py): hashing 32 MiB costs 3-5 ms, so a digest every
+#: 200M instructions is under 1% of a busy recording, while every 10M costs about 20%.
+DEFAULT_MEM_DIGEST_EVERY = 200_000_000
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """Everything that shapes a run and so must be recorded with it."""
+
+    ram_size: int = DEFAULT_RAM
+    ns_per_insn: int = 1
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    mem_digest_every: int = DEFAULT_MEM_DIGEST_EVERY
+    disk_sectors: int = 0  # 0: no disk attached
+    nics: tuple[NicConfig, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ram_size": self.ram_size,
+            "ns_per_insn": self.ns_per_insn,
+            "checkpoint_every": self.checkpoint_every,
+            "mem_digest_every": self.mem_digest_every,
+            "disk_sectors": self.disk_sectors,
+            "nics": [n.to_dict() for n in self.nics],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MachineConfig:
+        ints = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__ and k != "nics"}
+        return cls(**ints, nics=tuple(NicConfig.from_dict(n) for n in data.get("nics", ())))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on a run that are not part of the machine (not recorded as config)."""
+
+    max_insns: int | None = None
+    timeout_s: float | None = None
+
+
+@dataclass
+class RunResult:
+    reason: str  # exit, fault, hang, limit, timeout, interrupted
+    icount: int
+    vclock_ns: int
+    checkpoints: int
+    exit_code: int | None = None
+    message: str = ""
+    output: bytes = field(default=b"", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "exit" and self.exit_code == 0
+
+
+class MachineError(Exception):
+    """A machine set-up problem (not a guest fault)."""
+
+
+def exit_status(result: RunResult) -> int:
+    """Process exit code for a run: the guest's own code on exit, 3 for faults and hangs, 4 for limits."""
+    if result.reason == "exit":
+        return (result.exit_code or 0) & 0xFF
+    if result.reason in ("fault", "hang"):
+        return 3
+    if result.reason in ("limit", "timeout"):
+        return 4
+    return 130
