@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rrtool import __version__
+from rrtool.analysis.cli_commands import diff_command, export_app, sql_command
 
 app = typer.Typer(
     add_completion=False,
@@ -27,7 +28,7 @@ app = typer.Typer(
     help="Deterministic record/replay for an emulated x86-64 machine; the trace is an Arrow dataset.",
 )
 guest_app = typer.Typer(no_args_is_help=True, help="Build and list guest programs (the guest SDK).")
-app.add_typer(guest_app, name="guest")
+
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -467,6 +468,13 @@ def guest_list() -> None:
     for name in list_examples():
         first = example_source(name).read_text().splitlines()[0].strip("/* ").rstrip("*/ ")
         out.print(f"{name:10} {first}", markup=False)
+
+
+# Registered last so `rrtool --help` lists them after the record/replay commands.
+app.command("sql")(sql_command)
+app.command("diff")(diff_command)
+app.add_typer(export_app, name="export")
+app.add_typer(guest_app, name="guest")
 
 
 def main() -> None:

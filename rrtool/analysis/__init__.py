@@ -1,0 +1,38 @@
+"""Reading traces as data: `open_trace`, SQL views, diff and exports. Never runs the emulator.
+
+This package depends on `rrtool.schemas` only (plus pyarrow, polars, duckdb
+and rich), so analysing a trace needs neither Unicorn nor the guest SDK.
+Names are imported on first use, so `rrtool info` (which imports
+`rrtool.analysis.info`) does not pay for importing Polars and DuckDB.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rrtool.analysis.diff import DiffOptions, DiffResult, diff_traces
+    from rrtool.analysis.errors import AnalysisError
+    from rrtool.analysis.trace import Trace, open_trace
+    from rrtool.analysis.window import Span, Window
+
+_EXPORTS = {
+    "AnalysisError": "rrtool.analysis.errors",
+    "DiffOptions": "rrtool.analysis.diff",
+    "DiffResult": "rrtool.analysis.diff",
+    "Span": "rrtool.analysis.window",
+    "Trace": "rrtool.analysis.trace",
+    "Window": "rrtool.analysis.window",
+    "diff_traces": "rrtool.analysis.diff",
+    "open_trace": "rrtool.analysis.trace",
+}
+
+__all__ = ["AnalysisError", "DiffOptions", "DiffResult", "Span", "Trace", "Window", "diff_traces", "open_trace"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rrtool.analysis' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,127 @@
+"""Rendering a `DiffResult` for people: the first divergence (payloads as a hex diff) and a summary table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rrtool.analysis.diff.model import Difference, DiffResult
+
+#: Columns shown in hex (digests, addresses, raw values), as the replay divergence report does.
+_HEX_COLUMNS = {"pc", "reg_digest", "dev_digest", "mem_digest", "value", "data_digest"}
+_ROW = 16
+_CONTEXT_ROWS = 2
+_IDENTITY = ("seq", "checkpoint", "icount", "kind", "device")
+
+
+def format_value(column: str, value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bytes):
+        text = value[:48].hex(" ")
+        return f"{len(value)} bytes: {text}{' ...' if len(value) > 48 else ''}"
+    if column in _HEX_COLUMNS and isinstance(value, int):
+        return f"{value:#x}"
+    return str(value)
+
+
+def hex_diff(a: bytes, b: bytes) -> list[str]:
+    """Hexdump rows of both payloads around the first differing byte, with carets under the differences."""
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    lines = [f"{len(a)} bytes in a, {len(b)} in b; first difference at byte {first}"]
+    start_row = max(0, first // _ROW - 1)
+    end_row = min(max(len(a), len(b)) // _ROW + 1, first // _ROW + _CONTEXT_ROWS + 1)
+    for row in range(start_row, end_row):
+        lo = row * _ROW
+        ra, rb = a[lo : lo + _ROW], b[lo : lo + _ROW]
+        if not ra and not rb:
+            break
+        marks = "".join(
+            "^^ " if (i >= len(ra) or i >= len(rb) or ra[i] != rb[i]) else "   " for i in range(max(len(ra), len(rb)))
+        )
+        lines.append(f"{lo:04x}  a: {ra.hex(' ')}")
+        lines.append(f"      b: {rb.hex(' ')}")
+        if marks.strip():
+            lines.append(f"         {marks.rstrip()}")
+    return lines
+
+
+def describe(diff: Difference) -> str:
+    """One line naming the event: kind, device, where it is on each side."""
+
+    def where(row: dict[str, Any] | None, side: str) -> str:
+        if row is None:
+            return f"absent in {side}"
+        return f"{side}: checkpoint {row['checkpoint']}, icount {row['icount']}, seq {row['seq']}"
+
+    head = {"changed": "changed", "only_a": "only in a", "only_b": "only in b"}[diff.status]
+    return f"{head}: {diff.kind} on {diff.device} ({where(diff.a, 'a')}; {where(diff.b, 'b')})"
+
+
+def first_divergence_lines(diff: Difference) -> list[str]:
+    lines = [f"first divergence at checkpoint {diff.checkpoint}, icount {diff.icount}: {diff.kind} on {diff.device}"]
+    lines.append("  " + describe(diff))
+    if diff.status != "changed":
+        row = diff.a if diff.a is not None else diff.b
+        assert row is not None
+        for col, value in row.items():
+            if col not in _IDENTITY:
+                lines.append(f"  {col}: {format_value(col, value)}")
+        return lines
+    assert diff.a is not None and diff.b is not None
+    lines.append(f"  fields that differ: {', '.join(diff.fields)}")
+    for col in diff.fields:
+        va, vb = diff.a.get(col), diff.b.get(col)
+        if isinstance(va, bytes) and isinstance(vb, bytes):
+            lines.append(f"  {col}:")
+            lines.extend("    " + line for line in hex_diff(va, vb))
+        else:
+            lines.append(f"  {col}: a {format_value(col, va)}")
+            lines.append(f"  {' ' * len(col)}  b {format_value(col, vb)}")
+    return lines
+
+
+def summary_table(result: DiffResult) -> Table:
+    """Per kind: events and payload bytes on each side, then how they lined up (fits 80 columns)."""
+    table = Table(title="per kind", show_header=True, header_style="bold")
+    for name in ("kind", "events a / b", "bytes a / b", "matched", "changed", "only a", "only b"):
+        table.add_column(name, justify="left" if name == "kind" else "right", no_wrap=True)
+    for k in [*sorted(result.kinds.values(), key=lambda k: k.kind), result.totals()]:
+        style = "bold" if k.kind == "total" else ("yellow" if k.differs else None)
+        table.add_row(
+            k.kind, f"{k.events_a:,} / {k.events_b:,}", f"{k.bytes_a:,} / {k.bytes_b:,}", f"{k.matched:,}",
+            f"{k.changed:,}", f"{k.only_a:,}", f"{k.only_b:,}", style=style,
+        )  # fmt: skip
+    return table
+
+
+def changed_columns_lines(result: DiffResult) -> list[str]:
+    lines = []
+    for k in sorted(result.kinds.values(), key=lambda k: k.kind):
+        if k.changed_columns:
+            cols = ", ".join(f"{c} {n:,}" for c, n in sorted(k.changed_columns.items(), key=lambda t: (-t[1], t[0])))
+            lines.append(f"  {k.kind}: {cols}")
+    return ["changed columns:", *lines] if lines else []
+
+
+def print_report(result: DiffResult, console: Console, show: int = 10) -> None:
+    """The human report: verdict, first divergence, further differences, metadata, summary, notes."""
+    verdict = "equivalent" if result.equivalent else "DIFFERENT"
+    console.print(f"[bold]{verdict}[/]: {result.a} vs {result.b}", highlight=False)
+    if result.first is not None:
+        console.print("\n".join(first_divergence_lines(result.first)), markup=False, highlight=False, soft_wrap=True)
+    more = result.differences[1:show]
+    if more:
+        console.print("next differences:", markup=False)
+        for diff in more:
+            fields = f" [{', '.join(diff.fields)}]" if diff.fields else ""
+            console.print(f"  {describe(diff)}{fields}", markup=False, highlight=False, soft_wrap=True)
+    for key, va, vb in result.metadata:
+        console.print(f"metadata {key}: a {va!r}, b {vb!r}", markup=False, highlight=False, soft_wrap=True)
+    console.print(summary_table(result))
+    for line in changed_columns_lines(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)

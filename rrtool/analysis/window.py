@@ -1,0 +1,163 @@
+"""Restricting a trace to a checkpoint or icount range, reading only the batches that overlap it.
+
+A range query must not read the whole file: batches hold whole checkpoints
+and carry their checkpoint and icount ranges in their metadata
+(`rrtool.analysis.index`), so the overlapping batches are found from the
+footer and only those are read and decompressed. Rows of those batches
+outside the range are then filtered out, so the result is exact.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from rrtool.analysis.errors import AnalysisError
+from rrtool.analysis.index import BatchSpan
+from rrtool.schemas.tracefile import TraceFile
+
+
+@dataclass(frozen=True)
+class Span:
+    """An inclusive range of integers; None leaves that end open."""
+
+    lo: int | None = None
+    hi: int | None = None
+
+    @classmethod
+    def parse(cls, text: str, what: str = "range") -> Span:
+        """`A:B`, `A:`, `:B` or `A` (just A), both ends inclusive, like SQL's BETWEEN."""
+        raw = text.strip().replace("_", "")
+        lo_text, sep, hi_text = raw.partition(":")
+        if not sep:
+            hi_text = lo_text
+        try:
+            lo = int(lo_text) if lo_text else None
+            hi = int(hi_text) if hi_text else None
+        except ValueError:
+            raise AnalysisError(f"bad {what} {text!r}: use A:B, A:, :B or A (inclusive)") from None
+        if lo is not None and hi is not None and lo > hi:
+            raise AnalysisError(f"bad {what} {text!r}: start is after end")
+        return cls(lo, hi)
+
+    def overlaps(self, first: int, last: int) -> bool:
+        return (self.lo is None or last >= self.lo) and (self.hi is None or first <= self.hi)
+
+    def polars(self, column: str) -> pl.Expr:
+        expr = pl.lit(True)
+        if self.lo is not None:
+            expr = expr & (pl.col(column) >= self.lo)
+        if self.hi is not None:
+            expr = expr & (pl.col(column) <= self.hi)
+        return expr
+
+    def __str__(self) -> str:
+        return f"{'' if self.lo is None else self.lo}:{'' if self.hi is None else self.hi}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which part of a trace to look at: checkpoints and/or icounts (both given: both must hold)."""
+
+    checkpoints: Span | None = None
+    icounts: Span | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.checkpoints is None and self.icounts is None
+
+    def overlapping(self, spans: list[BatchSpan]) -> list[int]:
+        """Indexes of the batches that may hold rows inside the window."""
+        chosen = []
+        for s in spans:
+            if self.checkpoints is not None and not self.checkpoints.overlaps(s.first_checkpoint, s.last_checkpoint):
+                continue
+            if self.icounts is not None and not self.icounts.overlaps(s.first_icount, s.last_icount):
+                continue
+            chosen.append(s.index)
+        return chosen
+
+    def polars(self) -> pl.Expr:
+        expr = pl.lit(True)
+        if self.checkpoints is not None:
+            expr = expr & self.checkpoints.polars("checkpoint")
+        if self.icounts is not None:
+            expr = expr & self.icounts.polars("icount")
+        return expr
+
+    def filter_table(self, table: pa.Table) -> pa.Table:
+        if self.whole:
+            return table
+        frame = pl.from_arrow(table.select(["checkpoint", "icount"]))
+        assert isinstance(frame, pl.DataFrame)
+        mask = frame.select(self.polars()).to_series()
+        return table.filter(mask.to_arrow())
+
+    def describe(self) -> str:
+        parts = []
+        if self.checkpoints is not None:
+            parts.append(f"checkpoints {self.checkpoints}")
+        if self.icounts is not None:
+            parts.append(f"icounts {self.icounts}")
+        return ", ".join(parts) or "whole trace"
+
+
+class _CountingFile(io.RawIOBase):
+    """A read-only file that counts the bytes read through it (to show how little a range query reads)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._f.readinto(buffer)
+        self.bytes_read += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def read_batches(trace: TraceFile, indexes: list[int]) -> tuple[pa.Table, int]:
+    """The chosen batches as one table, and how many bytes of the file were read to get them.
+
+    A complete file is read through a counting file object, so only the
+    footer, the dictionaries and the chosen batches are read. A
+    crash-truncated file was read whole when it was opened (it has no
+    footer to seek by), so the whole size is reported.
+    """
+    if not trace.complete_file:
+        batches = [trace.batch(i)[0] for i in indexes]
+        return pa.Table.from_batches(batches, schema=trace.schema), trace.path.stat().st_size
+    counting = _CountingFile(str(trace.path))
+    try:
+        reader = ipc.open_file(pa.PythonFile(counting, mode="r"))
+        batches = [reader.get_batch(i) for i in indexes]
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+    finally:
+        counting.close()
+    return table, counting.bytes_read
