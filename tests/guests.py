@@ -94,3 +94,28 @@ int main(void) {
     return 0;
 }
 """
+
+BAD_TX_DESCRIPTORS = r"""
+#include "rrtool.h"
+/* Malformed transmit descriptors from the guest: each must come back DONE|ERR and be counted. */
+static struct rr_net_desc tx[8];
+static uint8_t frame[64];
+int main(void) {
+    outl(RR_NET_TX_RING(0), (uint32_t)(uint64_t)tx);
+    outl(RR_NET_TX_SIZE(0), 8);
+    struct rr_net_desc bad[4] = {
+        {(uint32_t)(uint64_t)frame, 5, 0},          /* a runt */
+        {(uint32_t)(uint64_t)frame, 3000, 0},       /* over the MTU */
+        {0xFFFFF000u, 60, 0},                       /* buffer outside RAM */
+        {(uint32_t)(uint64_t)frame, 60, 0},         /* a good one, to show the ring still works */
+    };
+    for (int i = 0; i < 4; i++) {
+        tx[i] = bad[i];
+        outl(RR_NET_TX_TAIL(0), (uint32_t)(i + 1));
+        rr_printf("desc %d flags %u\n", i, tx[i].flags);
+    }
+    outl(RR_NET_TX_TAIL(0), 100);                   /* claims more frames than the ring holds */
+    rr_printf("tx_errors %u tx_head %u\n", inl(RR_NET_TX_ERRORS(0)), inl(RR_NET_TX_HEAD(0)));
+    return 0;
+}
+"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import dpkt
 import pytest
 
 from rrtool.player.session import replay
+from tests.conftest import BuildC
 from tests.tracetools import read_rows, write_rows
 
 GUEST_MAC = bytes.fromhex("525400123456")
@@ -267,3 +269,24 @@ def test_socket_endpoints_must_be_loopback() -> None:
     proc = subprocess.run(rrtool_cmd("run", "netecho", "--no-stdin", "--net", spec), capture_output=True, text=True)
     assert proc.returncode == 2
     assert "not a loopback address" in proc.stderr
+
+
+def test_malformed_guest_descriptors_get_an_error_status(build_c: BuildC, tmp_path: Path) -> None:
+    from tests import guests
+
+    path = build_c("bad_tx", guests.BAD_TX_DESCRIPTORS)
+    trace = tmp_path / "badtx.arrow"
+    port = free_udp_port()
+    proc = subprocess.run(rrtool_cmd("record", path, "-o", trace, "--no-stdin", "--net",
+                                     f"socket,listen=127.0.0.1:{port},peer=127.0.0.1:{port + 1}"),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    flags = [int(x) for x in re.findall(r"desc \d flags (\d+)", proc.stdout)]
+    assert flags == [3, 3, 3, 1]  # DONE|ERR three times, then DONE
+    errors, head = (int(x) for x in re.search(r"tx_errors (\d+) tx_head (\d+)", proc.stdout).groups())  # type: ignore[union-attr]
+    assert errors >= 4  # the three bad descriptors and the impossible tail
+    assert head == 100  # the device caught up with the tail instead of looping over garbage
+    rows = read_rows(trace)
+    assert sum(1 for r in rows if r["kind"] == "net_drop" and r["status"] == 6) == errors
+    assert sum(1 for r in rows if r["kind"] == "net_tx") >= 1
+    assert replay(trace).verified
