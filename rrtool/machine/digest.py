@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import mmap
 import struct
 
 import unicorn as uc
 import xxhash
 from unicorn import x86_const as x86
-from unicorn.unicorn_py3.unicorn import uclib
 
 DIGEST_REGS = (
     x86.UC_X86_REG_RAX,
@@ -39,17 +39,26 @@ def register_digest(emu: uc.Uc) -> int:
     return int(xxhash.xxh3_64_intdigest(_PACK.pack(*emu.reg_read_batch(DIGEST_REGS))))
 
 
-class MemoryDigester:
-    """Hashes guest RAM through a preallocated buffer (the raw read is ~4x faster than mem_read)."""
+class GuestRam:
+    """Guest RAM in host memory the machine owns, mapped into Unicorn with `mem_map_ptr`.
+
+    Owning the pages lets a memory digest hash them in place (no copy: about 2 ms
+    for 32 MiB with xxh3) and lets reset zero them with one memset. An anonymous
+    mmap starts as zero pages the kernel supplies lazily, so a big RAM costs
+    nothing until the guest touches it. Writes that may hit translated code still
+    go through `Uc.mem_write`, which keeps Unicorn's translation cache coherent.
+    """
 
     def __init__(self, emu: uc.Uc, base: int, size: int) -> None:
-        self._emu = emu
-        self._base = base
-        self._size = size
-        self._buf = ctypes.create_string_buffer(size)
+        self.base = base
+        self.size = size
+        self._map = mmap.mmap(-1, size)
+        self._anchor = ctypes.c_char.from_buffer(self._map)  # keeps the address valid for Unicorn's lifetime
+        self.address = ctypes.addressof(self._anchor)
+        emu.mem_map_ptr(base, size, uc.UC_PROT_ALL, self.address)
 
     def digest(self) -> int:
-        err = uclib.uc_mem_read(self._emu._uch, ctypes.c_uint64(self._base), self._buf, ctypes.c_size_t(self._size))
-        if err != uc.UC_ERR_OK:
-            raise uc.UcError(err)
-        return int(xxhash.xxh3_64_intdigest(memoryview(self._buf)))
+        return int(xxhash.xxh3_64_intdigest(self._map))
+
+    def zero(self) -> None:
+        ctypes.memset(self.address, 0, self.size)

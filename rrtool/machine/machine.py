@@ -44,7 +44,7 @@ from rrtool.machine.devices.nic import AbsentNic, Nic
 from rrtool.machine.devices.rng import Rng
 from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
-from rrtool.machine.digest import DIGEST_REGS, MemoryDigester, register_digest
+from rrtool.machine.digest import DIGEST_REGS, GuestRam, register_digest
 from rrtool.machine.event import Event
 from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
@@ -75,12 +75,11 @@ class Machine:
         self.port = port
         self.image = image
         self.emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
-        self.emu.mem_map(RAM_BASE, config.ram_size - RAM_BASE)
+        self.ram = GuestRam(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
         for seg in image.segments:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
         setup_cpu(self.emu, image.entry, config.ram_size)
         self.counter = Counter(self.emu)
-        self._mem = MemoryDigester(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
 
         self.clock = Clock(self, config.ns_per_insn)
         self.intc = Intc(self)
@@ -391,7 +390,7 @@ class Machine:
         return int(h.intdigest())
 
     def memory_digest(self) -> int:
-        return self._mem.digest()
+        return self.ram.digest()
 
     def _checkpoint(
         self, kind: str, *, at: int | None = None, text: str | None = None, value: int | None = None
@@ -425,7 +424,7 @@ class Machine:
         self._reset_requested = False
         self._checkpoint(ev.CP_RESET)
         emu = self.emu
-        emu.mem_write(RAM_BASE, bytes(self.config.ram_size - RAM_BASE))
+        self.ram.zero()
         for seg in self.image.segments:
             emu.mem_write(seg.vaddr, seg.data)
         for reg in DIGEST_REGS:

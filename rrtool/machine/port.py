@@ -16,6 +16,9 @@ from typing import Protocol
 
 from rrtool.machine.event import Event
 
+#: A long sleep is cut in slices of this many seconds so the port can do housekeeping between them.
+IDLE_SLICE_S = 0.25
+
 
 class NothingCanWake(Exception):
     """The guest sleeps with no timer armed and no backend that could ever deliver an event."""
@@ -125,6 +128,9 @@ class EventPort:
         """A deterministic output or note (console output, interrupt delivered)."""
         ev.checkpoint = self.current_checkpoint
 
+    def idle_tick(self) -> None:
+        """Called every IDLE_SLICE_S of a long sleep (the recorder flushes its buffer here)."""
+
     def wait(self, ev: Event, max_ns: int | None) -> int:
         """Sleep while the guest idles: until a host event arrives or `max_ns` passes.
 
@@ -137,16 +143,21 @@ class EventPort:
             ev.warp_ns = 0
             return 0
         woke = bool(self._held) or not self._queue.empty() or self._stop.is_set()
-        if not woke:
-            if max_ns is None and not any(b.alive() for b in self._backends):
+        deadline = None if max_ns is None else start + max_ns
+        while not woke:
+            if deadline is None and not any(b.alive() for b in self._backends):
                 raise NothingCanWake()
+            left = IDLE_SLICE_S if deadline is None else min(IDLE_SLICE_S, (deadline - time.monotonic_ns()) / 1e9)
+            if left <= 0:
+                break
             try:
-                item = self._queue.get(timeout=None if max_ns is None else max_ns / 1e9)
-                if item is not None:
-                    self._held.append(item)
-                woke = True
+                item = self._queue.get(timeout=left)
             except queue.Empty:
-                pass
+                self.idle_tick()
+                continue
+            if item is not None:
+                self._held.append(item)
+            woke = True
         waited = time.monotonic_ns() - start
         # Woken by the deadline: land on it exactly; by an event: at the real time waited.
         warp = max_ns if (max_ns is not None and not woke) else waited

@@ -44,13 +44,15 @@ class RecordPort(EventPort):
         self._log(event)
 
     def wait(self, event: Event, max_ns: int | None) -> int:
-        # A sleep that may outlast the flush interval must not hold back the crash-safe copy.
-        assert self.writer is not None
-        if max_ns is None or self.writer.seconds_since_flush() + max_ns / 1e9 >= FLUSH_SECONDS:
-            self.writer.flush_complete_checkpoints()
         warp = super().wait(event, max_ns)
         self._log(event)
         return warp
+
+    def idle_tick(self) -> None:
+        """A sleep that outlasts the flush interval must not hold back the crash-safe copy."""
+        assert self.writer is not None
+        if self.writer.seconds_since_flush() >= FLUSH_SECONDS:
+            self.writer.flush_complete_checkpoints()
 
     @property
     def events(self) -> int:

@@ -15,7 +15,7 @@ from types import FrameType
 
 from rrtool import __version__
 from rrtool.machine.config import Limits, MachineConfig, RunResult
-from rrtool.machine.disk import DiskBackend, sha256_file
+from rrtool.machine.disk import DiskBackend, disk_digest
 from rrtool.machine.event import Event
 from rrtool.machine.live import HostSetup, live_machine
 from rrtool.recorder.port import RecordPort
@@ -59,7 +59,7 @@ def trace_metadata(image_path: Path, sha256: str, config: MachineConfig, disk: D
     }
     if disk is not None:
         meta[ev.META_DISK] = json.dumps({
-            "path": str(disk.spec.path.resolve()), "sha256": sha256_file(disk.spec.path),
+            "path": str(disk.spec.path.resolve()), "xxh3_128": disk_digest(disk.spec.path),
             "sectors": disk.sectors, "writeback": disk.spec.writeback,
         })  # fmt: skip
     return meta

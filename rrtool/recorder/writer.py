@@ -27,7 +27,6 @@ class TraceWriter:
         self._schema = ev.schema_with_metadata(metadata)
         self._sink = pa.OSFile(str(path), "wb")
         self._writer = ipc.new_file(self._sink, self._schema, options=ipc.IpcWriteOptions(compression="zstd"))
-        self._sink.flush()
         self._cols: dict[str, list[object]] = {name: [] for name in ev.COLUMN_NAMES}
         self._codes = {name: {v: i for i, v in enumerate(vals)} for name, vals in ev.DICTIONARIES.items()}
         self._dictionaries = {name: pa.array(vals, type=pa.string()) for name, vals in ev.DICTIONARIES.items()}
@@ -37,6 +36,21 @@ class TraceWriter:
         self.seq = 0
         self.bytes_written = 0
         self.batches = 0
+        # pyarrow writes the file header lazily; an empty first batch (with the same fixed dictionaries)
+        # puts the magic and the schema on disk now, so a recording killed before its first real batch is
+        # still a readable, empty trace.
+        empty = pa.RecordBatch.from_arrays([self._array(c, []) for c in ev.COLUMNS], schema=self._schema)
+        none = "-1"
+        self._writer.write_batch(
+            empty,
+            custom_metadata={
+                ev.BATCH_FIRST_CHECKPOINT: none,
+                ev.BATCH_LAST_CHECKPOINT: none,
+                ev.BATCH_FIRST_ICOUNT: none,
+                ev.BATCH_LAST_ICOUNT: none,
+            },
+        )
+        self._sink.flush()
 
     def append(self, event: Event) -> None:
         event.seq = self.seq
