@@ -12,7 +12,7 @@ import unicorn as uc
 from unicorn import x86_const as x86
 
 from rrtool.machine.config import MachineConfig
-from rrtool.machine.digest import register_digest
+from rrtool.machine.digest import DIGEST_REGS, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_NONE
 from rrtool.machine.image import ImageError, load_image
 from rrtool.machine.machine import Machine
@@ -49,7 +49,7 @@ def run_to(m: Machine, target: int, stops: list[int] | None = None, soft_every: 
 
 
 def state(m: Machine) -> tuple[int, int, int]:
-    return m.counter.icount, register_digest(m.emu), m.memory_digest()
+    return m.counter.icount, RegisterDigester(m.emu).digest(), m.memory_digest()
 
 
 def test_icount_is_independent_of_slicing(build_c: BuildC) -> None:
@@ -206,3 +206,17 @@ def test_rdtsc_returns_virtual_time(build_c: BuildC) -> None:
     result = m.run()
     a, clock, b = (int(x) for x in re.findall(rb"\d+", result.output))
     assert 0 < a < clock < b < 1000  # virtual ns at 1 ns per instruction, not the host's TSC
+
+
+def test_register_digest_covers_every_digest_register(build_c: BuildC) -> None:
+    import struct
+
+    import xxhash
+
+    m = machine_for(build_c("busy", BUSY))
+    run_to(m, 10_000)
+    digester = RegisterDigester(m.emu)
+    values = m.emu.reg_read_batch(DIGEST_REGS)
+    assert digester.digest() == xxhash.xxh3_64_intdigest(struct.pack(f"<{len(values)}Q", *values))
+    m.emu.reg_write(x86.UC_X86_REG_R15, values[15] ^ 1)
+    assert digester.digest() != xxhash.xxh3_64_intdigest(struct.pack(f"<{len(values)}Q", *values))

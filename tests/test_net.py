@@ -123,8 +123,12 @@ def test_kvstore_session_through_user_net_replays(kv_trace: tuple[Path, Path, li
 def test_tampered_inbound_frame_diverges_at_the_reply(kv_trace: tuple[Path, Path, list[bytes]], tmp_path: Path) -> None:
     trace = kv_trace[0]
     rows = read_rows(trace)
-    # the last copy: earlier ones may have arrived while the guest was still rebooting
-    target = [r for r in rows if r["kind"] == "net_rx" and b"GET answer" in (r["data"] or b"")][-1]
+    # The copy the guest answered: the client may have resent it while the guest was rebooting.
+    target = next(
+        r for i, r in enumerate(rows)
+        if r["kind"] == "net_rx" and b"GET answer" in (r["data"] or b"")
+        and b"VALUE 42" in next(t["data"] for t in rows[i + 1:] if t["kind"] in ("net_rx", "net_tx"))
+    )  # fmt: skip
     data = bytearray(target["data"])
     data[data.index(b"answer")] ^= 0x20  # 'a' -> 'A': a key that does not exist
     data[40:42] = b"\x00\x00"  # UDP checksum 0 (none), so the guest takes the changed datagram as valid

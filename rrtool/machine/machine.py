@@ -44,7 +44,7 @@ from rrtool.machine.devices.nic import AbsentNic, Nic
 from rrtool.machine.devices.rng import Rng
 from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
-from rrtool.machine.digest import DIGEST_REGS, GuestRam, register_digest
+from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.event import Event
 from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
@@ -80,6 +80,7 @@ class Machine:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
         setup_cpu(self.emu, image.entry, config.ram_size)
         self.counter = Counter(self.emu)
+        self._regs = RegisterDigester(self.emu)
 
         self.clock = Clock(self, config.ns_per_insn)
         self.intc = Intc(self)
@@ -154,6 +155,9 @@ class Machine:
 
     def mem_write(self, addr: int, data: bytes) -> None:
         self.emu.mem_write(addr, data)
+
+    def ram_ok(self, addr: int, length: int) -> bool:
+        return RAM_BASE <= addr and addr + length <= self.config.ram_size
 
     # ---------------------------------------------------------------- hooks
     def _on_in(self, emu: uc.Uc, port: int, size: int, _user: object) -> int:
@@ -401,7 +405,7 @@ class Machine:
         cp = Event(ev.KIND_CHECKPOINT, "machine", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
                    cp_kind=kind, pc=self.pc, text=text, value=value)  # fmt: skip
         if self.port.wants_digests:
-            cp.reg_digest = register_digest(self.emu)
+            cp.reg_digest = self._regs.digest()
             cp.dev_digest = self.device_digest()
             if kind == ev.CP_END or icount >= self._next_mem_digest:
                 cp.mem_digest = self.memory_digest()

@@ -21,7 +21,9 @@
 #ifndef BAD_REQUESTS
 #define BAD_REQUESTS 1
 #endif
-#define REGION_SECTORS 8192u /* 4 MiB */
+#ifndef REGION_SECTORS
+#define REGION_SECTORS 8192u /* 4 MiB; -DREGION_SECTORS=N for another size (bounded by the disk) */
+#endif
 #define CHUNK 16u            /* sectors per request: 8 KiB */
 #define INFLIGHT 8u
 #define RING 16u             /* more descriptors than requests in flight */

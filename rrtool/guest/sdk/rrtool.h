@@ -20,7 +20,10 @@
  * with inl/outl, except where noted.
  * ======================================================================
  *
- * Console (base 0x3F8)
+ * Console (base 0x3F0)
+ *   0x3F0 CON_BUF_ADDR outl: stage the address of a string to print.
+ *   0x3F4 CON_BUF_LEN  outl: print that many bytes (1..4096) from the staged
+ *                      address: a whole string for one exit to the host.
  *   0x3F8 CON_DATA    outb: write one byte of console output.
  *                     inl:  next input byte, or 0xFFFFFFFF when none waits.
  *   0x3FC CON_STATUS  inl:  bit0 = input available.
@@ -127,6 +130,9 @@
 
 /* ---- Port numbers ---------------------------------------------------- */
 
+#define RR_CON_BUF_ADDR 0x3F0
+#define RR_CON_BUF_LEN 0x3F4
+#define RR_CON_BUF_MAX 4096u
 #define RR_CON_DATA 0x3F8
 #define RR_CON_STATUS 0x3FC
 #define RR_CON_STATUS_RX 0x1u

@@ -36,6 +36,10 @@ class Bus(Protocol):
 
     def mem_write(self, addr: int, data: bytes) -> None: ...
 
+    def ram_ok(self, addr: int, length: int) -> bool:
+        """Is [addr, addr+length) inside guest RAM (a DMA the device may do)?"""
+        ...
+
 
 class Device(Protocol):
     """A register model on I/O ports; state() feeds the checkpoint digest."""

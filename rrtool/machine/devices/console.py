@@ -18,7 +18,7 @@ _MAX_CHUNK = 4096
 
 class Console:
     name = "console"
-    ports = range(regs.CON_DATA, regs.CON_STATUS + 4)
+    ports = range(regs.CON_BUF_ADDR, regs.CON_STATUS + 4)
 
     def __init__(self, bus: Bus, sink: Callable[[bytes], None] | None) -> None:
         self._bus = bus
@@ -26,6 +26,7 @@ class Console:
         self._out = bytearray()
         self._out_icount = 0
         self._in: deque[int] = deque()
+        self._buf_addr = 0
         self.output = bytearray()  # everything the guest printed, for callers and tests
 
     def read(self, port: int, size: int) -> int:
@@ -36,13 +37,26 @@ class Console:
         return regs.NONE_WAITING
 
     def write(self, port: int, size: int, value: int) -> None:
-        if port != regs.CON_DATA:
-            return
-        byte = value & 0xFF
-        self._out.append(byte)
-        if byte == 0x0A or len(self._out) >= _MAX_CHUNK:
+        if port == regs.CON_DATA:
+            self._put(bytes([value & 0xFF]), value & 0xFF == 0x0A)
+        elif port == regs.CON_BUF_ADDR:
+            self._buf_addr = value & 0xFFFFFFFF
+        elif port == regs.CON_BUF_LEN:
+            # A whole string in one port write: one exit to the host instead of one per byte.
+            length = value & 0xFFFFFFFF
+            if 0 < length <= regs.CON_BUF_MAX and self._bus.ram_ok(self._buf_addr, length):
+                data = self._bus.mem_read(self._buf_addr, length)
+                self._put(data, b"\n" in data)
+
+    def _put(self, data: bytes, newline: bool) -> None:
+        self._out += data
+        if newline or len(self._out) >= _MAX_CHUNK:
             self._out_icount = self._bus.now()
+            cut = self._out.rfind(b"\n") + 1 or len(self._out)
+            rest = bytes(self._out[cut:])
+            del self._out[cut:]
             self.flush()
+            self._out += rest
 
     def flush(self, icount: int | None = None) -> None:
         """Emit buffered output as one console_out event (at a newline or a checkpoint)."""

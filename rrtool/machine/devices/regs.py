@@ -1,5 +1,8 @@
 """Port numbers and IRQ lines; the guest SDK header (`rrtool/guest/sdk/rrtool.h`) is the documented twin."""
 
+CON_BUF_ADDR = 0x3F0
+CON_BUF_LEN = 0x3F4
+CON_BUF_MAX = 4096
 CON_DATA = 0x3F8
 CON_STATUS = 0x3FC
 
