@@ -157,7 +157,7 @@ class Machine:
         self.emu.mem_write(addr, data)
 
     def ram_ok(self, addr: int, length: int) -> bool:
-        return RAM_BASE <= addr and addr + length <= self.config.ram_size
+        return addr >= RAM_BASE and addr + length <= self.config.ram_size
 
     # ---------------------------------------------------------------- hooks
     def _on_in(self, emu: uc.Uc, port: int, size: int, _user: object) -> int:
