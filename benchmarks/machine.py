@@ -91,6 +91,7 @@ def bare_unicorn(image: GuestImage, ram_size: int, count: int) -> Sample:
     emu.reg_write(x86.UC_X86_REG_RIP, image.entry)
     output = bytearray()
     exit_codes: list[int] = []
+    staged = [0]  # CON_BUF_ADDR: the SDK prints whole strings (address, then length)
 
     def on_in(_emu: uc.Uc, port: int, size: int, _user: object) -> int:
         return 0  # the ICOUNT registers read as 0: there is no count to give
@@ -98,6 +99,10 @@ def bare_unicorn(image: GuestImage, ram_size: int, count: int) -> Sample:
     def on_out(_emu: uc.Uc, port: int, size: int, value: int, _user: object) -> None:
         if port == regs.CON_DATA:
             output.append(value & 0xFF)
+        elif port == regs.CON_BUF_ADDR:
+            staged[0] = value & 0xFFFFFFFF
+        elif port == regs.CON_BUF_LEN:
+            output.extend(_emu.mem_read(staged[0], value & 0xFFFFFFFF))
         elif port == regs.SYS_EXIT:
             exit_codes.append(value & 0xFFFFFFFF)
 

@@ -302,7 +302,7 @@ def main() -> int:
         f"{DENSE_MEM_DIGEST_EVERY:,} instructions vs {base.record_s:.3f} s every {DEFAULT_MEM_DIGEST_EVERY:,} "
         f"({extra:+.3f} s, {extra / base.record_s:+.1%}; "
         f"{dense_row.med(lambda t: t.mem_digests):.0f} vs {base.med(lambda t: t.mem_digests):.0f} digests). "
-        "A plain run hashes memory at the same cadence, so its run column pays for it too."
+        "A plain run takes no digests at all (only record and replay do)."
     )
     console.print(
         "Trace bytes include a few KB per record batch, and the writer starts a batch at least once a second, "

@@ -123,12 +123,16 @@ def test_kvstore_session_through_user_net_replays(kv_trace: tuple[Path, Path, li
 def test_tampered_inbound_frame_diverges_at_the_reply(kv_trace: tuple[Path, Path, list[bytes]], tmp_path: Path) -> None:
     trace = kv_trace[0]
     rows = read_rows(trace)
-    # The copy the guest answered: the client may have resent it while the guest was rebooting.
-    target = next(
-        r for i, r in enumerate(rows)
+    # The copy the guest answered (the client may have resent it while the guest was rebooting), and the
+    # reply it got. A frame that arrives while the guest boots waits in the RX ring, so the reply can come
+    # some checkpoints later: the divergence belongs at the reply, where the change first shows.
+    idx, reply = next(
+        (i, next(t for t in rows[i + 1:] if t["kind"] in ("net_rx", "net_tx")))
+        for i, r in enumerate(rows)
         if r["kind"] == "net_rx" and b"GET answer" in (r["data"] or b"")
         and b"VALUE 42" in next(t["data"] for t in rows[i + 1:] if t["kind"] in ("net_rx", "net_tx"))
     )  # fmt: skip
+    target = rows[idx]
     data = bytearray(target["data"])
     data[data.index(b"answer")] ^= 0x20  # 'a' -> 'A': a key that does not exist
     data[40:42] = b"\x00\x00"  # UDP checksum 0 (none), so the guest takes the changed datagram as valid
@@ -137,8 +141,9 @@ def test_tampered_inbound_frame_diverges_at_the_reply(kv_trace: tuple[Path, Path
     write_rows(trace, bad, rows)
     div = replay(bad).divergence
     assert div is not None
-    assert div.checkpoint == target["checkpoint"]
+    assert reply["kind"] == "net_tx" and div.checkpoint == reply["checkpoint"]
     assert div.what.startswith("net_tx")  # the reply: at another icount, or with other data
+    assert f"icount={reply['icount']}" in div.expected
     assert "VALUE" in div.expected and "NOTFOU" in div.actual
 
 

@@ -11,6 +11,7 @@ import struct
 
 import unicorn as uc
 from unicorn import x86_const as x86
+from unicorn.unicorn_py3.unicorn import uclib
 
 RAM_BASE = 0x1000  # page 0 stays unmapped so NULL dereferences fault
 GDT_ADDR = 0x1000
@@ -34,6 +35,22 @@ FAULT_NAMES = {
     uc.UC_ERR_INSN_INVALID: "invalid opcode",
 }
 EXCEPTION_NAMES = {0: "division by zero", 6: "invalid opcode", 13: "general protection fault", 14: "page fault"}
+
+
+class PcReader:
+    """RIP through one raw `uc_reg_read` into a fixed cell: devices ask for it on every port access,
+    and the wrapper's reg_read costs several times more."""
+
+    def __init__(self, emu: uc.Uc) -> None:
+        self._emu = emu
+        self._cell = ctypes.c_uint64()
+        self._ref = ctypes.byref(self._cell)
+
+    def __call__(self) -> int:
+        err = uclib.uc_reg_read(self._emu._uch, x86.UC_X86_REG_RIP, self._ref)
+        if err != uc.UC_ERR_OK:
+            raise uc.UcError(err)
+        return int(self._cell.value)
 
 
 def setup_cpu(emu: uc.Uc, entry: int, ram_size: int) -> None:

@@ -30,6 +30,7 @@ from rrtool.machine.cpu import (
     RAM_BASE,
     RDTSC_CALLBACK,
     STI_OPCODE,
+    PcReader,
     disassemble,
     push_interrupt_frame,
     setup_cpu,
@@ -81,6 +82,7 @@ class Machine:
         setup_cpu(self.emu, image.entry, config.ram_size)
         self.counter = Counter(self.emu)
         self._regs = RegisterDigester(self.emu)
+        self._read_pc = PcReader(self.emu)
 
         self.clock = Clock(self, config.ns_per_insn)
         self.intc = Intc(self)
@@ -121,7 +123,7 @@ class Machine:
     def now(self) -> int:
         if not self._running:
             return self.counter.icount  # stopped at a checkpoint: the counter is exact
-        return self.counter.icount_at(self.emu.reg_read(x86.UC_X86_REG_RIP))
+        return self.counter.icount_at(self._read_pc())
 
     def vclock_at(self, icount: int) -> int:
         return self.clock.vclock_at(icount)
@@ -220,7 +222,7 @@ class Machine:
 
     @property
     def pc(self) -> int:
-        return int(self.emu.reg_read(x86.UC_X86_REG_RIP))
+        return self._read_pc()
 
     def run(self) -> RunResult:
         """Run to the end: guest exit, fault, hang, a limit or a stop request."""

@@ -8,7 +8,10 @@ about a second of recording.
 
 from __future__ import annotations
 
+import operator
 import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,11 +30,17 @@ class TraceWriter:
         self._schema = ev.schema_with_metadata(metadata)
         self._sink = pa.OSFile(str(path), "wb")
         self._writer = ipc.new_file(self._sink, self._schema, options=ipc.IpcWriteOptions(compression="zstd"))
-        self._cols: dict[str, list[object]] = {name: [] for name in ev.COLUMN_NAMES}
+        # Rows are kept as tuples (one C-level attrgetter call per event) and turned into columns
+        # with zip(*rows) at flush time: a per-column append per event costs several times more.
+        self._rows: list[tuple[object, ...]] = []
+        self._row_of = operator.attrgetter(*ev.COLUMN_NAMES)
         self._codes = {name: {v: i for i, v in enumerate(vals)} for name, vals in ev.DICTIONARIES.items()}
         self._dictionaries = {name: pa.array(vals, type=pa.string()) for name, vals in ev.DICTIONARIES.items()}
         self._last_cp_row = 0  # index in the buffer of the newest checkpoint row
         self._last_flush = time.monotonic()
+        # One writer thread, so batches reach the file in order while the guest keeps running.
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-writer")
+        self._pending: list[Future[None]] = []
         self.rows_written = 0
         self.seq = 0
         self.bytes_written = 0
@@ -56,13 +65,12 @@ class TraceWriter:
         event.seq = self.seq
         self.seq += 1
         if event.kind == ev.KIND_CHECKPOINT:
-            if self._cols["seq"] and (
-                time.monotonic() - self._last_flush >= FLUSH_SECONDS or len(self._cols["seq"]) >= MAX_BUFFERED_ROWS
+            if self._rows and (
+                time.monotonic() - self._last_flush >= FLUSH_SECONDS or len(self._rows) >= MAX_BUFFERED_ROWS
             ):
-                self._flush_rows(len(self._cols["seq"]))
-            self._last_cp_row = len(self._cols["seq"])
-        for name, col in self._cols.items():
-            col.append(getattr(event, name))
+                self._flush_rows(len(self._rows))
+            self._last_cp_row = len(self._rows)
+        self._rows.append(self._row_of(event))
 
     def seconds_since_flush(self) -> float:
         return time.monotonic() - self._last_flush
@@ -72,7 +80,7 @@ class TraceWriter:
         if self._last_cp_row > 0:
             self._flush_rows(self._last_cp_row)
 
-    def _array(self, column: ev.Column, values: list[object]) -> pa.Array:
+    def _array(self, column: ev.Column, values: Sequence[object]) -> pa.Array:
         codes = self._codes.get(column.name)
         if codes is None:
             return pa.array(values, type=column.type)
@@ -80,29 +88,39 @@ class TraceWriter:
         return pa.DictionaryArray.from_arrays(indices, self._dictionaries[column.name])
 
     def _flush_rows(self, n: int) -> None:
-        arrays = [self._array(c, self._cols[c.name][:n]) for c in ev.COLUMNS]
+        columns = dict(zip(ev.COLUMN_NAMES, zip(*self._rows[:n], strict=True), strict=True))
+        arrays = [self._array(c, columns[c.name]) for c in ev.COLUMNS]
         batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
-        checkpoints = self._cols["checkpoint"]
-        icounts = self._cols["icount"]
+        checkpoints = columns["checkpoint"]
+        icounts = columns["icount"]
         meta = {
             ev.BATCH_FIRST_CHECKPOINT: str(checkpoints[0]),
             ev.BATCH_LAST_CHECKPOINT: str(checkpoints[n - 1]),
             ev.BATCH_FIRST_ICOUNT: str(icounts[0]),
             ev.BATCH_LAST_ICOUNT: str(icounts[n - 1]),
         }
-        self._writer.write_batch(batch, custom_metadata=meta)
-        self._sink.flush()
-        for col in self._cols.values():
-            del col[:n]
+        for done in [f for f in self._pending if f.done()]:
+            done.result()  # a failed write (disk full, ...) surfaces here, at the next flush
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._io.submit(self._write, batch, meta))
+        del self._rows[:n]
         self._last_cp_row -= n
         self.rows_written += n
         self.batches += 1
-        self.bytes_written = self._sink.tell()
         self._last_flush = time.monotonic()
 
+    def _write(self, batch: pa.RecordBatch, meta: dict[str, str]) -> None:
+        """On the writer thread: compression and I/O happen inside pyarrow's C++, without the GIL."""
+        self._writer.write_batch(batch, custom_metadata=meta)
+        self._sink.flush()
+        self.bytes_written = self._sink.tell()
+
     def close(self) -> None:
-        if self._cols["seq"]:
-            self._flush_rows(len(self._cols["seq"]))
+        if self._rows:
+            self._flush_rows(len(self._rows))
+        self._io.shutdown(wait=True)
+        for future in self._pending:
+            future.result()  # surface a write error (disk full, ...) instead of losing it
         self._writer.close()
         self._sink.close()
         self.bytes_written = self.path.stat().st_size
