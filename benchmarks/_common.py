@@ -126,3 +126,16 @@ def verdict(ok: bool) -> str:
 
 def mips(icount: int, wall_s: float) -> float:
     return icount / wall_s / 1e6 if wall_s > 0 else float("nan")
+
+
+def spread(values: Sequence[float]) -> float:
+    """Run-to-run noise for the target check: interquartile range / median of the repeats.
+
+    With 5 repeats a single slow outlier would make the full range (max - min)
+    excuse almost any miss; the quartiles ignore it. Fewer than 4 repeats have
+    no meaningful quartiles, so the full range is used.
+    """
+    if len(values) < 4:
+        return (max(values) - min(values)) / statistics.median(values)
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(values)

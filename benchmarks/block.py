@@ -35,16 +35,26 @@ from __future__ import annotations
 
 import gc
 import re
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.compute as pc
-from _common import environment_line, load_average, make_console, median, parse_args, repeat, show, table_box, verdict
+from _common import (
+    environment_line,
+    load_average,
+    make_console,
+    median,
+    parse_args,
+    repeat,
+    show,
+    spread,
+    table_box,
+    verdict,
+)
 from record_replay import status
 from rich.table import Table
 
@@ -177,19 +187,6 @@ class Config:
         return median([float(field(s)) for s in self.samples])
 
 
-def spread(values: Sequence[float]) -> float:
-    """Run-to-run noise for the target check: interquartile range / median of the repeats.
-
-    With 5 repeats a single slow outlier would make the full range (max - min)
-    excuse almost any miss; the quartiles ignore it. Fewer than 4 repeats have
-    no meaningful quartiles, so the full range is used.
-    """
-    if len(values) < 4:
-        return (max(values) - min(values)) / median(values)
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return (q3 - q1) / median(values)
-
-
 def main() -> int:
     # Each run takes a tenth of a second, where host scheduling jitter is large: 5 repeats unless told otherwise.
     args = parse_args(__doc__.splitlines()[0] if __doc__ else "", ["--repeats", str(DEFAULT_REPEATS), *sys.argv[1:]])
@@ -297,9 +294,8 @@ def main() -> int:
         f"chaos cost: recording with --chaos {CHAOS_SEED} took {crec.wall_s / rec.wall_s:.2f}x as long as without, "
         f"a plain run {crun.wall_s / run.wall_s:.2f}x: the delays are host waiting, paid live with or without a "
         f"trace. Its replay took {crep.wall_s / rep.wall_s:.2f}x a plain replay: it does not wait, but the guest "
-        f"idled more often; every idle period adds checkpoints, and one with no timer armed makes the writer "
-        f"flush a record batch "
-        f"({crec.med(lambda s: s.batches):.0f} vs {rec.med(lambda s: s.batches):.0f} batches)."
+        f"idled more often; every idle period adds a warp start and a warp account checkpoint "
+        f"({crec.med(lambda s: s.batches):.0f} vs {rec.med(lambda s: s.batches):.0f} record batches)."
     )
 
     targets = Table(title="targets", box=table_box(args.markdown))

@@ -20,8 +20,8 @@ Target: recording within 1.5x of a plain run in packets per second.
 Traffic only ever goes to 127.0.0.1. ``--quick`` sends 300 datagrams
 instead of 1500.
 
-Each figure is the median of 5 repeats by default (not 3): recording
-throughput is bimodal from run to run (see the README).
+Each figure is the median of 5 repeats by default (not 3): the runs are
+short and the client shares the machine's interpreter, so jitter is large.
 
 Run: ``python benchmarks/net.py [--quick] [--repeats N] [--markdown] [--check]``.
 """
@@ -41,7 +41,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.compute as pc
-from _common import environment_line, load_average, make_console, median, parse_args, repeat, show, table_box, verdict
+from _common import (
+    environment_line,
+    load_average,
+    make_console,
+    median,
+    parse_args,
+    repeat,
+    show,
+    spread,
+    table_box,
+    verdict,
+)
 from record_replay import status
 from rich.table import Table
 
@@ -261,21 +272,8 @@ def pps_range(samples: Sequence[Sample]) -> str:
     return f"{min(values):,.0f}-{max(values):,.0f}"
 
 
-def spread(values: Sequence[float]) -> float:
-    """Run-to-run noise for the target check: interquartile range / median of the repeats.
-
-    With 5 repeats a single slow outlier would make the full range (max - min)
-    excuse almost any miss; the quartiles ignore it. Fewer than 4 repeats have
-    no meaningful quartiles, so the full range is used.
-    """
-    if len(values) < 4:
-        return (max(values) - min(values)) / median(values)
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return (q3 - q1) / median(values)
-
-
 def main() -> int:
-    # Record throughput is bimodal (see the README): 5 repeats unless told otherwise, so the median holds.
+    # Short, jittery runs: 5 repeats unless told otherwise, so the median holds.
     args = parse_args(__doc__.splitlines()[0] if __doc__ else "", ["--repeats", str(DEFAULT_REPEATS), *sys.argv[1:]])
     console = make_console(args.markdown)
     console.print(environment_line())
@@ -364,7 +362,7 @@ def main() -> int:
     )
     console.print(
         "Each datagram is a net_rx event (the frame), a net_tx (the echo), a console line and the checkpoints "
-        "around the guest's sleep; a sleep with no timer armed makes the writer flush a record batch first."
+        "around the guest's sleep."
     )
 
     targets = Table(title="targets", box=table_box(args.markdown))
