@@ -22,9 +22,9 @@ import pyarrow.dataset as ds
 from duckdb import DuckDBPyConnection, DuckDBPyRelation
 
 from rrtool.analysis import frames
-from rrtool.analysis.index import BatchSpan, batch_index
 from rrtool.analysis.window import Span, Window, read_batches
 from rrtool.schemas import events as ev
+from rrtool.schemas.batchindex import BatchSpan, batch_index
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 #: Names DuckDB gives its own schemas: a trace named like this gets a suffix instead.

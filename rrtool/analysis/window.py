@@ -2,7 +2,7 @@
 
 A range query must not read the whole file: batches hold whole checkpoints
 and carry their checkpoint and icount ranges in their metadata
-(`rrtool.analysis.index`), so the overlapping batches are found from the
+(`rrtool.schemas.batchindex`), so the overlapping batches are found from the
 footer and only those are read and decompressed. Rows of those batches
 outside the range are then filtered out, so the result is exact.
 """
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rrtool.analysis.errors import AnalysisError
-from rrtool.analysis.index import BatchSpan
+from rrtool.schemas.batchindex import BatchSpan
 from rrtool.schemas.tracefile import TraceFile
 
 

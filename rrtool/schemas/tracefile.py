@@ -131,17 +131,24 @@ class TraceFile:
         )
 
     def find_batch(self, checkpoint: int) -> int | None:
-        """Index of the batch holding `checkpoint`, by binary search over batch metadata."""
-        lo, hi = 0, self.num_batches - 1
+        """Index of the batch holding `checkpoint`, by binary search over the batch index.
+
+        The index comes from the file footer and the batches' message headers
+        (`batchindex`), so no batch is decompressed to find one.
+        """
+        from rrtool.schemas.batchindex import batch_index  # batchindex reads TraceFile: import late
+
+        spans = [s for s in batch_index(self) if s.rows]
+        lo, hi = 0, len(spans) - 1
         while lo <= hi:
             mid = (lo + hi) // 2
-            info = self.batch_info(mid)
-            if checkpoint < info.first_checkpoint:
+            span = spans[mid]
+            if checkpoint < span.first_checkpoint:
                 hi = mid - 1
-            elif checkpoint > info.last_checkpoint:
+            elif checkpoint > span.last_checkpoint:
                 lo = mid + 1
             else:
-                return mid
+                return span.index
         return None
 
     def last_checkpoint(self) -> tuple[int, str | None] | None:

@@ -12,7 +12,9 @@ decoder: only the handful of fields named in Arrow's `File.fbs` and
 `Message.fbs` that the index needs.
 
 A crash-truncated trace has no footer; `TraceFile` already holds its good
-batches in memory, so their index comes from `TraceFile.batch_info`.
+batches in memory, so their index comes from `TraceFile.batch_info`. It lives
+in `schemas` (pyarrow and the standard library only) so that the player and
+the analysis package share it.
 """
 
 from __future__ import annotations
