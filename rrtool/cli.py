@@ -265,13 +265,14 @@ def record(
         path = resolve_guest(image)
         host = host_setup(no_stdin, disk, chaos, log_write_data, net)
         progress = _Progress() if err.is_terminal and not quiet else None
+        sink = console_writer(quiet)
         result = do_record(
             path,
             output,
             config=config,
             limits=limits,
             host=host,
-            console_sink=console_writer(quiet),
+            console_sink=progress.wrap(sink) if progress is not None else sink,
             on_checkpoint=progress,
         )
         if progress is not None:
@@ -286,25 +287,46 @@ def record(
 
 
 class _Progress:
-    """A one-line status (icount, virtual time, events, bytes) on stderr, at most 4 times a second."""
+    """A one-line status (icount, virtual time, events, bytes on disk) on stderr, at most 4 times a second.
+
+    Guest output goes through `wrap`, which lifts the status line out of the way and puts it back after
+    each complete line, so the two never mix on the terminal.
+    """
 
     def __init__(self) -> None:
         self._last = 0.0
+        self._line = ""
 
     def __call__(self, cp: Any, port: Any) -> None:
         now = time.monotonic()
         if now - self._last < 0.25:
             return
         self._last = now
-        line = (
+        self._line = (
             f"\r[rrtool] icount {cp.icount:,}  vclock {cp.vclock_ns / 1e9:.3f}s  "
-            f"events {port.events:,}  bytes {port.writer.bytes_written:,}"
+            f"events {port.events:,}  bytes {port.writer.bytes_written:,}\x1b[K"
         )
-        sys.stderr.write(line + "\x1b[K")
+        sys.stderr.write(self._line)
         sys.stderr.flush()
 
+    def wrap(self, sink: Callable[[bytes], None] | None) -> Callable[[bytes], None] | None:
+        if sink is None:
+            return None
+        inner = sink
+
+        def write(data: bytes) -> None:
+            if self._line:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+            inner(data)
+            if self._line and data.endswith(b"\n"):
+                sys.stderr.write(self._line)
+                sys.stderr.flush()
+
+        return write
+
     def done(self) -> None:
-        if self._last:
+        if self._line:
             sys.stderr.write("\r\x1b[K")
 
 

@@ -60,6 +60,7 @@ class TraceWriter:
             },
         )
         self._sink.flush()
+        self.bytes_written = self._sink.tell()
 
     def append(self, event: Event) -> None:
         event.seq = self.seq
