@@ -119,3 +119,23 @@ int main(void) {
     return 0;
 }
 """
+
+STI_LATENCY = r"""
+#include "rrtool.h"
+/* A timer fires while interrupts are off; the guest then enables them and spins without touching a device.
+   The interrupt must be taken right after sti (and its one-instruction shadow), not at a later checkpoint. */
+static volatile uint64_t handled_at;
+static void on_timer(int line) { (void)line; handled_at = rr_icount(); }
+int main(void) {
+    rr_irq_handler(0, on_timer);
+    rr_cli();
+    rr_timer_oneshot(0, 10000);
+    volatile uint64_t spin = 0;
+    while (rr_clock_ns() < 50000) spin++;           /* the timer is due long before this ends */
+    uint64_t before = rr_icount();
+    rr_sti();
+    for (int i = 0; i < 3000000 && !handled_at; i++) spin++;
+    rr_printf("sti at %lu handled at %lu\n", before, handled_at);
+    return handled_at == 0;
+}
+"""

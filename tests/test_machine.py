@@ -220,3 +220,15 @@ def test_register_digest_covers_every_digest_register(build_c: BuildC) -> None:
     assert digester.digest() == xxhash.xxh3_64_intdigest(struct.pack(f"<{len(values)}Q", *values))
     m.emu.reg_write(x86.UC_X86_REG_R15, values[15] ^ 1)
     assert digester.digest() != xxhash.xxh3_64_intdigest(struct.pack(f"<{len(values)}Q", *values))
+
+
+def test_pending_interrupt_is_taken_right_after_sti(build_c: BuildC, tmp_path: Path) -> None:
+    from rrtool.player.session import replay
+    from rrtool.recorder.session import record
+
+    path = build_c("sti_latency", guests.STI_LATENCY)
+    rec = record(path, tmp_path / "sti.arrow")
+    assert rec.run.ok, rec.run.message
+    before, handled = (int(x) for x in re.findall(rb"\d+", rec.run.output))
+    assert 0 < handled - before < 200  # sti, its shadow, the entry stub, the dispatcher: not a checkpoint later
+    assert replay(tmp_path / "sti.arrow").verified

@@ -29,6 +29,7 @@ typedef struct {
 
 typedef int (*uc_emu_stop_fn)(uc_engine *);
 typedef int (*uc_ctl_fn)(uc_engine *, int, ...);
+typedef int (*uc_reg_read_fn)(uc_engine *, int, void *);
 
 #define TABLE_BITS 16
 #define TABLE_SIZE (1u << TABLE_BITS)
@@ -42,7 +43,10 @@ enum stop_reason {
     STOP_SOFT = 1,       /* soft deadline reached at a block boundary */
     STOP_HARD = 2,       /* hard deadline reached exactly */
     STOP_HARD_SPLIT = 3, /* next block would cross the hard deadline: run its tail */
+    STOP_IRQ = 4,        /* an interrupt waits and the guest has just enabled interrupts */
 };
+
+#define IF_FLAG 0x200
 
 enum mode { MODE_BLOCK = 0, MODE_STEP = 1 };
 
@@ -60,21 +64,26 @@ typedef struct rr_counter {
     uint32_t block_insns;
     uint32_t stop_reason;
     uint32_t mode;
+    uint32_t irq_waiting;   /* set by the host while an interrupt is pending with IF clear */
+    uint32_t flags_reg;     /* Unicorn's id of RFLAGS */
     uc_emu_stop_fn emu_stop;
     uc_ctl_fn ctl;
+    uc_reg_read_fn reg_read;
     uint64_t keys[TABLE_SIZE];
     uint32_t vals[TABLE_SIZE];
 } rr_counter;
 
 uint64_t rr_counter_size(void) { return sizeof(rr_counter); }
 
-void rr_counter_init(rr_counter *c, void *emu_stop, void *ctl)
+void rr_counter_init(rr_counter *c, void *emu_stop, void *ctl, void *reg_read, uint32_t flags_reg)
 {
     memset(c, 0, sizeof(*c));
     c->soft_deadline = NO_DEADLINE;
     c->hard_deadline = NO_DEADLINE;
     c->emu_stop = (uc_emu_stop_fn)emu_stop;
     c->ctl = (uc_ctl_fn)ctl;
+    c->reg_read = (uc_reg_read_fn)reg_read;
+    c->flags_reg = flags_reg;
 }
 
 /* Forget cached block sizes: code at these addresses may have changed. */
@@ -119,6 +128,17 @@ void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
         c->stop_reason = STOP_SOFT;
         c->emu_stop(uc);
         return;
+    }
+    if (c->irq_waiting) {
+        /* Only while an interrupt waits for IF: one register read per block, so sti (which ends
+           its translation block) is followed by delivery at once, as on a real CPU. */
+        uint64_t flags = 0;
+        c->reg_read(uc, (int)c->flags_reg, &flags);
+        if (flags & IF_FLAG) {
+            c->stop_reason = STOP_IRQ;
+            c->emu_stop(uc);
+            return;
+        }
     }
     uint32_t n = block_insns(c, uc, addr, size);
     if (c->icount + n > c->hard_deadline) {

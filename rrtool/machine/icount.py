@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import unicorn as uc
+from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uclib
 
 NO_DEADLINE = (1 << 64) - 1
@@ -27,6 +28,7 @@ STOP_NONE = 0
 STOP_SOFT = 1
 STOP_HARD = 2
 STOP_HARD_SPLIT = 3
+STOP_IRQ = 4
 
 _HOOK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 
@@ -51,6 +53,8 @@ class _Counter(ctypes.Structure):
         ("block_insns", ctypes.c_uint32),
         ("stop_reason", ctypes.c_uint32),
         ("mode", ctypes.c_uint32),
+        ("irq_waiting", ctypes.c_uint32),
+        ("flags_reg", ctypes.c_uint32),
     ]
 
 
@@ -97,7 +101,8 @@ def native_library() -> ctypes.CDLL:
     if _LIB is None:
         lib = _load_library()
         lib.rr_counter_size.restype = ctypes.c_uint64
-        lib.rr_counter_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.rr_counter_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                        ctypes.c_uint32]  # fmt: skip
         lib.rr_counter_clear_table.argtypes = [ctypes.c_void_p]
         _LIB = lib
     return _LIB
@@ -165,7 +170,8 @@ class Counter:
         self._emu = emu
         self._buf = ctypes.create_string_buffer(lib.rr_counter_size())
         self._ptr = ctypes.cast(self._buf, ctypes.c_void_p)
-        lib.rr_counter_init(self._ptr, _fnptr(uclib.uc_emu_stop), _fnptr(uclib.uc_ctl))
+        lib.rr_counter_init(self._ptr, _fnptr(uclib.uc_emu_stop), _fnptr(uclib.uc_ctl), _fnptr(uclib.uc_reg_read),
+                            x86.UC_X86_REG_RFLAGS)  # fmt: skip
         self.state = _Counter.from_buffer(self._buf)
         self._block_hook = add_native_hook(emu, uc.UC_HOOK_BLOCK, lib.rr_block_hook, self._ptr)
         self._index_cache: dict[tuple[int, int], int] = {}

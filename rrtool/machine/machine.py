@@ -47,7 +47,7 @@ from rrtool.machine.devices.rtc import Rtc
 from rrtool.machine.devices.system import System
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.event import Event
-from rrtool.machine.icount import NO_DEADLINE, STOP_NONE, Counter, add_insn_hook
+from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
 from rrtool.machine.port import EventPort, NothingCanWake
 from rrtool.schemas import events as ev
@@ -112,6 +112,8 @@ class Machine:
         self._next_mem_digest = config.mem_digest_every
         self._device_stop = False
         self._internal_stop: int | None = None
+        self._internal_stop_slice: int | None = None
+        self._last_stop_reason = STOP_NONE
         self._fault: tuple[str, int] | None = None
         self._hook_error: Exception | None = None
         self._reset_requested = False
@@ -260,6 +262,7 @@ class Machine:
             hard = min(hard, self.limits.max_insns)
         if self._internal_stop is not None:
             hard = min(hard, self._internal_stop)
+            self._internal_stop_slice = self._internal_stop
             self._internal_stop = None
         logged = self.port.next_stop()
         if logged is not None:
@@ -269,6 +272,12 @@ class Machine:
             soft = self._last_cp_icount + self.config.checkpoint_every
         if hard <= icount:
             return False
+        # A pending interrupt held back by IF=0 is taken as soon as the guest enables interrupts (not at the
+        # next periodic checkpoint). In replay the log already holds that stop; while single-stepping an sti
+        # shadow the shadow's instruction must run first.
+        waiting = not self.port.log_driven and self._internal_stop_slice is None and bool(self.intc.deliverable())
+        self.counter.state.irq_waiting = int(waiting and not self.emu.reg_read(x86.UC_X86_REG_RFLAGS) & IF_FLAG)
+        self._internal_stop_slice = None
         self._running = True
         try:
             stop = self.counter.run(self.pc, soft, hard)
@@ -285,6 +294,7 @@ class Machine:
             exact = self.counter.instructions_before(pc)
             self._end("fault", f"{name} (pc={pc:#x}, icount={exact})", at=exact)
             return False
+        self._last_stop_reason = STOP_NONE if stop is None else stop.reason
         return stop is not None and stop.reason == STOP_NONE
 
     def _after_stop(self, halted: bool) -> None:
@@ -326,7 +336,7 @@ class Machine:
                 return None  # an internal stop (sti shadow)
             expected = self.port.expected_checkpoint_kind()
             return expected if expected in (ev.CP_PERIODIC, ev.CP_INTERRUPT, ev.CP_IO) else ev.CP_PERIODIC
-        if self._device_stop:
+        if self._device_stop or self._last_stop_reason == STOP_IRQ:
             return ev.CP_INTERRUPT
         io_due = self.port.next_due_ns()
         if io_due is not None and io_due <= self.clock.vclock_at(icount):
