@@ -218,7 +218,6 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path: Path, make: object, messa
 
 
 def test_unknown_format_version_is_refused(timers_trace: Path, tmp_path: Path) -> None:
-    import pyarrow as pa
     import pyarrow.ipc as ipc
 
     table = ipc.open_file(timers_trace).read_all()
@@ -230,7 +229,6 @@ def test_unknown_format_version_is_refused(timers_trace: Path, tmp_path: Path) -
     proc = rrtool("replay", bad)
     assert proc.returncode == 2
     assert "format version 99 is not supported" in proc.stderr
-    _ = pa
 
 
 def test_info_reports_counts_and_completion(timers_trace: Path) -> None:
@@ -245,14 +243,11 @@ def test_info_reports_counts_and_completion(timers_trace: Path) -> None:
 
 
 def test_trace_batches_hold_whole_checkpoints_and_seek(tmp_path: Path, example: object) -> None:
+    from rrtool.machine.config import MachineConfig
     from rrtool.schemas.tracefile import open_tracefile
 
     out = tmp_path / "compute.arrow"
-    rec = record(
-        example("compute"),
-        out,
-        config=__import__("rrtool.machine.machine", fromlist=["x"]).MachineConfig(checkpoint_every=20_000),
-    )  # type: ignore[operator]
+    rec = record(example("compute"), out, config=MachineConfig(checkpoint_every=20_000))  # type: ignore[operator]
     assert rec.run.ok
     tf = open_tracefile(out)
     assert tf.num_batches > 1
