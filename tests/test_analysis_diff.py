@@ -172,6 +172,6 @@ def test_two_timers_recordings_differ_in_rng_and_rtc(tmp_path: Path) -> None:
     assert result.kinds["rng_read"].changed == result.kinds["rng_read"].events_a
     # Printed numbers may differ in length, so icounts can drift: events are still paired, not "only".
     totals = result.totals()
-    # A handful may stay unpaired when a drift outgrows the resync window (2 to 4 seen in about 1 run in 10).
-    assert totals.only_a + totals.only_b <= 4 and totals.matched + totals.changed >= totals.events_a - 2
+    # warp_ns counts as drift (a warp to a deadline absorbs the icount drift before it), so warps pair too.
+    assert totals.only_a + totals.only_b <= 2 and totals.matched + totals.changed >= totals.events_a - 1
     assert diff_traces(x, x).equivalent

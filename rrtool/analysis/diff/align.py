@@ -35,7 +35,7 @@ from rrtool.schemas import events as ev
 _SEED = 0x5EED
 #: Pass 3 runs difflib per stream; above this many leftovers it pairs in order instead (cost).
 _LCS_LIMIT = 5000
-_DRIFT_COLUMNS = ("icount", "vclock_ns")
+_DRIFT_COLUMNS = ("icount", "vclock_ns", "warp_ns")  # a warp to a deadline absorbs the drift before it
 
 
 @dataclass
