@@ -24,8 +24,8 @@ from duckdb import DuckDBPyConnection, DuckDBPyRelation
 from rrtool.analysis import frames
 from rrtool.analysis.window import Span, Window, read_batches
 from rrtool.schemas import events as ev
-from rrtool.schemas.batchindex import BatchSpan, batch_index
-from rrtool.schemas.tracefile import TraceFile, open_tracefile
+from rrtool.schemas.batchindex import batch_index
+from rrtool.schemas.tracefile import BatchInfo, TraceFile, open_tracefile
 
 #: Names DuckDB gives its own schemas: a trace named like this gets a suffix instead.
 _RESERVED = {"main", "temp", "system", "information_schema", "pg_catalog", "memory"}
@@ -89,7 +89,7 @@ class Trace:
         return self.file.complete
 
     @cached_property
-    def batches(self) -> list[BatchSpan]:
+    def batches(self) -> list[BatchInfo]:
         """Each batch's checkpoint and icount range, from the file footer (no batch is decompressed)."""
         return batch_index(self.file)
 

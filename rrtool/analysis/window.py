@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rrtool.analysis.errors import AnalysisError
-from rrtool.schemas.batchindex import BatchSpan
-from rrtool.schemas.tracefile import TraceFile
+from rrtool.schemas.tracefile import BatchInfo, TraceFile
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class Window:
     def whole(self) -> bool:
         return self.checkpoints is None and self.icounts is None
 
-    def overlapping(self, spans: list[BatchSpan]) -> list[int]:
+    def overlapping(self, spans: list[BatchInfo]) -> list[int]:
         """Indexes of the batches that may hold rows inside the window."""
         chosen = []
         for s in spans:

@@ -20,11 +20,10 @@ the analysis package share it.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from rrtool.schemas import events as ev
-from rrtool.schemas.tracefile import TraceFile
+from rrtool.schemas.tracefile import BatchInfo, TraceFile
 
 _FOOTER_TAIL = 10  # int32 footer length + b"ARROW1"
 _BLOCK_SIZE = 24  # struct Block { offset: long; metaDataLength: int; (pad); bodyLength: long }
@@ -33,20 +32,6 @@ _CONTINUATION = 0xFFFFFFFF
 
 class FooterError(Exception):
     """The footer or a message header is not what an Arrow IPC file should hold."""
-
-
-@dataclass(frozen=True)
-class BatchSpan:
-    """Where one record batch lies in the file and which checkpoints and icounts it holds."""
-
-    index: int
-    first_checkpoint: int
-    last_checkpoint: int
-    first_icount: int
-    last_icount: int
-    rows: int
-    offset: int = 0
-    nbytes: int = 0  # message header + body, as stored (compressed)
 
 
 class _Table:
@@ -126,7 +111,7 @@ def _footer_blocks(f: BinaryIO, size: int) -> list[tuple[int, int, int]]:
     return blocks
 
 
-def _message_span(f: BinaryIO, index: int, block: tuple[int, int, int]) -> BatchSpan:
+def _message_span(f: BinaryIO, index: int, block: tuple[int, int, int]) -> BatchInfo:
     offset, meta_len, body_len = block
     f.seek(offset)
     head = f.read(meta_len)
@@ -137,7 +122,7 @@ def _message_span(f: BinaryIO, index: int, block: tuple[int, int, int]) -> Batch
     meta = {kv.string(0): kv.string(1) for kv in message.tables(4)}  # Message.custom_metadata
     batch = message.table(2)  # Message.header (a RecordBatch)
     rows = 0 if batch is None else batch.scalar(0, "q")  # RecordBatch.length
-    return BatchSpan(
+    return BatchInfo(
         index=index,
         first_checkpoint=int(meta.get(ev.BATCH_FIRST_CHECKPOINT, -1)),
         last_checkpoint=int(meta.get(ev.BATCH_LAST_CHECKPOINT, -1)),
@@ -149,7 +134,7 @@ def _message_span(f: BinaryIO, index: int, block: tuple[int, int, int]) -> Batch
     )
 
 
-def batch_index(trace: TraceFile) -> list[BatchSpan]:
+def batch_index(trace: TraceFile) -> list[BatchInfo]:
     """Every batch's checkpoint and icount range, reading only the footer and message headers.
 
     Falls back to `TraceFile.batch_info` for crash-truncated traces (their
@@ -163,10 +148,4 @@ def batch_index(trace: TraceFile) -> list[BatchSpan]:
                 return [_message_span(f, i, b) for i, b in enumerate(_footer_blocks(f, size))]
         except (FooterError, struct.error, UnicodeDecodeError, ValueError):
             pass
-    spans = []
-    for i in range(trace.num_batches):
-        info = trace.batch_info(i)
-        spans.append(
-            BatchSpan(i, info.first_checkpoint, info.last_checkpoint, info.first_icount, info.last_icount, info.rows)
-        )
-    return spans
+    return [trace.batch_info(i) for i in range(trace.num_batches)]

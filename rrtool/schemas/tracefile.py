@@ -30,7 +30,11 @@ class TraceError(Exception):
 
 @dataclass(frozen=True)
 class BatchInfo:
-    """Per-batch index entry, from the batch's custom metadata."""
+    """One batch of the index: which checkpoints and icounts it holds, and where it lies in the file.
+
+    offset and nbytes (message header + body, as stored) are known only when the
+    index comes from the file footer (`batchindex`); they are 0 otherwise.
+    """
 
     index: int
     first_checkpoint: int
@@ -38,6 +42,8 @@ class BatchInfo:
     first_icount: int
     last_icount: int
     rows: int
+    offset: int = 0
+    nbytes: int = 0
 
 
 class TraceFile:
