@@ -168,12 +168,3 @@ void rr_code_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     c->icount++;
     c->last_insn = addr;
 }
-
-/* Reference counter for tests: counts every instruction, never stops. */
-void rr_reference_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
-{
-    (void)uc;
-    (void)addr;
-    (void)size;
-    (*(uint64_t *)user)++;
-}

@@ -182,10 +182,6 @@ class Counter:
     def icount(self) -> int:
         return int(self.state.icount)
 
-    def set_icount(self, value: int) -> None:
-        """Used when restoring a machine state (reset or snapshot)."""
-        self.state.icount = value
-
     def run(self, begin: int, soft: int, hard: int) -> StopInfo:
         """Run from `begin` until a deadline, hlt or a fault (a fault raises UcError).
 

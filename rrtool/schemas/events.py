@@ -40,10 +40,6 @@ DEVICES = ("machine", "clock", "rtc", "rng", "console", "intc", "system", "block
 
 #: Kinds that come from the outside world at a checkpoint (applied after the checkpoint row).
 ASYNC_KINDS = frozenset({KIND_CONSOLE_IN, KIND_BLK_COMPLETE, KIND_NET_RX})
-#: Kinds the machine produces by itself; replay recomputes and compares them.
-DETERMINISTIC_KINDS = frozenset(
-    {KIND_CONSOLE_OUT, KIND_IRQ, KIND_CHECKPOINT, KIND_BLK_SUBMIT, KIND_NET_TX, KIND_NET_DROP}
-)
 
 #: Block operations (the `op` column).
 BLOCK_OPS = ("read", "write", "flush", "invalid")
