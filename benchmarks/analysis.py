@@ -39,8 +39,8 @@ import pyarrow as pa
 from _common import environment_line, make_console, median, table_box, verdict
 from rich.table import Table
 
-from rrtool.recorder.writer import TraceWriter
 from rrtool.schemas import events as ev
+from rrtool.schemas.writer import TraceWriter
 
 EVENTS_PER_CHECKPOINT = 10
 ROWS_PER_BATCH = 65_530  # whole checkpoints, close to the writer's MAX_BUFFERED_ROWS

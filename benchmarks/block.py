@@ -58,10 +58,10 @@ from _common import (
 from record_replay import status
 from rich.table import Table
 
+from rrtool.board.disk import DiskSpec
+from rrtool.board.host import HostSetup, live_machine
 from rrtool.guest.build import build_guest, ensure_example, example_source
 from rrtool.machine.config import Limits, MachineConfig, RunResult
-from rrtool.machine.disk import DiskSpec
-from rrtool.machine.live import HostSetup, live_machine
 from rrtool.machine.port import EventPort
 from rrtool.player.session import replay
 from rrtool.recorder.session import record

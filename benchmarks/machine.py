@@ -46,9 +46,9 @@ from _common import (
 from rich.table import Table
 from unicorn import x86_const as x86
 
+from rrtool.board import regs
 from rrtool.machine.config import MachineConfig
 from rrtool.machine.cpu import RAM_BASE
-from rrtool.machine.devices import regs
 from rrtool.machine.image import GuestImage, load_image
 from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort

@@ -56,10 +56,10 @@ from _common import (
 from record_replay import status
 from rich.table import Table
 
+from rrtool.board.host import HostSetup, live_machine
+from rrtool.board.net.spec import NetSpec
 from rrtool.guest.build import ensure_example
 from rrtool.machine.config import Limits, MachineConfig, RunResult
-from rrtool.machine.live import HostSetup, live_machine
-from rrtool.machine.net.spec import NetSpec
 from rrtool.machine.port import EventPort
 from rrtool.player.session import replay
 from rrtool.recorder.session import record

@@ -42,12 +42,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn every expected failure into one line and exit code 2 (never a traceback)."""
+    from rrtool.board.disk import DiskError
+    from rrtool.board.net.spec import NetError
     from rrtool.guest.build import GuestBuildError
     from rrtool.machine.config import MachineError
-    from rrtool.machine.disk import DiskError
     from rrtool.machine.icount import CounterError
     from rrtool.machine.image import ImageError
-    from rrtool.machine.net.spec import NetError
     from rrtool.player.session import ReplayError
     from rrtool.schemas.tracefile import TraceError
 
@@ -156,9 +156,9 @@ Net = Annotated[
 
 
 def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_data: bool, net: list[str] | None) -> Any:
-    from rrtool.machine.disk import DiskSpec
-    from rrtool.machine.live import HostSetup
-    from rrtool.machine.net.spec import NetSpec
+    from rrtool.board.disk import DiskSpec
+    from rrtool.board.host import HostSetup
+    from rrtool.board.net.spec import NetSpec
 
     return HostSetup(
         stdin=not no_stdin,
@@ -210,8 +210,8 @@ def run(
 
     Example: rrtool run timers --max-insns 100000000
     """
+    from rrtool.board.host import live_machine
     from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, exit_status
-    from rrtool.machine.live import live_machine
     from rrtool.machine.port import EventPort
     from rrtool.recorder.session import stop_on_signals
 

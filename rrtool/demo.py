@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rrtool.board.disk import DiskSpec
+from rrtool.board.host import HostSetup
+from rrtool.board.net.spec import HostFwd, NetSpec
 from rrtool.guest.build import ensure_example
-from rrtool.machine.disk import DiskSpec
-from rrtool.machine.live import HostSetup
-from rrtool.machine.net.spec import HostFwd, NetSpec
 from rrtool.player.session import ReplayResult, replay
 from rrtool.recorder.session import RecordResult, record
 

@@ -9,8 +9,8 @@ import pytest
 
 from rrtool.analysis.diff import DiffOptions, diff_traces
 from rrtool.analysis.errors import AnalysisError
-from rrtool.machine.event import Event
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
 from tests.test_analysis_support import META, cp, frame, run_cli, scenario, truncate, write_trace
 
 

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import rrtool.recorder.writer as writer_module
-from rrtool.machine.event import Event
-from rrtool.recorder.writer import TraceWriter
+import rrtool.schemas.writer as writer_module
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
+from rrtool.schemas.writer import TraceWriter
 
 META = {
     ev.META_TOOL_VERSION: "test",

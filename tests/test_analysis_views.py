@@ -10,9 +10,9 @@ from polars.testing import assert_frame_equal
 
 import rrtool
 from rrtool.analysis import AnalysisError, open_trace
-from rrtool.machine.event import Event
 from rrtool.schemas import events as ev
 from rrtool.schemas.batchindex import batch_index
+from rrtool.schemas.event import Event
 from rrtool.schemas.tracefile import open_tracefile
 from tests.test_analysis_support import MAC_GUEST, MAC_PEER, cp, frame, scenario, truncate, write_trace
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rrtool.machine.disk import DiskSpec
-from rrtool.machine.live import HostSetup
+from rrtool.board.disk import DiskSpec
+from rrtool.board.host import HostSetup
 from rrtool.player.session import replay
 from rrtool.recorder.session import record
 from tests.conftest import rrtool

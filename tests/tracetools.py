@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rrtool.machine.event import Event
-from rrtool.recorder.writer import TraceWriter
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
 from rrtool.schemas.tracefile import open_tracefile
+from rrtool.schemas.writer import TraceWriter
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

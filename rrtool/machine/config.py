@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrtool.machine.devices.nic import NicConfig
+from rrtool.board.nic import NicConfig
 
 DEFAULT_RAM = 32 << 20
 DEFAULT_CHECKPOINT_EVERY = 1_000_000

@@ -16,6 +16,16 @@ import unicorn as uc
 import xxhash
 from unicorn import x86_const as x86
 
+from rrtool.board import regs
+from rrtool.board.base import Device
+from rrtool.board.block import BlockDevice
+from rrtool.board.clock import Clock
+from rrtool.board.console import Console
+from rrtool.board.intc import Intc
+from rrtool.board.nic import AbsentNic, Nic
+from rrtool.board.rng import Rng
+from rrtool.board.rtc import Rtc
+from rrtool.board.system import System
 from rrtool.machine.config import (
     Limits,
     MachineConfig,
@@ -35,22 +45,12 @@ from rrtool.machine.cpu import (
     push_interrupt_frame,
     setup_cpu,
 )
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Device
-from rrtool.machine.devices.block import BlockDevice
-from rrtool.machine.devices.clock import Clock
-from rrtool.machine.devices.console import Console
-from rrtool.machine.devices.intc import Intc
-from rrtool.machine.devices.nic import AbsentNic, Nic
-from rrtool.machine.devices.rng import Rng
-from rrtool.machine.devices.rtc import Rtc
-from rrtool.machine.devices.system import System
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
-from rrtool.machine.event import Event
 from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
 from rrtool.machine.port import EventPort, NothingCanWake
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
 
 
 class Machine:

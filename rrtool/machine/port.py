@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from rrtool.machine.event import Event
+from rrtool.schemas.event import Event
 
 #: A long sleep is cut in slices of this many seconds so the port can do housekeeping between them.
 IDLE_SLICE_S = 0.25

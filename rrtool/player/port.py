@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-from rrtool.machine.event import Event
 from rrtool.machine.port import EventPort, NothingCanWake
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
 from rrtool.schemas.tracefile import TraceFile
 
 #: Every field is compared except the row number and host time, which no replay can reproduce.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rrtool.machine.event import Event
 from rrtool.machine.port import EventPort
-from rrtool.recorder.writer import FLUSH_SECONDS, TraceWriter
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
+from rrtool.schemas.writer import FLUSH_SECONDS, TraceWriter
 
 
 class RecordPort(EventPort):

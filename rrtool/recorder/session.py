@@ -14,13 +14,13 @@ from pathlib import Path
 from types import FrameType
 
 from rrtool import __version__
+from rrtool.board.disk import DiskBackend, disk_digest
+from rrtool.board.host import HostSetup, live_machine
 from rrtool.machine.config import Limits, MachineConfig, RunResult
-from rrtool.machine.disk import DiskBackend, disk_digest
-from rrtool.machine.event import Event
-from rrtool.machine.live import HostSetup, live_machine
 from rrtool.recorder.port import RecordPort
-from rrtool.recorder.writer import TraceWriter
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
+from rrtool.schemas.writer import TraceWriter
 
 
 @dataclass

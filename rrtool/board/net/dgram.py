@@ -10,8 +10,8 @@ import contextlib
 import socket
 import threading
 
-from rrtool.machine.net.base import FrameBackend
-from rrtool.machine.net.spec import NetError, parse_endpoint
+from rrtool.board.net.base import FrameBackend
+from rrtool.board.net.spec import NetError, parse_endpoint
 
 
 class DgramNet(FrameBackend):

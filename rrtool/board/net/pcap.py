@@ -13,8 +13,8 @@ from pathlib import Path
 
 import dpkt
 
-from rrtool.machine.net.base import FrameBackend
-from rrtool.machine.net.spec import NetError
+from rrtool.board.net.base import FrameBackend
+from rrtool.board.net.spec import NetError
 
 
 class PcapNet(FrameBackend):

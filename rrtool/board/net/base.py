@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from rrtool.machine.event import Event
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_NET_RX
 
 

@@ -14,8 +14,8 @@ import select
 import struct
 import threading
 
-from rrtool.machine.net.base import FrameBackend
-from rrtool.machine.net.spec import NetError
+from rrtool.board.net.base import FrameBackend
+from rrtool.board.net.spec import NetError
 
 _TUNSETIFF = 0x400454CA
 _IFF_TAP = 0x0002

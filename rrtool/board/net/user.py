@@ -19,8 +19,8 @@ import threading
 
 import dpkt
 
-from rrtool.machine.net.base import FrameBackend
-from rrtool.machine.net.spec import HostFwd, NetError
+from rrtool.board.net.base import FrameBackend
+from rrtool.board.net.spec import HostFwd, NetError
 
 GATEWAY_MAC = bytes.fromhex("525500000202")
 _BROADCAST = b"\xff" * 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from rrtool.machine.devices.nic import NicConfig
+from rrtool.board.nic import NicConfig
 
 KINDS = ("user", "tap", "socket", "pcap")
 

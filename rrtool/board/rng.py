@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Bus
-from rrtool.machine.event import Event
+from rrtool.board import regs
+from rrtool.board.base import Bus
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_RNG_READ
 
 

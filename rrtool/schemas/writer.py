@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from rrtool.machine.event import Event
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
 
 FLUSH_SECONDS = 1.0
 MAX_BUFFERED_ROWS = 65536

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Bus
+from rrtool.board import regs
+from rrtool.board.base import Bus
 
 
 class System:

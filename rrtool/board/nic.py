@@ -14,9 +14,9 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Bus
-from rrtool.machine.event import Event
+from rrtool.board import regs
+from rrtool.board.base import Bus
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_NET_DROP, KIND_NET_TX
 
 DESC = struct.Struct("<IHH")  # addr, len, flags

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from rrtool.machine.net.base import FrameBackend
-from rrtool.machine.net.dgram import DgramNet
-from rrtool.machine.net.pcap import PcapNet
-from rrtool.machine.net.spec import NetError, NetSpec
-from rrtool.machine.net.tap import TapNet
-from rrtool.machine.net.user import UserNet
+from rrtool.board.net.base import FrameBackend
+from rrtool.board.net.dgram import DgramNet
+from rrtool.board.net.pcap import PcapNet
+from rrtool.board.net.spec import NetError, NetSpec
+from rrtool.board.net.tap import TapNet
+from rrtool.board.net.user import UserNet
 
 
 def make_backend(spec: NetSpec) -> FrameBackend:

@@ -16,9 +16,9 @@ from typing import Protocol
 
 import xxhash
 
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Bus
-from rrtool.machine.event import Event
+from rrtool.board import regs
+from rrtool.board.base import Bus
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_BLK_SUBMIT
 
 SECTOR = 512

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrtool.machine.backends import ConsoleInput
+from rrtool.board.console_input import ConsoleInput
+from rrtool.board.disk import DiskBackend, DiskSpec
+from rrtool.board.net.factory import make_backend
+from rrtool.board.net.spec import NetSpec
 from rrtool.machine.config import Limits, MachineConfig
-from rrtool.machine.disk import DiskBackend, DiskSpec
 from rrtool.machine.image import GuestImage, load_image
 from rrtool.machine.machine import Machine
-from rrtool.machine.net.factory import make_backend
-from rrtool.machine.net.spec import NetSpec
 from rrtool.machine.port import Backend, EventPort
 
 

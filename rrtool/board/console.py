@@ -6,9 +6,9 @@ import struct
 from collections import deque
 from collections.abc import Callable
 
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Bus
-from rrtool.machine.event import Event
+from rrtool.board import regs
+from rrtool.board.base import Bus
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_CONSOLE_OUT
 
 #: Output is logged per line (or per checkpoint for a partial line), not per byte:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import xxhash
 
-from rrtool.machine.devices.block import OP_FLUSH, OP_NAMES, OP_READ, OP_WRITE, SECTOR, ST_IOERR, ST_OK, Request
-from rrtool.machine.event import Event
+from rrtool.board.block import OP_FLUSH, OP_NAMES, OP_READ, OP_WRITE, SECTOR, ST_IOERR, ST_OK, Request
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_BLK_COMPLETE
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 import time
 
-from rrtool.machine.devices import regs
-from rrtool.machine.devices.base import Bus
-from rrtool.machine.event import Event
+from rrtool.board import regs
+from rrtool.board.base import Bus
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_RTC_READ
 
 

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from rrtool.machine.event import Event
+from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_CONSOLE_IN
 
 
