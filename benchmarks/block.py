@@ -136,10 +136,10 @@ def time_run(label: str, image: Path, disk: Path, chaos: int | None) -> Sample:
     start = time.perf_counter()
     port = EventPort()
     try:
-        machine, _, _ = live_machine(
+        live = live_machine(
             image, MachineConfig(), port, host(disk, chaos), limits=Limits(timeout_s=TIMEOUT_S)
         )
-        result = machine.run()
+        result = live.machine.run()
     finally:
         port.close()
     wall = time.perf_counter() - start

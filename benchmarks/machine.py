@@ -46,7 +46,7 @@ from _common import (
 from rich.table import Table
 from unicorn import x86_const as x86
 
-from rrtool.board import regs
+from rrtool.board import Board, BoardConfig, regs
 from rrtool.machine.config import MachineConfig
 from rrtool.machine.cpu import RAM_BASE
 from rrtool.machine.image import GuestImage, load_image
@@ -116,7 +116,7 @@ def bare_unicorn(image: GuestImage, ram_size: int, count: int) -> Sample:
 
 def rrtool_run(image: GuestImage, config: MachineConfig) -> Sample:
     """`rrtool run` minus the CLI: a live machine with the plain event port; only run() is timed."""
-    machine = Machine(image, config, EventPort(), console_sink=None)
+    machine = Machine(image, config, EventPort(), Board(BoardConfig()), console_sink=None)
     start = time.perf_counter()
     result = machine.run()
     wall = time.perf_counter() - start

@@ -222,7 +222,7 @@ def time_live(label: str, image: Path, count: int, trace: Path | None) -> Sample
     if trace is None:
         event_port = EventPort()
         try:
-            machine, _, _ = live_machine(image, MachineConfig(), event_port, host, limits=limits)
+            machine = live_machine(image, MachineConfig(), event_port, host, limits=limits).machine
             result = machine.run()
         finally:
             event_port.close()

@@ -45,6 +45,7 @@ from _common import (
 )
 from rich.table import Table
 
+from rrtool.board import Board, BoardConfig
 from rrtool.guest.build import ensure_example
 from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, MachineConfig
 from rrtool.machine.image import load_image
@@ -93,7 +94,7 @@ def time_run(case: Case) -> Timed:
     gc.collect()
     start = time.perf_counter()
     image = load_image(case.image, case.config.ram_size)
-    result = Machine(image, case.config, EventPort(), console_sink=None).run()
+    result = Machine(image, case.config, EventPort(), Board(BoardConfig()), console_sink=None).run()
     wall = time.perf_counter() - start
     if result.reason != "exit" or result.exit_code != 0:
         raise SystemExit(f"{case.label}: run ended with {result.reason}: {result.message}")

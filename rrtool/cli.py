@@ -221,7 +221,7 @@ def run(
         )
         path = resolve_guest(image)
         port = EventPort()
-        machine, _, _ = live_machine(
+        live = live_machine(
             path,
             config,
             port,
@@ -230,7 +230,7 @@ def run(
             console_sink=console_writer(quiet),
         )
         with stop_on_signals(port.request_stop):
-            result = machine.run()
+            result = live.machine.run()
         port.close()
     _report_end(result)
     raise typer.Exit(exit_status(result))

@@ -11,6 +11,7 @@ import pytest
 import unicorn as uc
 from unicorn import x86_const as x86
 
+from rrtool.board import Board, BoardConfig
 from rrtool.machine.config import MachineConfig
 from rrtool.machine.digest import DIGEST_REGS, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_NONE
@@ -35,7 +36,7 @@ int main(void) {
 
 def machine_for(path: Path, **config: int) -> Machine:
     cfg = MachineConfig(**config)
-    return Machine(load_image(path, cfg.ram_size), cfg, EventPort())
+    return Machine(load_image(path, cfg.ram_size), cfg, EventPort(), Board(BoardConfig()))
 
 
 def run_to(m: Machine, target: int, stops: list[int] | None = None, soft_every: int | None = None) -> None:

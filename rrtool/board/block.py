@@ -17,9 +17,10 @@ from typing import Protocol
 import xxhash
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_BLK_SUBMIT
+from rrtool.schemas.events import KIND_BLK_COMPLETE, KIND_BLK_SUBMIT
 
 SECTOR = 512
 MAX_SECTORS = 256
@@ -53,17 +54,18 @@ class BlockBackend(Protocol):
     def submit(self, req: Request) -> None: ...
 
 
-class BlockDevice:
+class BlockDevice(UnitBase):
     name = "block"
+    kinds = (KIND_BLK_SUBMIT, KIND_BLK_COMPLETE)
+    applies = (KIND_BLK_COMPLETE,)
+    SAVED = ("ring", "_ring_lo", "ring_size", "in_flight", "completed", "errors", "last_error", "generation")
     ports = range(regs.BLK_BASE, regs.BLK_BASE + 0x40)
 
-    def __init__(self, bus: Bus, capacity_sectors: int, ram_limit: int, log_write_data: bool = False) -> None:
+    def __init__(self, bus: Bus, capacity_sectors: int) -> None:
         self._bus = bus
         self.capacity = capacity_sectors
-        self._ram_lo = regs.RAM_BASE
-        self._ram_hi = ram_limit
-        self.log_write_data = log_write_data
         self.backend: BlockBackend | None = None
+        self.generation = -1
         self.reset()
 
     def reset(self) -> None:
@@ -75,7 +77,7 @@ class BlockDevice:
         self.completed = 0
         self.errors = 0
         self.last_error = 0
-        self.generation = getattr(self, "generation", -1) + 1
+        self.generation += 1
 
     # -- registers -------------------------------------------------------
     def read(self, port: int, size: int) -> int:
@@ -103,13 +105,10 @@ class BlockDevice:
             self._submit(value)
 
     # -- requests --------------------------------------------------------
-    def _ram_ok(self, addr: int, length: int) -> bool:
-        return self._ram_lo <= addr and addr + length <= self._ram_hi
-
     def _submit(self, index: int) -> None:
         now = self._bus.now()
         ev = Event(KIND_BLK_SUBMIT, self.name, now, self._bus.vclock_at(now), req_id=index)
-        ring_ok = 0 < self.ring_size <= MAX_RING and self._ram_ok(self.ring, self.ring_size * DESC.size)
+        ring_ok = 0 < self.ring_size <= MAX_RING and self._bus.ram_ok(self.ring, self.ring_size * DESC.size)
         if not ring_ok or index >= self.ring_size:
             self.errors += 1
             self.last_error = ST_BADINDEX
@@ -151,7 +150,7 @@ class BlockDevice:
             return ST_BADLEN
         if sector + sectors > self.capacity:
             return ST_RANGE
-        if not self._ram_ok(addr, sectors * SECTOR):
+        if not self._bus.ram_ok(addr, sectors * SECTOR):
             return ST_BADADDR
         return ST_OK
 
@@ -161,7 +160,7 @@ class BlockDevice:
         self.completed += 1
         self._bus.raise_irq(regs.IRQ_BLOCK)
 
-    def complete(self, event: Event) -> None:
+    def apply(self, event: Event) -> None:
         """Apply a blk_complete event (at a checkpoint): DMA the read data, post the status."""
         assert event.req_id is not None
         req = self.in_flight.get(event.req_id)

@@ -1,33 +1,40 @@
-"""Serial console: output is deterministic (logged, compared in replay); input is an async event."""
+"""Serial console: output is deterministic (logged, compared in replay); input is an async event.
+
+The unit and its host backend (stdin read on a thread, `ConsoleInput`) sit side by side.
+"""
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_CONSOLE_OUT
+from rrtool.schemas.events import KIND_CONSOLE_IN, KIND_CONSOLE_OUT
 
 #: Output is logged per line (or per checkpoint for a partial line), not per byte:
 #: a row per byte would make the trace mostly console rows.
 _MAX_CHUNK = 4096
 
 
-class Console:
+class Console(UnitBase):
     name = "console"
+    kinds = (KIND_CONSOLE_OUT, KIND_CONSOLE_IN)
+    applies = (KIND_CONSOLE_IN,)
+    SAVED = ("_out", "_out_icount", "_in", "_buf_addr")
     ports = range(regs.CON_BUF_ADDR, regs.CON_STATUS + 4)
 
-    def __init__(self, bus: Bus, sink: Callable[[bytes], None] | None) -> None:
+    def __init__(self, bus: Bus) -> None:
         self._bus = bus
-        self._sink = sink
         self._out = bytearray()
         self._out_icount = 0
         self._in: deque[int] = deque()
         self._buf_addr = 0
-        self.output = bytearray()  # everything the guest printed, for callers and tests
 
     def read(self, port: int, size: int) -> int:
         if port == regs.CON_DATA:
@@ -65,15 +72,45 @@ class Console:
         data = bytes(self._out)
         self._out.clear()
         at = self._out_icount if icount is None else icount
-        self.output += data
-        if self._sink is not None:
-            self._sink(data)
+        self._bus.guest_output(data)
         self._bus.port.emit(Event(KIND_CONSOLE_OUT, self.name, at, self._bus.vclock_at(at), data=data))
 
-    def feed(self, data: bytes) -> None:
+    def apply(self, event: Event) -> None:
         """Console input arrived (at a checkpoint): queue it and interrupt the guest."""
-        self._in.extend(data)
-        self._bus.raise_irq(regs.IRQ_CONSOLE)
+        if event.data:
+            self._in.extend(event.data)
+            self._bus.raise_irq(regs.IRQ_CONSOLE)
 
     def state(self) -> bytes:
         return struct.pack("<QQ", len(self._in), len(self._out)) + bytes(self._in) + bytes(self._out)
+
+
+class ConsoleInput:
+    """Console input from a file descriptor (stdin by default), read on its own thread."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self._fd = fd
+        self._eof = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, post: Callable[[Event], None]) -> None:
+        def pump() -> None:
+            try:
+                while True:
+                    data = os.read(self._fd, 4096)
+                    if not data:
+                        break
+                    post(Event(KIND_CONSOLE_IN, "console", 0, 0, data=data))
+            except OSError:
+                pass
+            finally:
+                self._eof.set()
+
+        self._thread = threading.Thread(target=pump, name="console-input", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return not self._eof.is_set()
+
+    def close(self) -> None:
+        return None  # a daemon thread blocked in read(); it ends with the process

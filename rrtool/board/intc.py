@@ -9,11 +9,13 @@ from __future__ import annotations
 import struct
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 
 
-class Intc:
+class Intc(UnitBase):
     name = "intc"
+    SAVED = ("pending", "enable", "vector", "_vector_lo")
     ports = range(regs.IRQ_PENDING, regs.IRQ_VECTOR_HI + 4)
 
     def __init__(self, bus: Bus) -> None:

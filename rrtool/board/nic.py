@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_NET_DROP, KIND_NET_TX
+from rrtool.schemas.events import KIND_NET_DROP, KIND_NET_RX, KIND_NET_TX
 
 DESC = struct.Struct("<IHH")  # addr, len, flags
 DONE, ERR = 1, 2
@@ -52,8 +53,13 @@ class NetBackend(Protocol):
     def send(self, frame: bytes) -> None: ...
 
 
-class Nic:
-    def __init__(self, bus: Bus, index: int, config: NicConfig, ram_limit: int) -> None:
+class Nic(UnitBase):
+    kinds = (KIND_NET_RX, KIND_NET_TX, KIND_NET_DROP)
+    applies = (KIND_NET_RX,)
+    SAVED = ("enabled", "rx_ring", "rx_size", "rx_head", "rx_tail", "tx_ring", "tx_size", "tx_head", "tx_tail",
+             "rx_drops", "rx_errors", "tx_errors")  # fmt: skip
+
+    def __init__(self, bus: Bus, index: int, config: NicConfig) -> None:
         self._bus = bus
         self.index = index
         self.name = f"net{index}"
@@ -61,7 +67,6 @@ class Nic:
         self.base = base
         self.ports = range(base, base + regs.NET_STRIDE)
         self.config = config
-        self._ram_hi = ram_limit
         self.backend: NetBackend | None = None
         self.reset()
 
@@ -70,9 +75,6 @@ class Nic:
         self.rx_ring = self.rx_size = self.rx_head = self.rx_tail = 0
         self.tx_ring = self.tx_size = self.tx_head = self.tx_tail = 0
         self.rx_drops = self.rx_errors = self.tx_errors = 0
-
-    def _ram_ok(self, addr: int, length: int) -> bool:
-        return addr >= regs.RAM_BASE and addr + length <= self._ram_hi
 
     def read(self, port: int, size: int) -> int:
         mac = self.config.mac
@@ -110,7 +112,7 @@ class Nic:
 
     # -- transmit (deterministic) -----------------------------------------------
     def _transmit(self) -> None:
-        if not (0 < self.tx_size <= MAX_RING and self._ram_ok(self.tx_ring, self.tx_size * DESC.size)):
+        if not (0 < self.tx_size <= MAX_RING and self._bus.ram_ok(self.tx_ring, self.tx_size * DESC.size)):
             self.tx_errors += 1
             self._note_drop(DROP_BAD_TX_DESCRIPTOR, b"")
             self.tx_head = self.tx_tail
@@ -123,7 +125,7 @@ class Nic:
         while self.tx_head != self.tx_tail:
             slot = self.tx_ring + (self.tx_head % self.tx_size) * DESC.size
             addr, length, _flags = DESC.unpack(self._bus.mem_read(slot, DESC.size))
-            if MIN_FRAME <= length <= MAX_FRAME and self._ram_ok(addr, length):
+            if MIN_FRAME <= length <= MAX_FRAME and self._bus.ram_ok(addr, length):
                 frame = self._bus.mem_read(addr, length)
                 now = self._bus.now()
                 self._bus.port.emit(Event(KIND_NET_TX, self.name, now, self._bus.vclock_at(now), card=self.index,
@@ -139,12 +141,14 @@ class Nic:
             self.tx_head = (self.tx_head + 1) & 0xFFFFFFFF
 
     # -- receive (an async event, applied at a checkpoint) ------------------------
-    def receive(self, frame: bytes) -> None:
+    def apply(self, event: Event) -> None:
+        """An inbound frame (net_rx) arrived at a checkpoint: store it in the next RX buffer, or drop it."""
+        frame = event.data or b""
         if not MIN_FRAME <= len(frame) <= MAX_FRAME:
             self.rx_errors += 1
             self._note_drop(DROP_BAD_FRAME, frame)
             return
-        ring_ok = 0 < self.rx_size <= MAX_RING and self._ram_ok(self.rx_ring, self.rx_size * DESC.size)
+        ring_ok = 0 < self.rx_size <= MAX_RING and self._bus.ram_ok(self.rx_ring, self.rx_size * DESC.size)
         if not self.enabled or not ring_ok:
             self.rx_drops += 1
             self._note_drop(DROP_RX_DISABLED, frame)
@@ -156,7 +160,7 @@ class Nic:
         slot = self.rx_ring + (self.rx_head % self.rx_size) * DESC.size
         addr, capacity, _flags = DESC.unpack(self._bus.mem_read(slot, DESC.size))
         self.rx_head = (self.rx_head + 1) & 0xFFFFFFFF
-        if capacity < len(frame) or not self._ram_ok(addr, len(frame)):
+        if capacity < len(frame) or not self._bus.ram_ok(addr, len(frame)):
             self.rx_errors += 1
             reason = DROP_BUFFER_TOO_SMALL if capacity < len(frame) else DROP_BAD_RX_DESCRIPTOR
             self._note_drop(reason, frame)
@@ -178,7 +182,7 @@ class Nic:
         )  # fmt: skip
 
 
-class AbsentNic:
+class AbsentNic(UnitBase):
     """The ports of a card slot with no card: reads float high (0xFFFFFFFF), writes vanish.
 
     Guests probe for cards by reading MAC_HI, as on a real bus; that must not fault.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_RNG_READ
 
@@ -14,8 +15,9 @@ def _host_random() -> int:
     return int.from_bytes(os.urandom(4), "little")
 
 
-class Rng:
+class Rng(UnitBase):
     name = "rng"
+    kinds = (KIND_RNG_READ,)
     ports = range(regs.RNG, regs.RNG + 4)
 
     def __init__(self, bus: Bus) -> None:

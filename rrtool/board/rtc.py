@@ -6,13 +6,16 @@ import struct
 import time
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_RTC_READ
 
 
-class Rtc:
+class Rtc(UnitBase):
     name = "rtc"
+    kinds = (KIND_RTC_READ,)
+    SAVED = ("_latched",)
     ports = range(regs.RTC_LO, regs.RTC_HI + 4)
 
     def __init__(self, bus: Bus) -> None:

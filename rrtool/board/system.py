@@ -5,11 +5,13 @@ from __future__ import annotations
 import struct
 
 from rrtool.board import regs
-from rrtool.board.base import Bus
+from rrtool.board.bus import Bus
+from rrtool.machine.units import UnitBase
 
 
-class System:
+class System(UnitBase):
     name = "system"
+    SAVED = ("_latched", "exit_code")
     ports = range(regs.SYS_EXIT, regs.SYS_RESET + 4)
 
     def __init__(self, bus: Bus) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrtool.board.nic import NicConfig
-
 DEFAULT_RAM = 32 << 20
 DEFAULT_CHECKPOINT_EVERY = 1_000_000
 #: Chosen by measurement (benchmarks/record_replay.py): hashing 32 MiB costs 3-5 ms, so a digest every
@@ -16,14 +14,12 @@ DEFAULT_MEM_DIGEST_EVERY = 200_000_000
 
 @dataclass(frozen=True)
 class MachineConfig:
-    """Everything that shapes a run and so must be recorded with it."""
+    """What shapes a run on any platform and so must be recorded with it (the platform adds its own)."""
 
     ram_size: int = DEFAULT_RAM
     ns_per_insn: int = 1
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     mem_digest_every: int = DEFAULT_MEM_DIGEST_EVERY
-    disk_sectors: int = 0  # 0: no disk attached
-    nics: tuple[NicConfig, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -31,14 +27,12 @@ class MachineConfig:
             "ns_per_insn": self.ns_per_insn,
             "checkpoint_every": self.checkpoint_every,
             "mem_digest_every": self.mem_digest_every,
-            "disk_sectors": self.disk_sectors,
-            "nics": [n.to_dict() for n in self.nics],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MachineConfig:
-        ints = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__ and k != "nics"}
-        return cls(**ints, nics=tuple(NicConfig.from_dict(n) for n in data.get("nics", ())))
+        """The core's part of a trace's `rrtool.machine` record (the platform reads its own keys)."""
+        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
-"""The deterministic machine: Unicorn CPU, native icount, devices, checkpoints, idle warps, interrupts.
+"""The deterministic machine core: Unicorn CPU, native icount, checkpoints, idle warps, interrupts.
 
 The run loop only ever stops the CPU through the native counter (deadlines or
 hlt), so every place where the outside world can touch the machine is an
-exact icount. Which icounts those are is decided here in live and record mode
-(timers, periodic checkpoints, device requests) and by the log in replay mode
-(`EventPort.next_stop`), so a replay stops exactly where the recording did.
+exact icount. Where the next stop is comes from the port's stop plan
+(`EventPort.plan`): live and record leave the choice to the machine (timers,
+the checkpoint cadence, device requests), replay fixes it to the next logged
+checkpoint, so a replay stops exactly where the recording did. The devices
+the guest talks to belong to a platform (`rrtool.machine.platform`); their
+state and their async events go through the unit registry (`Units`).
 """
 
 from __future__ import annotations
@@ -13,26 +16,10 @@ import threading
 from collections.abc import Callable
 
 import unicorn as uc
-import xxhash
 from unicorn import x86_const as x86
 
-from rrtool.board import regs
-from rrtool.board.base import Device
-from rrtool.board.block import BlockDevice
-from rrtool.board.clock import Clock
-from rrtool.board.console import Console
-from rrtool.board.intc import Intc
-from rrtool.board.nic import AbsentNic, Nic
-from rrtool.board.rng import Rng
-from rrtool.board.rtc import Rtc
-from rrtool.board.system import System
-from rrtool.machine.config import (
-    Limits,
-    MachineConfig,
-    MachineError,
-    RunResult,
-    exit_status,
-)
+from rrtool.machine.clock import Clock
+from rrtool.machine.config import Limits, MachineConfig, MachineError, RunResult, exit_status
 from rrtool.machine.cpu import (
     EXCEPTION_NAMES,
     FAULT_NAMES,
@@ -48,9 +35,17 @@ from rrtool.machine.cpu import (
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
-from rrtool.machine.port import EventPort, NothingCanWake
+from rrtool.machine.platform import Platform
+from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
+from rrtool.machine.units import Units
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
+
+#: Kinds the core writes itself: checkpoints, and the interrupts it delivers (device "intc").
+CORE_KINDS = frozenset({ev.KIND_CHECKPOINT, ev.KIND_IRQ})
+#: Checkpoint kinds a plain (not halted) stop can take; any other logged kind there is taken as periodic,
+#: and the comparison with the log then reports the difference.
+_BUSY_KINDS = (ev.CP_PERIODIC, ev.CP_INTERRUPT, ev.CP_IO)
 
 
 class Machine:
@@ -61,6 +56,7 @@ class Machine:
         image: GuestImage,
         config: MachineConfig,
         port: EventPort,
+        platform: Platform,
         *,
         limits: Limits | None = None,
         console_sink: Callable[[bytes], None] | None = None,
@@ -83,23 +79,13 @@ class Machine:
         self.counter = Counter(self.emu)
         self._regs = RegisterDigester(self.emu)
         self._read_pc = PcReader(self.emu)
-
-        self.clock = Clock(self, config.ns_per_insn)
-        self.intc = Intc(self)
-        self.console = Console(self, console_sink)
-        self.system = System(self)
-        self.block = BlockDevice(self, config.disk_sectors, config.ram_size)
-        if len(config.nics) > regs.NUM_NETS:
-            raise MachineError(f"at most {regs.NUM_NETS} network cards")
-        self.nics = [Nic(self, i, nic, config.ram_size) for i, nic in enumerate(config.nics)]
-        self.devices: list[Device] = [
-            self.clock, self.intc, self.console, self.system, Rtc(self), Rng(self), self.block, *self.nics,
-        ]  # fmt: skip
-        empty_slots: list[Device] = [AbsentNic(i) for i in range(len(self.nics), regs.NUM_NETS)]
-        self._port_map: dict[int, Device] = {p: d for d in self.devices + empty_slots for p in d.ports}
+        self.clock = Clock(config.ns_per_insn, platform.timers)
+        self.platform = platform
+        self.units = Units([self.clock, *platform.units])
+        port.connect(self.units.async_kinds)
+        self._sink = console_sink
+        self.output = bytearray()  # everything the guest printed, for callers and tests
         self._hooks = [
-            self.emu.hook_add(uc.UC_HOOK_INSN, self._on_in, None, 1, 0, x86.UC_X86_INS_IN),
-            self.emu.hook_add(uc.UC_HOOK_INSN, self._on_out, None, 1, 0, x86.UC_X86_INS_OUT),
             self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
             self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
         ]
@@ -107,6 +93,8 @@ class Machine:
         self._rdtsc_cb = RDTSC_CALLBACK(self._on_rdtsc)
         self._rdtsc_hook = add_insn_hook(self.emu, self._rdtsc_cb, x86.UC_X86_INS_RDTSC)
 
+        self._plan: StopPlan = FREE
+        self._exit_code: int | None = None
         self.checkpoint_id = -1
         self._last_cp_icount = 0
         self._next_mem_digest = config.mem_digest_every
@@ -120,9 +108,11 @@ class Machine:
         self._running = False
         self._result: RunResult | None = None
         self._timed_out = threading.Event()
+        platform.attach(self)
 
-    # ------------------------------------------------------------------ Bus
+    # ---------------------------------------------- services for the platform
     def now(self) -> int:
+        """Exact icount including the instruction being executed (from a hook), or at the stop."""
         if not self._running:
             return self.counter.icount  # stopped at a checkpoint: the counter is exact
         return self.counter.icount_at(self._read_pc())
@@ -130,11 +120,9 @@ class Machine:
     def vclock_at(self, icount: int) -> int:
         return self.clock.vclock_at(icount)
 
-    def raise_irq(self, line: int) -> None:
-        self.intc.raise_line(line)
-
     def request_stop(self) -> None:
-        if not self.port.log_driven:  # in replay the log says where to stop
+        """A device wants a stop at the next block boundary; only when the plan leaves stops to the machine."""
+        if self._plan.kind is None:
             self._device_stop = True
             self.counter.state.soft_deadline = 0
 
@@ -148,11 +136,18 @@ class Machine:
             self.request_stop()
 
     def guest_exit(self, code: int) -> None:
+        if self._exit_code is None:
+            self._exit_code = code
         self.request_stop()
 
     def guest_reset(self) -> None:
         self._reset_requested = True
         self.request_stop()
+
+    def guest_output(self, data: bytes) -> None:
+        self.output += data
+        if self._sink is not None:
+            self._sink(data)
 
     def mem_read(self, addr: int, size: int) -> bytes:
         return bytes(self.emu.mem_read(addr, size))
@@ -163,39 +158,21 @@ class Machine:
     def ram_ok(self, addr: int, length: int) -> bool:
         return addr >= RAM_BASE and addr + length <= self.config.ram_size
 
-    # ---------------------------------------------------------------- hooks
-    def _on_in(self, emu: uc.Uc, port: int, size: int, _user: object) -> int:
-        dev = self._port_map.get(port)
-        if dev is None:
-            return self._bad_port(port)
-        try:
-            return dev.read(port, size) & ((1 << (8 * size)) - 1)
-        except Exception as exc:  # e.g. a replay divergence: surface it after emu_start returns
-            self._keep_hook_error(exc)
-            return 0
+    def hook_failed(self, exc: Exception) -> None:
+        """A platform hook raised (e.g. a replay divergence): surface it after emu_start returns.
 
-    def _on_out(self, emu: uc.Uc, port: int, size: int, value: int, _user: object) -> None:
-        dev = self._port_map.get(port)
-        if dev is None:
-            self._bad_port(port)
-            return
-        try:
-            dev.write(port, size, value)
-        except Exception as exc:
-            self._keep_hook_error(exc)
-
-    def _keep_hook_error(self, exc: Exception) -> None:
-        """The first error wins: the block goes on running after emu_stop and may raise again."""
+        The first error wins: the block goes on running after emu_stop and may raise again.
+        """
         if self._hook_error is None:
             self._hook_error = exc
         self.emu.emu_stop()
 
-    def _bad_port(self, port: int) -> int:
-        pc = self.emu.reg_read(x86.UC_X86_REG_RIP)
-        self._fault = (f"access to unassigned I/O port {port:#x}", pc)
+    def guest_fault(self, message: str) -> None:
+        """The guest did what its platform forbids (an unassigned port): the run ends as a fault here."""
+        self._fault = (message, self.emu.reg_read(x86.UC_X86_REG_RIP))
         self.emu.emu_stop()  # terminal: the re-executed instruction problem does not matter
-        return 0xFFFFFFFF
 
+    # ---------------------------------------------------------------- hooks
     def _on_rdtsc(self, _uch: int, _user: int) -> int:
         """rdtsc returns virtual ns: a 1 GHz TSC that replays exactly."""
         value = self.clock.vclock_at(self.now())
@@ -250,33 +227,30 @@ class Machine:
 
     def _run_slice(self) -> bool:
         """Run until the next stop; True when the guest executed hlt."""
+        plan = self._plan = self.port.plan()
         icount = self.counter.icount
         hard = NO_DEADLINE
         due = self.clock.next_deadline_icount()
         if due is not None and due > icount:
             hard = due
-        io_due = self.port.next_due_ns()
-        if io_due is not None:
-            hard = min(hard, max(icount + 1, self.clock.icount_for(io_due)))
+        if plan.io_due_ns is not None:
+            hard = min(hard, max(icount + 1, self.clock.icount_for(plan.io_due_ns)))
         if self.limits.max_insns is not None:
             hard = min(hard, self.limits.max_insns)
         if self._internal_stop is not None:
             hard = min(hard, self._internal_stop)
             self._internal_stop_slice = self._internal_stop
             self._internal_stop = None
-        logged = self.port.next_stop()
-        if logged is not None:
-            hard = min(hard, logged)
-            soft = NO_DEADLINE
-        else:
-            soft = self._last_cp_icount + self.config.checkpoint_every
+        if plan.at is not None:
+            hard = min(hard, plan.at)
+        soft = self._last_cp_icount + self.config.checkpoint_every if plan.kind is None else NO_DEADLINE
         if hard <= icount:
             return False
         # A pending interrupt held back by IF=0 is taken as soon as the guest enables interrupts (not at the
-        # next periodic checkpoint). In replay the log already holds that stop; while single-stepping an sti
-        # shadow the shadow's instruction must run first.
-        waiting = not self.port.log_driven and self._internal_stop_slice is None and bool(self.intc.deliverable())
-        self.counter.state.irq_waiting = int(waiting and not self.emu.reg_read(x86.UC_X86_REG_RFLAGS) & IF_FLAG)
+        # next periodic checkpoint), unless the plan fixes the stops (the log then holds that stop); while
+        # single-stepping an sti shadow the shadow's instruction must run first.
+        waiting = plan.kind is None and self._internal_stop_slice is None and self.platform.pending_interrupt()
+        self.counter.state.irq_waiting = int(bool(waiting) and not self.emu.reg_read(x86.UC_X86_REG_RFLAGS) & IF_FLAG)
         self._internal_stop_slice = None
         self._running = True
         try:
@@ -299,8 +273,9 @@ class Machine:
 
     def _after_stop(self, halted: bool) -> None:
         icount = self.counter.icount
-        if self.system.exit_code is not None:
-            self._end("exit", f"guest exited with code {self.system.exit_code}", exit_code=self.system.exit_code)
+        plan = self._plan
+        if self._exit_code is not None:
+            self._end("exit", f"guest exited with code {self._exit_code}", exit_code=self._exit_code)
             return
         if self._timed_out.is_set():
             self._end("timeout", f"wall-clock timeout of {self.limits.timeout_s}s reached")
@@ -314,32 +289,29 @@ class Machine:
         if self._reset_requested:
             self._reset()
             return
-        logged = self.port.next_stop()
-        if logged == icount and self.port.expected_checkpoint_kind() == ev.CP_END:
-            self._end_as_logged()
+        if plan.kind == ev.CP_END and plan.at == icount:
+            self._end_as_planned(plan.end_text)
             return
         if halted:
             self._idle()
         else:
-            kind = self._stop_kind(icount, logged)
+            kind = self._stop_kind(icount, plan)
             self._device_stop = False
             if kind is not None:
                 self._checkpoint(kind)
         if self._result is None:
             self._deliver_interrupt(halted)
 
-    def _stop_kind(self, icount: int, logged: int | None) -> str | None:
+    def _stop_kind(self, icount: int, plan: StopPlan) -> str | None:
         if self.clock.any_due(icount):
             return ev.CP_TIMER
-        if logged is not None:
-            if logged != icount:
+        if plan.kind is not None:
+            if plan.at != icount:
                 return None  # an internal stop (sti shadow)
-            expected = self.port.expected_checkpoint_kind()
-            return expected if expected in (ev.CP_PERIODIC, ev.CP_INTERRUPT, ev.CP_IO) else ev.CP_PERIODIC
+            return plan.kind if plan.kind in _BUSY_KINDS else ev.CP_PERIODIC
         if self._device_stop or self._last_stop_reason == STOP_IRQ:
             return ev.CP_INTERRUPT
-        io_due = self.port.next_due_ns()
-        if io_due is not None and io_due <= self.clock.vclock_at(icount):
+        if plan.io_due_ns is not None and plan.io_due_ns <= self.clock.vclock_at(icount):
             return ev.CP_IO
         if icount >= self._last_cp_icount + self.config.checkpoint_every:
             return ev.CP_PERIODIC
@@ -351,13 +323,13 @@ class Machine:
         if not rflags & IF_FLAG:
             self._end("hang", "guest halted with interrupts disabled: nothing can wake it")
             return
-        if self.intc.deliverable():
+        if self.platform.pending_interrupt():
             return  # an interrupt is already pending: hlt wakes at once
         self._checkpoint(ev.CP_WARP_START)
-        if self.intc.deliverable():
+        if self.platform.pending_interrupt():
             return  # what arrived at warp start already wakes the guest
         icount = self.counter.icount
-        deadlines = [d for d in (self.clock.next_deadline_ns(), self.port.next_due_ns()) if d is not None]
+        deadlines = [d for d in (self.clock.next_deadline_ns(), self.port.plan().io_due_ns) if d is not None]
         deadline = min(deadlines) if deadlines else None
         max_ns = None if deadline is None else max(0, deadline - self.clock.vclock_at(icount))
         warp = Event(ev.KIND_CLOCK_WARP, "clock", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id)
@@ -369,8 +341,8 @@ class Machine:
         self._checkpoint(ev.CP_WARP_ACCOUNT)
 
     def _deliver_interrupt(self, halted: bool) -> None:
-        mask = self.intc.deliverable()
-        if not mask:
+        pending = self.platform.pending_interrupt()
+        if pending is None:
             return
         emu = self.emu
         rflags = emu.reg_read(x86.UC_X86_REG_RFLAGS)
@@ -379,19 +351,11 @@ class Machine:
         if not halted and self._in_sti_shadow():
             self._internal_stop = self.counter.icount + 1
             return
-        rip = push_interrupt_frame(emu, self.intc.vector)
+        mask, vector = pending
+        rip = push_interrupt_frame(emu, vector)
         icount = self.counter.icount
-        self.port.emit(
-            Event(
-                ev.KIND_IRQ,
-                "intc",
-                icount,
-                self.clock.vclock_at(icount),
-                checkpoint=self.checkpoint_id,
-                pc=rip,
-                value=mask,
-            )
-        )
+        self.port.emit(Event(ev.KIND_IRQ, "intc", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
+                             pc=rip, value=mask))  # fmt: skip
 
     def _in_sti_shadow(self) -> bool:
         last = self.counter.last_instruction()
@@ -399,11 +363,7 @@ class Machine:
 
     # ----------------------------------------------------------- checkpoints
     def device_digest(self) -> int:
-        h = xxhash.xxh3_64()
-        for dev in self.devices:
-            h.update(dev.name.encode())
-            h.update(dev.state())
-        return int(h.intdigest())
+        return self.units.digest()
 
     def memory_digest(self) -> int:
         return self.ram.digest()
@@ -412,7 +372,7 @@ class Machine:
         self, kind: str, *, at: int | None = None, text: str | None = None, value: int | None = None
     ) -> None:
         icount = self.counter.icount if at is None else at
-        self.console.flush(icount)
+        self.platform.before_checkpoint(icount)
         self.checkpoint_id += 1
         cp = Event(ev.KIND_CHECKPOINT, "machine", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
                    cp_kind=kind, pc=self.pc, text=text, value=value)  # fmt: skip
@@ -424,16 +384,10 @@ class Machine:
                 self._next_mem_digest = icount + self.config.mem_digest_every
         self._last_cp_icount = icount
         for event in self.port.checkpoint(cp):
-            self._apply(event)
-        self.clock.expire(icount)
-
-    def _apply(self, event: Event) -> None:
-        if event.kind == ev.KIND_CONSOLE_IN and event.data:
-            self.console.feed(event.data)
-        elif event.kind == ev.KIND_BLK_COMPLETE:
-            self.block.complete(event)
-        elif event.kind == ev.KIND_NET_RX and event.card is not None and event.card < len(self.nics):
-            self.nics[event.card].receive(event.data or b"")
+            self.units.apply(event)
+        fired = self.clock.expire(icount)
+        if fired:
+            self.platform.timers_fired(fired)
 
     def _reset(self) -> None:
         """The guest asked to restart: reload the image, reset CPU and devices; the disk and time go on."""
@@ -449,11 +403,7 @@ class Machine:
         setup_cpu(emu, self.image.entry, self.config.ram_size)
         self.counter.flush()
         self.clock.reset()
-        self.intc.reset()
-        self.system.reset()
-        self.block.reset()
-        for nic in self.nics:
-            nic.reset()
+        self.platform.reset()
 
     def _end(self, reason: str, message: str, *, exit_code: int | None = None, at: int | None = None) -> None:
         icount = self.counter.icount if at is None else at
@@ -467,13 +417,12 @@ class Machine:
             checkpoints=self.checkpoint_id + 1,
             exit_code=exit_code,
             message=message,
-            output=bytes(self.console.output),
+            output=bytes(self.output),
         )
 
-    def _end_as_logged(self) -> None:
-        """Replay of a run that ended for a host reason (signal, limit, timeout)."""
-        text = self.port.expected_end_text() or "interrupted: "
-        reason, _, message = text.partition(": ")
+    def _end_as_planned(self, text: str | None) -> None:
+        """Replay of a run that ended for a host reason (signal, limit, timeout): end as the log says."""
+        reason, _, message = (text or "interrupted: ").partition(": ")
         self._end(reason, message)
 
     # ------------------------------------------------------------- inspection
@@ -481,4 +430,4 @@ class Machine:
         return disassemble(self.emu, pc, count)
 
 
-__all__ = ["Limits", "Machine", "MachineConfig", "MachineError", "RunResult", "exit_status"]
+__all__ = ["CORE_KINDS", "Limits", "Machine", "MachineConfig", "MachineError", "RunResult", "exit_status"]

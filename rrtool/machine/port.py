@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from rrtool.schemas.event import Event
@@ -39,12 +40,33 @@ class TimedBackend(Backend, Protocol):
     def poll(self, vclock_ns: int) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StopPlan:
+    """Where and why the machine stops next, as the port decides it (QEMU's replay_mode in one answer).
+
+    Live and record plan from the host (a timed backend's next frame); replay reads the
+    next logged checkpoint. With `kind` None the machine picks its own stops and their
+    kinds (device requests, interrupts after sti, the checkpoint cadence); with a `kind`
+    it stops exactly at `at` and takes that checkpoint there, nothing else.
+    """
+
+    #: Stop exactly at this icount (None: nowhere in particular).
+    at: int | None = None
+    #: The checkpoint kind taken at `at`; None leaves stops and kinds to the machine.
+    kind: str | None = None
+    #: For an end checkpoint: how the run ended ("reason: message").
+    end_text: str | None = None
+    #: Virtual ns at which a timed host source has an event due (the machine stops there and can warp there).
+    io_due_ns: int | None = None
+
+
+#: The plan when nothing outside the machine asks for a stop.
+FREE = StopPlan()
+
+
 class EventPort:
     """Live mode: values come from the host, async events from backends via a queue."""
 
-    mode = "live"
-    #: True when stop points come from a log (replay) rather than from the machine itself.
-    log_driven = False
     #: State digests cost time and only record and replay use them.
     wants_digests = False
 
@@ -56,6 +78,7 @@ class EventPort:
         self._stop = threading.Event()
         self.t0 = time.monotonic_ns()
         self.current_checkpoint = -1  # stamped on every event between two checkpoints
+        self.async_kinds: frozenset[str] = frozenset()
 
     # -- backends -------------------------------------------------------
     def attach(self, backend: Backend) -> None:
@@ -79,22 +102,14 @@ class EventPort:
             backend.close()
 
     # -- the machine's side --------------------------------------------
-    def next_stop(self) -> int | None:
-        """An icount the machine must stop at exactly (replay: the next logged checkpoint)."""
-        return None
+    def connect(self, async_kinds: frozenset[str]) -> None:
+        """The machine names the kinds its units apply at checkpoints (replay reads them after each one)."""
+        self.async_kinds = async_kinds
 
-    def expected_checkpoint_kind(self) -> str | None:
-        """Replay only: the logged kind of the next checkpoint."""
-        return None
-
-    def next_due_ns(self) -> int | None:
-        """Virtual time at which a timed backend has an event due (the machine stops there)."""
+    def plan(self) -> StopPlan:
+        """Where and why the machine stops next: here, when a timed backend has an event due."""
         due = [d for b in self._timed if (d := b.next_due_ns()) is not None]
-        return min(due) if due else None
-
-    def expected_end_text(self) -> str | None:
-        """Replay only: the logged end reason of a run that ended for a host reason."""
-        return None
+        return StopPlan(io_due_ns=min(due)) if due else FREE
 
     def checkpoint(self, cp: Event) -> list[Event]:
         """Take what the backends queued; the machine applies the returned events in order."""

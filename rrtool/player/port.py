@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-from rrtool.machine.port import EventPort, NothingCanWake
+from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
@@ -25,9 +25,7 @@ _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("s
 
 
 class ReplayPort(EventPort):
-    mode = "replay"
     wants_digests = True
-    log_driven = True
 
     def __init__(self, trace: TraceFile) -> None:
         super().__init__()
@@ -109,9 +107,12 @@ class ReplayPort(EventPort):
         return self._peek() is None
 
     # -- the machine's side --------------------------------------------
-    def next_stop(self) -> int | None:
+    def plan(self) -> StopPlan:
+        """The next logged checkpoint: stop exactly there and take that kind (timed sources are in the log)."""
         cp = self._upcoming_checkpoint()
-        return None if cp is None else cp.icount
+        if cp is None:
+            return FREE  # the trace ends here: the machine runs on until it asks for an event that is not there
+        return StopPlan(at=cp.icount, kind=cp.cp_kind or ev.CP_PERIODIC, end_text=cp.text)
 
     def _upcoming_checkpoint(self) -> Event | None:
         if self._next_cp is None:
@@ -125,17 +126,6 @@ class ReplayPort(EventPort):
                 i += 1
         return self._next_cp
 
-    def next_due_ns(self) -> int | None:
-        return None  # timed sources are in the log like everything else
-
-    def expected_checkpoint_kind(self) -> str | None:
-        cp = self._upcoming_checkpoint()
-        return None if cp is None else cp.cp_kind
-
-    def expected_end_text(self) -> str | None:
-        cp = self._upcoming_checkpoint()
-        return None if cp is None else cp.text
-
     def checkpoint(self, cp: Event) -> list[Event]:
         logged = self._take(cp)
         self._compare(logged, cp, _COMPARED)
@@ -145,7 +135,7 @@ class ReplayPort(EventPort):
         self.last_checkpoint = cp.checkpoint
         self.last_icount = cp.icount
         events: list[Event] = []
-        while (nxt := self._peek()) is not None and nxt.kind in ev.ASYNC_KINDS:
+        while (nxt := self._peek()) is not None and nxt.kind in self.async_kinds:
             self._rows.popleft()
             self.events_replayed += 1
             events.append(nxt)

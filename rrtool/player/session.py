@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rrtool.machine.config import MachineConfig, RunResult
+from rrtool.board.board import Board
+from rrtool.board.host import board_config
+from rrtool.machine.config import RunResult
 from rrtool.machine.image import load_image, sha256_file
 from rrtool.machine.machine import Machine
 from rrtool.player.divergence import Divergence, TraceEnd
@@ -61,9 +63,9 @@ def replay(
 ) -> ReplayResult:
     trace = open_tracefile(trace_path)
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
-    config = MachineConfig.from_dict(trace.machine)
+    config, board = board_config(trace.machine)
     port = ReplayPort(trace)
-    machine = Machine(load_image(path, config.ram_size), config, port, console_sink=console_sink)
+    machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
     start = time.monotonic()
     run: RunResult | None = None
     divergence: Divergence | None = None

@@ -11,7 +11,6 @@ from rrtool.schemas.writer import FLUSH_SECONDS, TraceWriter
 
 
 class RecordPort(EventPort):
-    mode = "record"
     wants_digests = True
 
     def __init__(self, writer: TraceWriter | None, on_checkpoint: Callable[[Event], None] | None = None) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import signal
 import socket
 import time
@@ -14,7 +13,6 @@ from pathlib import Path
 from types import FrameType
 
 from rrtool import __version__
-from rrtool.board.disk import DiskBackend, disk_digest
 from rrtool.board.host import HostSetup, live_machine
 from rrtool.machine.config import Limits, MachineConfig, RunResult
 from rrtool.recorder.port import RecordPort
@@ -48,21 +46,15 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, prev)
 
 
-def trace_metadata(image_path: Path, sha256: str, config: MachineConfig, disk: DiskBackend | None) -> dict[str, str]:
-    meta = {
+def trace_metadata(image_path: Path, sha256: str) -> dict[str, str]:
+    """What every recording says of itself; the platform adds its machine record and wiring."""
+    return {
         ev.META_TOOL_VERSION: __version__,
-        ev.META_MACHINE: json.dumps(config.to_dict(), sort_keys=True),
         ev.META_IMAGE_PATH: str(image_path.resolve()),
         ev.META_IMAGE_SHA256: sha256,
         ev.META_START_TIME: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         ev.META_HOST: socket.gethostname(),
     }
-    if disk is not None:
-        meta[ev.META_DISK] = json.dumps({
-            "path": str(disk.spec.path.resolve()), "xxh3_128": disk_digest(disk.spec.path),
-            "sectors": disk.sectors, "writeback": disk.spec.writeback,
-        })  # fmt: skip
-    return meta
 
 
 def record(
@@ -89,13 +81,12 @@ def record(
     # The writer needs the metadata, which needs the machine, which needs the port: attach it last.
     port = RecordPort(None, progress)
     try:
-        machine, image, disk = live_machine(image_path, config, port, host, limits=limits, console_sink=console_sink)
-        meta = trace_metadata(image_path, image.sha256, machine.config, disk)
-        meta[ev.META_NET] = json.dumps([{"backend": n.kind, **n.nic.to_dict()} for n in host.nets])
+        live = live_machine(image_path, config, port, host, limits=limits, console_sink=console_sink)
+        meta = {**trace_metadata(image_path, live.image.sha256), **live.metadata()}
         writer = TraceWriter(output, meta)
         port.writer = writer
         with stop_on_signals(port.request_stop):
-            result = machine.run()
+            result = live.machine.run()
     finally:
         if writer is not None:
             writer.close()

@@ -38,9 +38,6 @@ KINDS = (
 )  # fmt: skip
 DEVICES = ("machine", "clock", "rtc", "rng", "console", "intc", "system", "block", "net0", "net1", "net2", "net3")
 
-#: Kinds that come from the outside world at a checkpoint (applied after the checkpoint row).
-ASYNC_KINDS = frozenset({KIND_CONSOLE_IN, KIND_BLK_COMPLETE, KIND_NET_RX})
-
 #: Block operations (the `op` column).
 BLOCK_OPS = ("read", "write", "flush", "invalid")
 

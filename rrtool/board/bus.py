@@ -1,16 +1,22 @@
-"""What every device model sees of the machine, and what the machine sees of a device."""
+"""What a board device sees of the machine (the bus), and what the board sees of a device."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from rrtool.machine.clock import Clock
 from rrtool.machine.port import EventPort
+from rrtool.machine.units import Unit
 
 
 class Bus(Protocol):
-    """The machine services a device may use from inside a port access."""
+    """The machine services a device may use from inside a port access or at a checkpoint."""
 
-    port: EventPort
+    @property
+    def port(self) -> EventPort: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     def now(self) -> int:
         """Exact icount including the instruction doing the access."""
@@ -30,8 +36,12 @@ class Bus(Protocol):
 
     def guest_reset(self) -> None: ...
 
+    def guest_output(self, data: bytes) -> None:
+        """Console output the user should see (the machine passes it to its sink)."""
+        ...
+
     def mem_read(self, addr: int, size: int) -> bytes:
-        """DMA from guest RAM (the caller has checked the range)."""
+        """DMA from guest RAM (the caller has checked the range with `ram_ok`)."""
         ...
 
     def mem_write(self, addr: int, data: bytes) -> None: ...
@@ -41,12 +51,11 @@ class Bus(Protocol):
         ...
 
 
-class Device(Protocol):
-    """A register model on I/O ports; state() feeds the checkpoint digest."""
+class Device(Unit, Protocol):
+    """A unit with a register model on I/O ports."""
 
-    name: str
-    ports: range
+    @property
+    def ports(self) -> range: ...
 
     def read(self, port: int, size: int) -> int: ...
     def write(self, port: int, size: int, value: int) -> None: ...
-    def state(self) -> bytes: ...

@@ -1,0 +1,51 @@
+"""The boundary between the machine core and a platform (the SDK board today, Linux next).
+
+The core owns the CPU, the counter, the run loop, checkpoints, digests, the
+virtual clock and the port; a platform owns how the guest reaches the outside
+(port I/O devices, or system calls), which interrupts it can raise, and what
+a guest reset puts back. The core calls a platform only through this
+protocol, so a second platform lands beside `rrtool/board/`, not inside the
+core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from rrtool.machine.units import Unit
+
+if TYPE_CHECKING:
+    from rrtool.machine.machine import Machine
+
+
+class Platform(Protocol):
+    @property
+    def units(self) -> Sequence[Unit]:
+        """The platform's units, in digest order (the core puts its own clock first)."""
+        ...
+
+    @property
+    def timers(self) -> int:
+        """How many guest timers the core's clock keeps."""
+        ...
+
+    def attach(self, machine: Machine) -> None:
+        """Install the platform's CPU hooks on `machine.emu`; called once, after the core is set up."""
+        ...
+
+    def timers_fired(self, mask: int) -> None:
+        """The clock fired these timers at a checkpoint (raise their interrupt lines)."""
+        ...
+
+    def pending_interrupt(self) -> tuple[int, int] | None:
+        """(mask of lines pending and enabled, guest vector) when one can be delivered, else None."""
+        ...
+
+    def before_checkpoint(self, icount: int) -> None:
+        """Flush what a device buffers (console output) so the checkpoint sees it logged."""
+        ...
+
+    def reset(self) -> None:
+        """The guest restarted: put every device back to its power-on state (the disk keeps its data)."""
+        ...
