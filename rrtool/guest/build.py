@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from rrtool._host import cache_dir
+
 __all__ = [
     "EXAMPLES_DIR",
     "GUEST_CFLAGS",
@@ -176,16 +178,6 @@ def example_source(name: str) -> Path:
     return EXAMPLES_DIR / f"{name}.c"
 
 
-def _cache_dir() -> Path:
-    """Root of rrtool's cache, following ``$RRTOOL_CACHE`` then XDG."""
-    explicit = os.environ.get("RRTOOL_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "rrtool"
-
-
 def _build_key(source: Path) -> str:
     """Content hash of everything that determines the built image.
 
@@ -211,7 +203,7 @@ def ensure_example(name: str) -> Path:
     rename wins and both results are identical).
     """
     source = example_source(name)
-    target = _cache_dir() / "guests" / f"{name}-{_build_key(source)}.elf"
+    target = cache_dir() / "guests" / f"{name}-{_build_key(source)}.elf"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

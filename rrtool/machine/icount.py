@@ -22,6 +22,8 @@ import unicorn as uc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uclib
 
+from rrtool._host import cache_dir
+
 NO_DEADLINE = (1 << 64) - 1
 
 STOP_NONE = 0
@@ -68,7 +70,7 @@ def _compile_fallback(source: Path) -> Path:
     if cc is None:
         raise CounterError("no C compiler found: rrtool's native instruction counter needs gcc to build")
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("RRTOOL_CACHE") or Path.home() / ".cache" / "rrtool")
+    cache = cache_dir()
     out = cache / f"icount-{digest}.so"
     if not out.exists():
         cache.mkdir(parents=True, exist_ok=True)
