@@ -1,4 +1,4 @@
-"""The host helpers (rrtool._host): one cache directory for every user of it."""
+"""The host helpers (rrtool._host): one cache directory and one compiler lookup for every user."""
 
 from __future__ import annotations
 
@@ -54,3 +54,45 @@ def test_counter_fallback_builds_into_the_cache(env: pytest.MonkeyPatch, tmp_pat
     built = icount._compile_fallback(Path(icount.__file__).with_name("_icount.c"))
     assert built.parent == tmp_path / "xdg" / "rrtool"
     assert built.is_file()
+
+
+def _fake_tool(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    tool = directory / name
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    return tool
+
+
+def test_compiler_prefers_gcc_then_cc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RRTOOL_CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    cc = _fake_tool(tmp_path / "bin", "cc")
+    assert _host.find_c_compiler("x") == str(cc)
+    gcc = _fake_tool(tmp_path / "bin", "gcc")
+    assert _host.find_c_compiler("x") == str(gcc)
+
+
+def test_rrtool_cc_overrides_and_is_looked_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    _fake_tool(tmp_path / "bin", "gcc")
+    mine = _fake_tool(tmp_path / "bin", "my-gcc")
+    monkeypatch.setenv("RRTOOL_CC", "my-gcc")
+    assert _host.find_c_compiler("x") == str(mine)
+    monkeypatch.setenv("RRTOOL_CC", str(tmp_path / "no-such-gcc"))
+    with pytest.raises(_host.CompilerNotFoundError, match=r"no-such-gcc.*\(from RRTOOL_CC\) not found: x needs"):
+        _host.find_c_compiler("x")
+
+
+def test_no_compiler_at_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RRTOOL_CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(_host.CompilerNotFoundError, match=r"^gcc not found: x needs a C compiler \(apt-get"):
+        _host.find_c_compiler("x")
+
+
+def test_counter_reports_a_missing_compiler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RRTOOL_CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(icount.CounterError, match="native instruction counter needs a C compiler"):
+        icount._compile_fallback(Path(icount.__file__).with_name("_icount.c"))

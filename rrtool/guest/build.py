@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from rrtool._host import cache_dir
+from rrtool._host import CompilerNotFoundError, cache_dir, find_c_compiler
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -75,9 +74,6 @@ GUEST_CFLAGS: tuple[str, ...] = (
     "-Wall",
 )
 
-_MISSING_GCC = "gcc not found: the guest SDK needs a C compiler (apt-get install gcc)"
-
-
 class GuestBuildError(Exception):
     """A guest could not be built; ``str()`` is a one-line reason.
 
@@ -88,27 +84,6 @@ class GuestBuildError(Exception):
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
         self.details = details
-
-
-def _find_compiler() -> str:
-    """Return the C compiler to run: ``$RRTOOL_CC`` if set, else gcc on PATH.
-
-    The override exists for hosts where gcc has another name or location
-    (e.g. ``x86_64-linux-gnu-gcc`` on a non-x86 host).
-    """
-    override = os.environ.get("RRTOOL_CC")
-    if override:
-        found = shutil.which(override)
-        if found is None:
-            raise GuestBuildError(
-                f"C compiler {override!r} (from RRTOOL_CC) not found: "
-                "the guest SDK needs a C compiler (apt-get install gcc)"
-            )
-        return found
-    found = shutil.which("gcc")
-    if found is None:
-        raise GuestBuildError(_MISSING_GCC)
-    return found
 
 
 def _first_error_line(stderr: str) -> str:
@@ -138,7 +113,10 @@ def build_guest(sources: Sequence[Path], output: Path, *, extra_cflags: Sequence
     for src in srcs:
         if not src.is_file():
             raise GuestBuildError(f"guest source not found: {src}")
-    cc = _find_compiler()
+    try:
+        cc = find_c_compiler("the guest SDK")
+    except CompilerNotFoundError as exc:
+        raise GuestBuildError(str(exc)) from exc
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     cmd = [

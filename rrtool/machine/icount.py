@@ -12,7 +12,6 @@ import ctypes
 import hashlib
 import importlib.machinery
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import unicorn as uc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uclib
 
-from rrtool._host import cache_dir
+from rrtool._host import CompilerNotFoundError, cache_dir, find_c_compiler
 
 NO_DEADLINE = (1 << 64) - 1
 
@@ -66,9 +65,10 @@ def _compile_fallback(source: Path) -> Path:
     An installed package has it already (setup.py builds it); this path serves
     a source checkout used without `pip install`.
     """
-    cc = os.environ.get("RRTOOL_CC") or shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        raise CounterError("no C compiler found: rrtool's native instruction counter needs gcc to build")
+    try:
+        cc = find_c_compiler("rrtool's native instruction counter")
+    except CompilerNotFoundError as exc:
+        raise CounterError(str(exc)) from exc
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     cache = cache_dir()
     out = cache / f"icount-{digest}.so"
