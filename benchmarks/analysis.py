@@ -166,7 +166,6 @@ def write_synthetic(path: Path, events: int, changed_row: int | None = None) -> 
             ev.BATCH_LAST_ICOUNT: str(icounts[-1].as_py()),
         }
         writer._writer.write_batch(batch.replace_schema_metadata(writer._schema.metadata), custom_metadata=custom)
-        writer.rows_written += rows
         writer.batches += 1
     writer.close()
 
