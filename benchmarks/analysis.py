@@ -37,6 +37,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 from _common import environment_line, make_console, median, table_box, verdict
+from polars.expr.whenthen import ChainedThen, Then
 from rich.table import Table
 
 from rrtool.schemas import events as ev
@@ -76,7 +77,7 @@ def _pick(values: dict[str, pl.Expr]) -> pl.Expr:
     """Per pattern position: the value for that kind, null for the others."""
     items = list(values.items())
     kind, value = items[0]
-    chain = pl.when(pl.col("j") == PATTERN.index(kind)).then(value)
+    chain: Then | ChainedThen = pl.when(pl.col("j") == PATTERN.index(kind)).then(value)
     for kind, value in items[1:]:
         chain = chain.when(pl.col("j") == PATTERN.index(kind)).then(value)
     return chain.otherwise(None)
@@ -166,7 +167,6 @@ def write_synthetic(path: Path, events: int, changed_row: int | None = None) -> 
             ev.BATCH_LAST_ICOUNT: str(icounts[-1].as_py()),
         }
         writer._writer.write_batch(batch.replace_schema_metadata(writer._schema.metadata), custom_metadata=custom)
-        writer.rows_written += rows
         writer.batches += 1
     writer.close()
 

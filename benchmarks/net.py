@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import pyarrow.compute as pc
 from _common import (
@@ -197,7 +198,17 @@ def echoed(label: str, run: RunResult | None) -> int:
     return int(found.group(1))
 
 
-def trace_stats(trace: Path) -> dict[str, int]:
+class TraceStats(TypedDict, total=False):
+    """What trace_stats counts: the trace fields of a Sample, passed on as keywords."""
+
+    events: int
+    net_rx: int
+    net_tx: int
+    checkpoints: int
+    batches: int
+
+
+def trace_stats(trace: Path) -> TraceStats:
     tf = open_tracefile(trace)
     table = tf.read_all()
     kinds = table["kind"]
@@ -238,7 +249,7 @@ def time_live(label: str, image: Path, count: int, trace: Path | None) -> Sample
     if got < count + 2:  # at least one probe, every timed datagram, QUIT
         raise SystemExit(f"{label}: the guest echoed {got} datagrams, the client sent {count} + probes + QUIT")
     rtts = sorted(client.rtts_ns)
-    stats = trace_stats(trace) if trace is not None else {}
+    stats: TraceStats = trace_stats(trace) if trace is not None else {}
     return Sample(
         wall,
         got,
@@ -299,6 +310,7 @@ def main() -> int:
     run_pps, rec_pps = med(run, lambda s: s.pps), med(rec, lambda s: s.pps)
     rep_pps = med(rep, lambda s: s.pps)
     timing = Table(title="netecho through user networking (median)", box=table_box(args.markdown))
+    columns: tuple[str, ...]
     columns = ("configuration", "datagrams", "packets/s", "min-max", "vs run", "RTT median µs", "RTT p99 µs", "wall s")
     for name in columns:
         timing.add_column(name, justify="left" if name == "configuration" else "right")

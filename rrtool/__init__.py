@@ -6,11 +6,27 @@ without running the emulator.
 
 from typing import Any
 
-__version__ = "0.1.0"
+#: The installed distribution's version (pyproject.toml is its one source), or
+#: "0+unknown" when rrtool runs from a source tree that was never installed.
+#: Looked up on first use: importlib.metadata costs more than the rest of `import rrtool`.
+__version__: str
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rrtool")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def __getattr__(name: str) -> Any:
-    """`rrtool.open_trace`, imported on first use so that `import rrtool` stays cheap."""
+    """`rrtool.__version__` and `rrtool.open_trace`, found on first use so that `import rrtool` stays cheap."""
+    if name == "__version__":
+        found = _installed_version()
+        globals()["__version__"] = found  # later reads are plain attribute reads
+        return found
     if name == "open_trace":
         from rrtool.analysis.trace import open_trace
 

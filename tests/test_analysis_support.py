@@ -119,7 +119,7 @@ def write_trace(path: Path, events: list[Event], meta: dict[str, str] | None = N
     with batch_rows(rows):
         writer = TraceWriter(path, dict(META if meta is None else meta))
         for e in events:
-            writer.append(Event(**{f: getattr(e, f) for f in e.__slots__}))  # type: ignore[attr-defined]
+            writer.append(Event(**{f: getattr(e, f) for f in e.__slots__}))
         writer.close()
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 import pytest
@@ -177,7 +178,7 @@ def test_real_recording(tmp_path: Path) -> None:
     path = tmp_path / "timers.arrow"
     record(ensure_example("timers"), path)
     trace = open_trace(path)
-    counts = dict(rows(trace.sql("select kind, count(*) from events group by kind")))
+    counts = dict(cast("list[tuple[str, int]]", rows(trace.sql("select kind, count(*) from events group by kind"))))
     assert counts["checkpoint"] > 10 and counts["rng_read"] > 0
     assert trace.clock.collect().height == counts["clock_warp"]
     assert trace.packets.collect().height == 0 and trace.block_ops.collect().height == 0

@@ -6,6 +6,7 @@ import random
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 import unicorn as uc
@@ -34,7 +35,7 @@ int main(void) {
 """
 
 
-def machine_for(path: Path, **config: int) -> Machine:
+def machine_for(path: Path, **config: Any) -> Machine:
     cfg = MachineConfig(**config)
     return Machine(load_image(path, cfg.ram_size), cfg, EventPort(), Board(BoardConfig()))
 

@@ -192,9 +192,9 @@ def describe_tables(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace]) -> 
 
 
 def _history_file() -> Path:
-    import os
+    from rrtool._host import cache_dir
 
-    base = Path(os.environ.get("RRTOOL_CACHE", Path.home() / ".cache" / "rrtool"))
+    base = cache_dir()
     return base / "sql_history"
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from rrtool._host import CompilerNotFoundError, cache_dir, find_c_compiler
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -73,9 +74,6 @@ GUEST_CFLAGS: tuple[str, ...] = (
     "-Wall",
 )
 
-_MISSING_GCC = "gcc not found: the guest SDK needs a C compiler (apt-get install gcc)"
-
-
 class GuestBuildError(Exception):
     """A guest could not be built; ``str()`` is a one-line reason.
 
@@ -86,27 +84,6 @@ class GuestBuildError(Exception):
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
         self.details = details
-
-
-def _find_compiler() -> str:
-    """Return the C compiler to run: ``$RRTOOL_CC`` if set, else gcc on PATH.
-
-    The override exists for hosts where gcc has another name or location
-    (e.g. ``x86_64-linux-gnu-gcc`` on a non-x86 host).
-    """
-    override = os.environ.get("RRTOOL_CC")
-    if override:
-        found = shutil.which(override)
-        if found is None:
-            raise GuestBuildError(
-                f"C compiler {override!r} (from RRTOOL_CC) not found: "
-                "the guest SDK needs a C compiler (apt-get install gcc)"
-            )
-        return found
-    found = shutil.which("gcc")
-    if found is None:
-        raise GuestBuildError(_MISSING_GCC)
-    return found
 
 
 def _first_error_line(stderr: str) -> str:
@@ -136,7 +113,10 @@ def build_guest(sources: Sequence[Path], output: Path, *, extra_cflags: Sequence
     for src in srcs:
         if not src.is_file():
             raise GuestBuildError(f"guest source not found: {src}")
-    cc = _find_compiler()
+    try:
+        cc = find_c_compiler("the guest SDK")
+    except CompilerNotFoundError as exc:
+        raise GuestBuildError(str(exc)) from exc
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -176,16 +156,6 @@ def example_source(name: str) -> Path:
     return EXAMPLES_DIR / f"{name}.c"
 
 
-def _cache_dir() -> Path:
-    """Root of rrtool's cache, following ``$RRTOOL_CACHE`` then XDG."""
-    explicit = os.environ.get("RRTOOL_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "rrtool"
-
-
 def _build_key(source: Path) -> str:
     """Content hash of everything that determines the built image.
 
@@ -211,7 +181,7 @@ def ensure_example(name: str) -> Path:
     rename wins and both results are identical).
     """
     source = example_source(name)
-    target = _cache_dir() / "guests" / f"{name}-{_build_key(source)}.elf"
+    target = cache_dir() / "guests" / f"{name}-{_build_key(source)}.elf"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

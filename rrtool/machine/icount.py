@@ -12,7 +12,6 @@ import ctypes
 import hashlib
 import importlib.machinery
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 import unicorn as uc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uclib
+
+from rrtool._host import CompilerNotFoundError, cache_dir, find_c_compiler
 
 NO_DEADLINE = (1 << 64) - 1
 
@@ -64,11 +65,12 @@ def _compile_fallback(source: Path) -> Path:
     An installed package has it already (setup.py builds it); this path serves
     a source checkout used without `pip install`.
     """
-    cc = os.environ.get("RRTOOL_CC") or shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        raise CounterError("no C compiler found: rrtool's native instruction counter needs gcc to build")
+    try:
+        cc = find_c_compiler("rrtool's native instruction counter")
+    except CompilerNotFoundError as exc:
+        raise CounterError(str(exc)) from exc
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("RRTOOL_CACHE") or Path.home() / ".cache" / "rrtool")
+    cache = cache_dir()
     out = cache / f"icount-{digest}.so"
     if not out.exists():
         cache.mkdir(parents=True, exist_ok=True)

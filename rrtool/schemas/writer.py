@@ -41,7 +41,6 @@ class TraceWriter:
         # One writer thread, so batches reach the file in order while the guest keeps running.
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-writer")
         self._pending: list[Future[None]] = []
-        self.rows_written = 0
         self.seq = 0
         self.bytes_written = 0
         self.batches = 0
@@ -106,7 +105,6 @@ class TraceWriter:
         self._pending.append(self._io.submit(self._write, batch, meta))
         del self._rows[:n]
         self._last_cp_row -= n
-        self.rows_written += n
         self.batches += 1
         self._last_flush = time.monotonic()
 

@@ -34,7 +34,6 @@ _COLUMNS = [
 class PerfettoStats:
     events: int = 0
     tracks: int = 0
-    block_requests: int = 0
 
 
 def _ts(ns: int) -> float:
@@ -108,7 +107,6 @@ def export_perfetto(trace_path: str | Path, output: str | Path) -> PerfettoStats
                     in_flight[key] = name
                     depth[device] = depth.get(device, 0) + 1
                     phase = "b"
-                    stats.block_requests += 1
                 else:
                     name = in_flight.pop(key, f"{row['op']} {row['sector']}+{row['sectors']}")
                     depth[device] = max(0, depth.get(device, 0) - 1)
