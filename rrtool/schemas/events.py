@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Bump on any change to the columns below or to their meaning; readers refuse other versions.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 #: Event kinds (the `kind` column).
 KIND_CHECKPOINT = "checkpoint"
@@ -100,7 +100,12 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("pc", pa.uint64(), "checkpoint, irq: guest RIP at that point (for irq, the interrupted RIP)."),
     Column("reg_digest", pa.uint64(), "checkpoint: xxh3-64 of the CPU registers."),
-    Column("dev_digest", pa.uint64(), "checkpoint: xxh3-64 of all device state."),
+    Column(
+        "dev_digest",
+        pa.uint64(),
+        "checkpoint: xxh3-64 of every unit's name and state in registry order (the core clock, then the "
+        "platform's devices).",
+    ),
     Column(
         "mem_digest", pa.uint64(), "checkpoint: xxh3-64 of guest RAM; only at the memory digest cadence and at end."
     ),
