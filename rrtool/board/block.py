@@ -59,7 +59,7 @@ class BlockDevice(UnitBase):
     kinds = (KIND_BLK_SUBMIT, KIND_BLK_COMPLETE)
     applies = (KIND_BLK_COMPLETE,)
     SAVED = ("ring", "_ring_lo", "ring_size", "in_flight", "completed", "errors", "last_error", "generation")
-    ports = range(regs.BLK_BASE, regs.BLK_BASE + 0x40)
+    ports = range(regs.BLK_BASE, regs.BLK_BASE + regs.BLK_WINDOW)
 
     def __init__(self, bus: Bus, capacity_sectors: int) -> None:
         self._bus = bus
@@ -81,27 +81,25 @@ class BlockDevice(UnitBase):
 
     # -- registers -------------------------------------------------------
     def read(self, port: int, size: int) -> int:
-        off = port - regs.BLK_BASE
         return {
-            0x00: self.capacity & 0xFFFFFFFF,
-            0x04: self.capacity >> 32,
-            0x10: self.ring_size,
-            0x18: self.completed & 0xFFFFFFFF,
-            0x1C: MAX_SECTORS,
-            0x20: self.errors,
-            0x24: self.last_error,
-        }.get(off, 0)
+            regs.BLK_CAPACITY_LO: self.capacity & 0xFFFFFFFF,
+            regs.BLK_CAPACITY_HI: self.capacity >> 32,
+            regs.BLK_RING_SIZE: self.ring_size,
+            regs.BLK_COMPLETED: self.completed & 0xFFFFFFFF,
+            regs.BLK_MAX_SECTORS: MAX_SECTORS,
+            regs.BLK_ERRORS: self.errors,
+            regs.BLK_LAST_ERROR: self.last_error,
+        }.get(port, 0)
 
     def write(self, port: int, size: int, value: int) -> None:
-        off = port - regs.BLK_BASE
         value &= 0xFFFFFFFF
-        if off == 0x08:
+        if port == regs.BLK_RING_LO:
             self._ring_lo = value
-        elif off == 0x0C:
+        elif port == regs.BLK_RING_HI:
             self.ring = (value << 32) | self._ring_lo
-        elif off == 0x10:
+        elif port == regs.BLK_RING_SIZE:
             self.ring_size = value
-        elif off == 0x14:
+        elif port == regs.BLK_SUBMIT:
             self._submit(value)
 
     # -- requests --------------------------------------------------------

@@ -79,34 +79,34 @@ class Nic(UnitBase):
     def read(self, port: int, size: int) -> int:
         mac = self.config.mac
         return {
-            0x00: int.from_bytes(mac[:4], "little"),
-            0x04: int.from_bytes(mac[4:6], "little"),
-            0x08: 1,
-            0x0C: int(self.enabled),
-            0x18: self.rx_head & 0xFFFFFFFF,
-            0x2C: self.tx_head & 0xFFFFFFFF,
-            0x30: self.rx_drops,
-            0x34: self.rx_errors,
-            0x38: self.tx_errors,
-            0x3C: int.from_bytes(self.config.ipv4, "little"),
+            regs.NET_MAC_LO: int.from_bytes(mac[:4], "little"),
+            regs.NET_MAC_HI: int.from_bytes(mac[4:6], "little"),
+            regs.NET_STATUS: 1,
+            regs.NET_CTRL: int(self.enabled),
+            regs.NET_RX_HEAD: self.rx_head & 0xFFFFFFFF,
+            regs.NET_TX_HEAD: self.tx_head & 0xFFFFFFFF,
+            regs.NET_RX_DROPS: self.rx_drops,
+            regs.NET_RX_ERRORS: self.rx_errors,
+            regs.NET_TX_ERRORS: self.tx_errors,
+            regs.NET_IPV4: int.from_bytes(self.config.ipv4, "little"),
         }.get(port - self.base, 0)
 
     def write(self, port: int, size: int, value: int) -> None:
         off = port - self.base
         value &= 0xFFFFFFFF
-        if off == 0x0C:
+        if off == regs.NET_CTRL:
             self.enabled = bool(value & 1)
-        elif off == 0x10:
+        elif off == regs.NET_RX_RING:
             self.rx_ring = value
-        elif off == 0x14:
+        elif off == regs.NET_RX_SIZE:
             self.rx_size = value
-        elif off == 0x1C:
+        elif off == regs.NET_RX_TAIL:
             self.rx_tail = value
-        elif off == 0x20:
+        elif off == regs.NET_TX_RING:
             self.tx_ring = value
-        elif off == 0x24:
+        elif off == regs.NET_TX_SIZE:
             self.tx_size = value
-        elif off == 0x28:
+        elif off == regs.NET_TX_TAIL:
             self.tx_tail = value
             self._transmit()
 
