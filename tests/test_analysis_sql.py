@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rrtool.analysis.sql import open_traces, split_args
+from rrtool.analysis.sql import open_traces
+from rrtool.cli.sql import split_args
 from tests.test_analysis_support import run_cli, scenario, write_trace
 
 

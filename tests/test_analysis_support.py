@@ -131,20 +131,9 @@ def truncate(src: Path, dst: Path, fraction: float) -> Path:
     return dst
 
 
-CLI = """
-import typer
-from rrtool.analysis.cli_commands import diff_command, export_app, sql_command
-app = typer.Typer(add_completion=False, no_args_is_help=True)
-app.command("sql")(sql_command)
-app.command("diff")(diff_command)
-app.add_typer(export_app, name="export")
-app()
-"""
-
-
 def run_cli(*args: str | Path, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The analysis commands in a subprocess, registered the way rrtool/cli.py registers them."""
+    """The analysis commands in a subprocess, as a user runs them."""
     return subprocess.run(
-        [sys.executable, "-c", CLI, *map(str, args)],
+        [sys.executable, "-m", "rrtool.cli", *map(str, args)],
         capture_output=True, text=True, timeout=timeout, input=stdin if stdin is not None else "",
     )  # fmt: skip
