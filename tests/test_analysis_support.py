@@ -8,8 +8,6 @@ so the views over them can be checked before those devices exist.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,11 +127,3 @@ def truncate(src: Path, dst: Path, fraction: float) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * fraction)])
     return dst
-
-
-def run_cli(*args: str | Path, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The analysis commands in a subprocess, as a user runs them."""
-    return subprocess.run(
-        [sys.executable, "-m", "rrtool.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, input=stdin if stdin is not None else "",
-    )  # fmt: skip
