@@ -109,6 +109,17 @@ def test_the_rrtool_script_is_the_cli_package_main() -> None:
     assert script.load() is main
 
 
+def test_every_expected_error_named_by_the_cli_exists() -> None:
+    """`user_errors()` names the library's error classes by module; a rename must fail here, not in a user's face."""
+    from importlib import import_module
+
+    from rrtool.cli.console import EXPECTED_ERRORS
+
+    for module, name in EXPECTED_ERRORS:
+        cls = getattr(import_module(module), name)
+        assert isinstance(cls, type) and issubclass(cls, Exception), (module, name)
+
+
 def _expect(fd: int, text: bytes, seen: bytearray, timeout: float = 30) -> None:
     """Read the terminal until `text` shows (after what was already matched)."""
     end = time.monotonic() + timeout
