@@ -74,15 +74,16 @@ def _names(node: ast.AST) -> str:
 def test_the_analysis_library_never_prints(path: Path) -> None:
     """No rich, typer or click; no print(), input() or sys.stdin/stdout/stderr: rendering is rrtool/cli's job."""
     tree = ast.parse(path.read_text(), str(path))
-    found = []
+    found: list[str] = []
     for node in ast.walk(tree):
+        modules: list[str] = []
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             modules = [node.module or ""]
-        else:
-            modules = []
-        found += [f"line {node.lineno}: import {m}" for m in modules if m.split(".")[0] in ("rich", "typer", "click")]
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            ui = [m for m in modules if m.split(".")[0] in ("rich", "typer", "click")]
+            found += [f"line {node.lineno}: import {m}" for m in ui]
         if isinstance(node, ast.Call) and _names(node.func) in ("print", "input", "breakpoint"):
             found.append(f"line {node.lineno}: {_names(node.func)}()")
         if isinstance(node, ast.Attribute) and _names(node) in ("sys.stdin", "sys.stdout", "sys.stderr"):
