@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import subprocess
 import sys
+import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,14 +44,46 @@ def example() -> Callable[[str], Path]:
 
 
 def rrtool(
-    *args: str | Path, timeout: float = 120, stdin: int | None = subprocess.DEVNULL, env: dict[str, str] | None = None
+    *args: str | Path,
+    timeout: float = 120,
+    stdin: int | None = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as a user would."""
+    """Run the real CLI in a subprocess, as a user would (`input`: text piped to its stdin).
+
+    For what only a process shows: signals, the exit status of the real entry point, stdin and terminals.
+    Everything else goes through `invoke`, which is much faster.
+    """
     return subprocess.run(
         [sys.executable, "-m", "rrtool.cli", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=stdin,
+        **({"input": input} if input is not None else {"stdin": stdin}),
         env={**os.environ, **(env or {})},
     )
+
+
+def invoke(*args: str | Path, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command in this process with typer's CliRunner; the result reads like `rrtool`'s.
+
+    The terminal is 80 columns wide, as for a subprocess whose output is a pipe. An exception that
+    escapes the command shows as its traceback on stderr and exit code 1, as Python would show it.
+    After `timeout` seconds the command gets a SIGINT (rrtool stops a run on it), so a hang fails
+    the test instead of stalling the suite.
+    """
+    from typer.testing import CliRunner
+
+    from rrtool.cli import app
+
+    watchdog = threading.Timer(timeout, _thread.interrupt_main)
+    watchdog.start()
+    try:
+        result = CliRunner(env={"COLUMNS": "80"}).invoke(app, [str(a) for a in args], input=input, prog_name="rrtool")
+    finally:
+        watchdog.cancel()
+    stderr = result.stderr
+    if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return subprocess.CompletedProcess(["rrtool", *map(str, args)], result.exit_code, result.stdout, stderr)

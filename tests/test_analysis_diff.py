@@ -11,7 +11,8 @@ from rrtool.analysis.diff import DiffOptions, diff_traces
 from rrtool.analysis.errors import AnalysisError
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
-from tests.test_analysis_support import META, cp, frame, run_cli, scenario, truncate, write_trace
+from tests.conftest import invoke
+from tests.test_analysis_support import META, cp, frame, scenario, truncate, write_trace
 
 
 def base() -> list[Event]:
@@ -32,7 +33,7 @@ def test_identical_traces_exit_0(a: Path, tmp_path: Path) -> None:
     result = diff_traces(a, b)
     assert result.equivalent and result.first is None
     assert result.totals().matched == len(base())
-    proc = run_cli("diff", a, b)
+    proc = invoke("diff", a, b)
     assert proc.returncode == 0, proc.stderr
     assert "equivalent" in proc.stdout
 
@@ -53,11 +54,11 @@ def test_one_inbound_packet_differs(a: Path, tmp_path: Path) -> None:
     net = result.kinds["net_rx"]
     assert (net.changed, net.matched, net.only_a, net.only_b) == (1, net.events_a - 1, 0, 0)
     assert all(not k.differs for name, k in result.kinds.items() if name != "net_rx")
-    proc = run_cli("diff", a, b)
+    proc = invoke("diff", a, b)
     assert proc.returncode == 1
     assert f"first divergence at checkpoint {target.checkpoint}, icount {target.icount}: net_rx on net0" in proc.stdout
     assert "first difference at byte 20" in proc.stdout and "^^" in proc.stdout
-    data = json.loads(run_cli("diff", a, b, "--json").stdout)
+    data = json.loads(invoke("diff", a, b, "--json").stdout)
     assert data["first"]["checkpoint"] == target.checkpoint and data["first"]["fields"] == ["data"]
     assert data["kinds"]["net_rx"]["changed"] == 1 and data["totals"]["changed"] == 1
 
@@ -117,7 +118,7 @@ def test_truncated_second_trace_is_reported_exit_1(a: Path, tmp_path: Path) -> N
     totals = result.totals()
     assert not result.complete_b and totals.only_a > 0 and totals.only_b == 0 and totals.changed == 0
     assert any("cut short" in n for n in result.notes)
-    proc = run_cli("diff", a, cut)
+    proc = invoke("diff", a, cut)
     assert proc.returncode == 1
     assert "cut short" in proc.stdout
 
@@ -136,8 +137,8 @@ def test_ignore_options(a: Path, tmp_path: Path) -> None:
     assert diff_traces(a, b, DiffOptions(ignore_columns=frozenset({"value"}))).equivalent
     assert diff_traces(a, b, DiffOptions(ignore_kinds=frozenset({"rng_read"}))).equivalent
     assert not diff_traces(a, b, DiffOptions(ignore_kinds=frozenset({"rng_read"}), compare_host_time=True)).equivalent
-    assert run_cli("diff", a, b, "--ignore-kind", "rng_read").returncode == 0
-    bad = run_cli("diff", a, b, "--ignore-column", "nope")
+    assert invoke("diff", a, b, "--ignore-kind", "rng_read").returncode == 0
+    bad = invoke("diff", a, b, "--ignore-column", "nope")
     assert bad.returncode == 2 and "no such column" in bad.stderr and "Traceback" not in bad.stderr
     with pytest.raises(AnalysisError):
         diff_traces(a, b, DiffOptions(ignore_columns=frozenset({"kind"})))
@@ -151,11 +152,11 @@ def test_metadata_difference_counts(a: Path, tmp_path: Path) -> None:
 
 
 def test_bad_input_exit_2(a: Path, tmp_path: Path) -> None:
-    missing = run_cli("diff", a, tmp_path / "missing.arrow")
+    missing = invoke("diff", a, tmp_path / "missing.arrow")
     assert missing.returncode == 2 and "no such trace file" in missing.stderr
     junk = tmp_path / "junk.arrow"
     junk.write_bytes(b"not arrow at all")
-    proc = run_cli("diff", junk, a)
+    proc = invoke("diff", junk, a)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

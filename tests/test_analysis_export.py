@@ -14,7 +14,8 @@ from rrtool.analysis.export.parquet import export_parquet
 from rrtool.analysis.export.pcap import export_pcap
 from rrtool.analysis.export.perfetto import export_perfetto
 from rrtool.schemas import events as ev
-from tests.test_analysis_support import run_cli, scenario, write_trace
+from tests.conftest import invoke
+from tests.test_analysis_support import scenario, write_trace
 
 START_NS = 1_767_323_045 * 1_000_000_000  # META start time, 2026-01-02T03:04:05Z
 
@@ -46,7 +47,7 @@ def test_pcapng_read_back_with_dpkt(scen: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (apt-get install tshark)")
 def test_pcapng_read_back_with_tshark(scen: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.pcapng"
-    proc = run_cli("export", "pcap", scen, "-o", out)
+    proc = invoke("export", "pcap", scen, "-o", out)
     assert proc.returncode == 0, proc.stderr
     fields = ["frame.interface_name", "frame.time_epoch", "frame.p2p_dir", "eth.type", "frame.len"]
     tshark = subprocess.run(
@@ -73,7 +74,7 @@ def test_parquet_is_hive_partitioned_by_checkpoint(scen: Path, tmp_path: Path) -
     part = dataset.to_table(filter=ds.field("checkpoint_start") == 10)
     assert set(part.column("checkpoint").to_pylist()) == set(range(10, 20))
     assert part.schema.field("icount").type == ev.EVENTS_SCHEMA.field("icount").type
-    again = run_cli("export", "parquet", scen, "-o", out)
+    again = invoke("export", "parquet", scen, "-o", out)
     assert again.returncode == 2 and "not an empty directory" in again.stderr
 
 
@@ -106,6 +107,6 @@ def test_export_errors_are_one_line(scen: Path, tmp_path: Path) -> None:
         ("export", "perfetto", scen, "-o", tmp_path / "missing-dir" / "x.json"),
         ("export", "pcap", scen, "-o", tmp_path / "x.pcapng", "--time-base", "later"),
     ):
-        proc = run_cli(*args)
+        proc = invoke(*args)
         assert proc.returncode == 2, args
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -8,8 +8,6 @@ so the views over them can be checked before those devices exist.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,22 +127,3 @@ def truncate(src: Path, dst: Path, fraction: float) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * fraction)])
     return dst
-
-
-CLI = """
-import typer
-from rrtool.analysis.cli_commands import diff_command, export_app, sql_command
-app = typer.Typer(add_completion=False, no_args_is_help=True)
-app.command("sql")(sql_command)
-app.command("diff")(diff_command)
-app.add_typer(export_app, name="export")
-app()
-"""
-
-
-def run_cli(*args: str | Path, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The analysis commands in a subprocess, registered the way rrtool/cli.py registers them."""
-    return subprocess.run(
-        [sys.executable, "-c", CLI, *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, input=stdin if stdin is not None else "",
-    )  # fmt: skip

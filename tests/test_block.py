@@ -15,7 +15,7 @@ from rrtool.board.disk import DiskSpec
 from rrtool.board.host import HostSetup
 from rrtool.player.session import replay
 from rrtool.recorder.session import record
-from tests.conftest import rrtool
+from tests.conftest import invoke
 from tests.tracetools import read_rows
 
 
@@ -54,11 +54,11 @@ def test_replay_needs_no_disk_and_default_recording_leaves_image_alone(example: 
                                                                        tmp_path: Path) -> None:  # fmt: skip
     before = sha(disk)
     trace = tmp_path / "t.arrow"
-    proc = rrtool("record", "blkstress", "-o", trace, "--disk", disk, "--no-stdin", "-q")
+    proc = invoke("record", "blkstress", "-o", trace, "--disk", disk, "--no-stdin", "-q")
     assert proc.returncode == 0, proc.stderr
     assert sha(disk) == before
     disk.unlink()
-    proc = rrtool("replay", trace, "-q")
+    proc = invoke("replay", trace, "-q")
     assert proc.returncode == 0, proc.stderr
     assert "replay verified" in proc.stderr
 
@@ -66,7 +66,7 @@ def test_replay_needs_no_disk_and_default_recording_leaves_image_alone(example: 
 def test_writeback_changes_the_image_and_replays(example: object, disk: Path, tmp_path: Path) -> None:
     before = sha(disk)
     trace = tmp_path / "wb.arrow"
-    proc = rrtool("record", "blkstress", "-o", trace, "--disk", f"{disk},writeback", "--no-stdin", "-q")
+    proc = invoke("record", "blkstress", "-o", trace, "--disk", f"{disk},writeback", "--no-stdin", "-q")
     assert proc.returncode == 0, proc.stderr
     assert sha(disk) != before
     assert replay(trace).verified
@@ -125,7 +125,7 @@ def test_bad_disk_options_give_one_line(tmp_path: Path, make: object, option: st
         if not immutable:
             pytest.skip("running as root on a file system without chattr +i: cannot make a file read-only")
     try:
-        proc = rrtool("run", "hello", "--disk", f"{path}{option}", "--no-stdin")
+        proc = invoke("run", "hello", "--disk", f"{path}{option}", "--no-stdin")
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1

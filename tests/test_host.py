@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rrtool import _host
-from rrtool.analysis import sql
+from rrtool.cli import sql
 from rrtool.machine import icount
 
 
@@ -44,7 +44,7 @@ def test_empty_variables_count_as_unset(env: pytest.MonkeyPatch, tmp_path: Path)
 
 def test_sql_history_lives_in_the_cache(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert sql._history_file() == tmp_path / "xdg" / "rrtool" / "sql_history"
+    assert sql.history_file() == tmp_path / "xdg" / "rrtool" / "sql_history"
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")

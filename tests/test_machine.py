@@ -20,7 +20,7 @@ from rrtool.machine.image import ImageError, load_image
 from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort
 from tests import guests
-from tests.conftest import BuildC, rrtool
+from tests.conftest import BuildC, invoke, rrtool
 
 BUSY = r"""
 #include "rrtool.h"
@@ -132,7 +132,7 @@ def test_sleeping_guest_warps_exactly_to_its_deadline(build_c: BuildC) -> None:
 def test_guest_fault_gives_one_line(build_c: BuildC, name: str) -> None:
     body, expected = guests.FAULTS[name]
     path = build_c(f"fault_{name}", guests.fault_source(body))
-    proc = rrtool("run", path, "--no-stdin")
+    proc = invoke("run", path, "--no-stdin")
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -170,7 +170,7 @@ def test_bad_images_give_clear_errors(tmp_path: Path, name: str, content: bytes 
         path.write_bytes(content)
     with pytest.raises(ImageError, match=message):
         load_image(path, 32 << 20)
-    proc = rrtool("run", path, "--no-stdin")
+    proc = invoke("run", path, "--no-stdin")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -178,20 +178,20 @@ def test_bad_images_give_clear_errors(tmp_path: Path, name: str, content: bytes 
 
 
 def test_sleep_with_nothing_to_wake_ends_with_message(build_c: BuildC) -> None:
-    proc = rrtool("run", build_c("halt_no_irq", guests.HALT_NO_IRQ), "--no-stdin", timeout=30)
+    proc = invoke("run", build_c("halt_no_irq", guests.HALT_NO_IRQ), "--no-stdin", timeout=30)
     assert proc.returncode == 3
     assert "no timer armed" in proc.stderr
-    proc = rrtool("run", build_c("cli_hlt", guests.CLI_HLT), "--no-stdin", timeout=30)
+    proc = invoke("run", build_c("cli_hlt", guests.CLI_HLT), "--no-stdin", timeout=30)
     assert proc.returncode == 3
     assert "interrupts disabled" in proc.stderr
 
 
 def test_max_insns_and_timeout_bound_a_run(build_c: BuildC, example: object) -> None:
-    proc = rrtool("run", "compute", "--max-insns", "2000000", "--no-stdin", "-q")
+    proc = invoke("run", "compute", "--max-insns", "2000000", "--no-stdin", "-q")
     assert proc.returncode == 4
     assert "instruction limit of 2000000" in proc.stderr
     long_sleep = build_c("sleep_long", guests.SLEEPER, ("-DTICKS=100", "-DSLEEP_NS=1000000000ull"))
-    proc = rrtool("run", long_sleep, "--timeout", "0.5", "--no-stdin", "-q", timeout=30)
+    proc = invoke("run", long_sleep, "--timeout", "0.5", "--no-stdin", "-q", timeout=30)
     assert proc.returncode == 4
     assert "timeout" in proc.stderr
 

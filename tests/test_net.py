@@ -19,7 +19,7 @@ import dpkt
 import pytest
 
 from rrtool.player.session import replay
-from tests.conftest import BuildC
+from tests.conftest import BuildC, invoke
 from tests.tracetools import read_rows, write_rows
 
 GUEST_MAC = bytes.fromhex("525400123456")
@@ -260,8 +260,7 @@ def test_bad_frames_are_dropped_counted_and_logged_and_pcap_is_deterministic(tmp
     icounts = []
     for i in range(2):
         trace = tmp_path / f"pcap{i}.arrow"
-        proc = subprocess.run(rrtool_cmd("record", "netecho", "-o", trace, "--no-stdin", "-q", "--net",
-                                         f"pcap,file={cap}"), capture_output=True, text=True, timeout=60)  # fmt: skip
+        proc = invoke("record", "netecho", "-o", trace, "--no-stdin", "-q", "--net", f"pcap,file={cap}", timeout=60)
         assert proc.returncode == 0, proc.stderr
         rows = read_rows(trace)
         drops = [r for r in rows if r["kind"] == "net_drop"]
@@ -275,7 +274,7 @@ def test_bad_frames_are_dropped_counted_and_logged_and_pcap_is_deterministic(tmp
 
 def test_socket_endpoints_must_be_loopback() -> None:
     spec = "socket,listen=127.0.0.1:9,peer=192.0.2.1:9"
-    proc = subprocess.run(rrtool_cmd("run", "netecho", "--no-stdin", "--net", spec), capture_output=True, text=True)
+    proc = invoke("run", "netecho", "--no-stdin", "--net", spec)
     assert proc.returncode == 2
     assert "not a loopback address" in proc.stderr
 
@@ -286,9 +285,8 @@ def test_malformed_guest_descriptors_get_an_error_status(build_c: BuildC, tmp_pa
     path = build_c("bad_tx", guests.BAD_TX_DESCRIPTORS)
     trace = tmp_path / "badtx.arrow"
     port = free_udp_port()
-    proc = subprocess.run(rrtool_cmd("record", path, "-o", trace, "--no-stdin", "--net",
-                                     f"socket,listen=127.0.0.1:{port},peer=127.0.0.1:{port + 1}"),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = invoke("record", path, "-o", trace, "--no-stdin", "--net",
+                  f"socket,listen=127.0.0.1:{port},peer=127.0.0.1:{port + 1}", timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     flags = [int(x) for x in re.findall(r"desc \d flags (\d+)", proc.stdout)]
     assert flags == [3, 3, 3, 1]  # DONE|ERR three times, then DONE

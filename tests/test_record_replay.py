@@ -17,7 +17,7 @@ from rrtool.analysis.info import trace_info
 from rrtool.player.session import ReplayError, replay
 from rrtool.recorder.session import record
 from tests import guests
-from tests.conftest import BuildC, rrtool
+from tests.conftest import BuildC, invoke
 from tests.tracetools import read_rows, write_rows
 
 
@@ -85,7 +85,7 @@ def test_changed_rng_value_diverges(timers_trace: Path, tmp_path: Path) -> None:
     assert div.checkpoint == row["checkpoint"]
     assert "console_out data differs" in div.what
     assert div.pc is not None and div.disassembly
-    proc = rrtool("replay", path, "-q")
+    proc = invoke("replay", path, "-q")
     assert proc.returncode == 1
     assert f"DIVERGENCE at checkpoint {row['checkpoint']}" in proc.stderr
 
@@ -158,7 +158,7 @@ def test_sigkill_leaves_a_trace_readable_to_its_last_batch(build_c: BuildC, tmp_
         kills += 1
         info = trace_info(out)
         assert info["complete"] is False
-        cli = rrtool("info", out, "--json")
+        cli = invoke("info", out, "--json")
         assert cli.returncode == 0 and '"complete": false' in cli.stdout
         rep = replay(out)
         assert rep.verified, rep.divergence and rep.divergence.report()
@@ -187,14 +187,14 @@ def test_replay_refuses_a_different_image(timers_trace: Path, example: object, t
     other = example("hello")  # type: ignore[operator]
     with pytest.raises(ReplayError, match="--force"):
         replay(timers_trace, image=other)
-    proc = rrtool("replay", timers_trace, "--image", other)
+    proc = invoke("replay", timers_trace, "--image", other)
     assert proc.returncode == 2 and "--force" in proc.stderr
     forced = replay(timers_trace, image=other, force=True)
     assert forced.divergence is not None  # a different program cannot match the trace
 
 
 def test_replay_finds_image_by_recorded_path(timers_trace: Path) -> None:
-    proc = rrtool("replay", timers_trace, "--json")
+    proc = invoke("replay", timers_trace, "--json")
     assert proc.returncode == 0, proc.stderr
     assert '"verified": true' in proc.stdout
 
@@ -211,7 +211,7 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path: Path, make: object, messa
     path = tmp_path / "bad.arrow"
     make(path)  # type: ignore[operator]
     for cmd in ("replay", "info"):
-        proc = rrtool(cmd, path)
+        proc = invoke(cmd, path)
         assert proc.returncode == 2
         assert message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
@@ -226,7 +226,7 @@ def test_unknown_format_version_is_refused(timers_trace: Path, tmp_path: Path) -
     bad = tmp_path / "v99.arrow"
     with ipc.new_file(str(bad), table.schema.with_metadata(meta)) as w:
         w.write_table(table.replace_schema_metadata(meta))
-    proc = rrtool("replay", bad)
+    proc = invoke("replay", bad)
     assert proc.returncode == 2
     assert "format version 99 is not supported" in proc.stderr
 

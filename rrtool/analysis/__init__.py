@@ -1,7 +1,8 @@
 """Reading traces as data: `open_trace`, SQL views, diff and exports. Never runs the emulator.
 
-This package depends on `rrtool.schemas` only (plus pyarrow, polars, duckdb
-and rich), so analysing a trace needs neither Unicorn nor the guest SDK.
+This package depends on `rrtool.schemas` only (plus pyarrow, polars and
+duckdb), so analysing a trace needs neither Unicorn nor the guest SDK. It
+returns data and never prints or reads stdin: rendering is `rrtool/cli`'s job.
 Names are imported on first use, so `rrtool info` (which imports
 `rrtool.analysis.info`) does not pay for importing Polars and DuckDB.
 """

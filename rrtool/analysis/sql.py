@@ -1,33 +1,32 @@
-"""`rrtool sql`: DuckDB over one or more traces, through Arrow, with the views of `views.py`.
+"""SQL over traces: DuckDB over one or more traces, through Arrow, with the views of `views.py`.
 
-Results stream out of DuckDB in Arrow batches, so `--csv`, `--json` and
-`--parquet` handle results larger than memory; the rich table shows the
-first rows only. SQL errors become one line (`AnalysisError`), which the
-CLI turns into exit code 2.
+`open_session` opens the traces and builds the connection; `SqlSession.run`
+runs a query and returns a DuckDB relation. Results stream out of DuckDB in
+Arrow batches (`reader`, `row_chunks`), so the CSV and JSON text
+(`csv_chunks`, `json_chunks`) and `write_parquet` handle results larger than
+memory. Nothing here prints or reads stdin: `rrtool sql` (`rrtool/cli/sql.py`)
+renders and prompts. SQL errors become one line (`AnalysisError`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
-from rich.console import Console
-from rich.table import Table
 
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.trace import Trace, default_name, open_trace
 from rrtool.analysis.views import VIEW_NAMES, add_trace, add_union_views, install_functions
 from rrtool.analysis.window import Span
 
-#: Bytes of a binary value shown in the rich table.
-TABLE_HEX_BYTES = 16
 _BATCH_ROWS = 65536
 
 
@@ -85,21 +84,56 @@ def run(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelation |
         raise AnalysisError(f"SQL: {error_line(exc)}") from None
 
 
-def _reader(rel: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+def describe_tables(traces: Sequence[Trace]) -> str:
+    """The views, and each trace's schema (what the prompt's `.tables` shows)."""
+    lines = ["views (all traces, with a `trace` column): " + ", ".join(VIEW_NAMES)]
+    for t in traces:
+        lines.append(f"  {t.name}.*  {t.path}  ({t.window.describe()})")
+    return "\n".join(lines)
+
+
+@dataclass
+class SqlSession:
+    """Traces opened under distinct schema names, and a DuckDB connection over them."""
+
+    traces: list[Trace]
+    con: duckdb.DuckDBPyConnection
+
+    def run(self, query: str) -> duckdb.DuckDBPyRelation | None:
+        """Run a query; None for a statement without a result. SQL errors raise `AnalysisError`."""
+        return run(self.con, query)
+
+    def describe(self) -> str:
+        return describe_tables(self.traces)
+
+
+def open_session(
+    paths: Sequence[Path],
+    names: Sequence[str] = (),
+    checkpoints: str | None = None,
+    icounts: str | None = None,
+) -> SqlSession:
+    """Open the traces (`open_traces`) and connect DuckDB to them (`connect`)."""
+    traces = open_traces(paths, names, checkpoints, icounts)
+    return SqlSession(traces, connect(traces))
+
+
+def reader(rel: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+    """The result as a stream of Arrow record batches."""
     try:
         make = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch
-        reader: pa.RecordBatchReader = make(_BATCH_ROWS)
+        batches: pa.RecordBatchReader = make(_BATCH_ROWS)
     except duckdb.Error as exc:
         raise AnalysisError(f"SQL: {error_line(exc)}") from None
-    return reader
+    return batches
 
 
-def _row_batches(rel: duckdb.DuckDBPyRelation) -> Iterator[list[tuple[Any, ...]]]:
+def row_chunks(rel: duckdb.DuckDBPyRelation) -> Iterator[list[tuple[Any, ...]]]:
     """The result in chunks of rows. Plain tuples, not frames: a query may repeat a column name."""
-    reader = _reader(rel)
+    batches = reader(rel)
     while True:
         try:
-            batch = reader.read_next_batch()
+            batch = batches.read_next_batch()
         except StopIteration:
             return
         except (duckdb.Error, pa.ArrowException) as exc:
@@ -118,202 +152,42 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def write_csv(rel: duckdb.DuckDBPyRelation, out: IO[str]) -> int:
-    """CSV with a header; binary values as hex (CSV has no bytes type), nulls as empty fields."""
-    writer = csv.writer(out, lineterminator="\n")
+def csv_chunks(rel: duckdb.DuckDBPyRelation) -> Iterator[str]:
+    """The result as CSV text, header first, a piece per chunk of rows; binary as hex, nulls as empty fields."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
     writer.writerow(rel.columns)
-    rows = 0
-    for chunk in _row_batches(rel):
+    yield flush()
+    for chunk in row_chunks(rel):
         writer.writerows(tuple(v.hex() if isinstance(v, bytes) else v for v in row) for row in chunk)
-        rows += len(chunk)
-    return rows
+        yield flush()
 
 
-def write_json(rel: duckdb.DuckDBPyRelation, out: IO[str]) -> int:
-    """A JSON array of objects, written row by row (a repeated column name keeps its last value)."""
+def json_chunks(rel: duckdb.DuckDBPyRelation) -> Iterator[str]:
+    """The result as the text of a JSON array of objects, a piece per chunk (a repeated name keeps its last value)."""
     rows = 0
     names = rel.columns
-    out.write("[")
-    for chunk in _row_batches(rel):
+    yield "["
+    for chunk in row_chunks(rel):
+        parts = []
         for row in chunk:
             text = json.dumps(dict(zip(names, row, strict=True)), default=_json_default)
-            out.write(("\n  " if rows == 0 else ",\n  ") + text)
+            parts.append(("\n  " if rows == 0 else ",\n  ") + text)
             rows += 1
-    out.write("\n]\n" if rows else "]\n")
-    return rows
+        yield "".join(parts)
+    yield "\n]\n" if rows else "]\n"
 
 
 def write_parquet(rel: duckdb.DuckDBPyRelation, path: Path) -> None:
+    """Write the result to a Parquet file (DuckDB's writer, streaming)."""
     try:
         rel.write_parquet(str(path))
     except duckdb.Error as exc:
         raise AnalysisError(f"SQL: {error_line(exc)}") from None
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "[dim]null[/]"
-    if isinstance(value, bytes):
-        more = "…" if len(value) > TABLE_HEX_BYTES else ""
-        return value[:TABLE_HEX_BYTES].hex() + more
-    if isinstance(value, float):
-        return f"{value:.9g}"
-    return str(value).replace("[", r"\[")
-
-
-def print_table(rel: duckdb.DuckDBPyRelation, console: Console, max_rows: int) -> None:
-    """The first `max_rows` rows as a rich table, with a note when there are more."""
-    table = Table(show_header=True, header_style="bold", show_lines=False)
-    for name, typ in zip(rel.columns, rel.types, strict=True):
-        numeric = any(t in str(typ) for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT"))
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    shown = 0
-    more = False
-    for chunk in _row_batches(rel):
-        for row in chunk:
-            if shown == max_rows:
-                more = True
-                break
-            table.add_row(*(_cell(v) for v in row))
-            shown += 1
-        if more:
-            break
-    console.print(table)
-    note = f"first {shown} rows shown; use --max-rows, --csv, --json or --parquet for all" if more else None
-    console.print(f"[dim]{note or f'{shown} row' + ('' if shown == 1 else 's')}[/]")
-
-
-def describe_tables(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace]) -> str:
-    """What `.tables` prints: the views, and each trace's schema."""
-    lines = ["views (all traces, with a `trace` column): " + ", ".join(VIEW_NAMES)]
-    for t in traces:
-        lines.append(f"  {t.name}.*  {t.path}  ({t.window.describe()})")
-    return "\n".join(lines)
-
-
-def _history_file() -> Path:
-    from rrtool._host import cache_dir
-
-    base = cache_dir()
-    return base / "sql_history"
-
-
-def interactive(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], console: Console, max_rows: int) -> None:
-    """A prompt with history: a statement runs at `;` or at an empty line; `.tables`, `.quit`."""
-    try:
-        import readline
-    except ImportError:  # pragma: no cover - not on Linux
-        readline = None  # type: ignore[assignment]
-    history = _history_file()
-    if readline is not None:
-        with contextlib.suppress(OSError):
-            history.parent.mkdir(parents=True, exist_ok=True)
-            if history.exists():
-                readline.read_history_file(history)
-    console.print(f"[dim]{describe_tables(con, traces)}\nend a statement with ; or an empty line; .quit to leave[/]")
-    buffer: list[str] = []
-    try:
-        while True:
-            try:
-                line = input("rrtool> " if not buffer else "   ...> ")
-            except EOFError:
-                console.print()
-                break
-            except KeyboardInterrupt:
-                console.print()
-                buffer.clear()
-                continue
-            stripped = line.strip()
-            if not buffer and stripped.startswith("."):
-                if stripped in (".quit", ".exit", ".q"):
-                    break
-                if stripped == ".tables":
-                    console.print(describe_tables(con, traces), markup=False)
-                else:
-                    console.print("commands: .tables, .quit; anything else is SQL", markup=False)
-                continue
-            if stripped:
-                buffer.append(line)
-            if not buffer or (stripped and not stripped.endswith(";")):
-                continue
-            query = "\n".join(buffer)
-            buffer.clear()
-            try:
-                rel = run(con, query)
-                if rel is not None:
-                    print_table(rel, console, max_rows)
-            except AnalysisError as exc:
-                console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-    finally:
-        if readline is not None:
-            with contextlib.suppress(OSError):
-                readline.write_history_file(history)
-
-
-def split_args(args: Sequence[str]) -> tuple[list[Path], str | None]:
-    """`TRACE... [QUERY]`: the last argument is the query unless it names a file or ends in `.arrow`."""
-    if not args:
-        raise AnalysisError("give at least one trace file")
-    last = args[-1]
-    if len(args) > 1 and not Path(last).is_file() and not last.endswith(".arrow"):
-        return [Path(a) for a in args[:-1]], last
-    if len(args) == 1 and not Path(last).exists() and not last.endswith(".arrow") and " " in last:
-        raise AnalysisError("give at least one trace file before the query")
-    return [Path(a) for a in args], None
-
-
-def output_result(
-    rel: duckdb.DuckDBPyRelation | None,
-    *,
-    console: Console,
-    out: IO[str],
-    csv: bool = False,
-    as_json: bool = False,
-    parquet: Path | None = None,
-    max_rows: int = 100,
-) -> None:
-    """Print or write a query's result in the chosen format."""
-    if rel is None:
-        return
-    if parquet is not None:
-        write_parquet(rel, parquet)
-    elif csv:
-        write_csv(rel, out)
-    elif as_json:
-        write_json(rel, out)
-    else:
-        print_table(rel, console, max_rows)
-
-
-def sql_main(
-    args: Sequence[str],
-    *,
-    names: Sequence[str] = (),
-    checkpoints: str | None = None,
-    icounts: str | None = None,
-    query: str | None = None,
-    stdin: IO[str] | None = None,
-    console: Console,
-    out: IO[str],
-    csv: bool = False,
-    as_json: bool = False,
-    parquet: Path | None = None,
-    max_rows: int = 100,
-) -> None:
-    """Everything `rrtool sql` does; raises `AnalysisError`/`TraceError` for bad input."""
-    if sum((csv, as_json, parquet is not None)) > 1:
-        raise AnalysisError("choose one of --csv, --json and --parquet")
-    paths, positional = split_args(args)
-    query = query if query is not None else positional
-    traces = open_traces(paths, names, checkpoints, icounts)
-    con = connect(traces)
-    if query is None and stdin is not None and not stdin.isatty():
-        query = stdin.read()
-    if query is None:
-        interactive(con, traces, console, max_rows)
-        return
-    if not query.strip():
-        raise AnalysisError("empty query")
-    output_result(
-        run(con, query), console=console, out=out, csv=csv, as_json=as_json, parquet=parquet, max_rows=max_rows
-    )

@@ -2,7 +2,7 @@
 
 `engine.diff_traces` reads both traces side by side in icount windows
 (`stream`), lines up each window's events (`align`) and sums up
-(`model.DiffResult`); `report` renders the result as text or JSON.
+(`model.DiffResult`); `report` formats the result as text lines (`DiffResult.to_dict` is the JSON).
 """
 
 from rrtool.analysis.diff.engine import diff_traces

@@ -1,11 +1,11 @@
-"""Rendering a `DiffResult` for people: the first divergence (payloads as a hex diff) and a summary table."""
+"""A `DiffResult` as text lines for people: the first divergence (payloads as a hex diff), changed columns.
+
+Pure formatting, returning strings; `rrtool diff` (`rrtool/cli/diff.py`) prints them with its summary table.
+"""
 
 from __future__ import annotations
 
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from rrtool.analysis.diff.model import Difference, DiffResult
 
@@ -83,20 +83,6 @@ def first_divergence_lines(diff: Difference) -> list[str]:
     return lines
 
 
-def summary_table(result: DiffResult) -> Table:
-    """Per kind: events and payload bytes on each side, then how they lined up (fits 80 columns)."""
-    table = Table(title="per kind", show_header=True, header_style="bold")
-    for name in ("kind", "events a / b", "bytes a / b", "matched", "changed", "only a", "only b"):
-        table.add_column(name, justify="left" if name == "kind" else "right", no_wrap=True)
-    for k in [*sorted(result.kinds.values(), key=lambda k: k.kind), result.totals()]:
-        style = "bold" if k.kind == "total" else ("yellow" if k.differs else None)
-        table.add_row(
-            k.kind, f"{k.events_a:,} / {k.events_b:,}", f"{k.bytes_a:,} / {k.bytes_b:,}", f"{k.matched:,}",
-            f"{k.changed:,}", f"{k.only_a:,}", f"{k.only_b:,}", style=style,
-        )  # fmt: skip
-    return table
-
-
 def changed_columns_lines(result: DiffResult) -> list[str]:
     lines = []
     for k in sorted(result.kinds.values(), key=lambda k: k.kind):
@@ -104,24 +90,3 @@ def changed_columns_lines(result: DiffResult) -> list[str]:
             cols = ", ".join(f"{c} {n:,}" for c, n in sorted(k.changed_columns.items(), key=lambda t: (-t[1], t[0])))
             lines.append(f"  {k.kind}: {cols}")
     return ["changed columns:", *lines] if lines else []
-
-
-def print_report(result: DiffResult, console: Console, show: int = 10) -> None:
-    """The human report: verdict, first divergence, further differences, metadata, summary, notes."""
-    verdict = "equivalent" if result.equivalent else "DIFFERENT"
-    console.print(f"[bold]{verdict}[/]: {result.a} vs {result.b}", highlight=False)
-    if result.first is not None:
-        console.print("\n".join(first_divergence_lines(result.first)), markup=False, highlight=False, soft_wrap=True)
-    more = result.differences[1:show]
-    if more:
-        console.print("next differences:", markup=False)
-        for diff in more:
-            fields = f" [{', '.join(diff.fields)}]" if diff.fields else ""
-            console.print(f"  {describe(diff)}{fields}", markup=False, highlight=False, soft_wrap=True)
-    for key, va, vb in result.metadata:
-        console.print(f"metadata {key}: a {va!r}, b {vb!r}", markup=False, highlight=False, soft_wrap=True)
-    console.print(summary_table(result))
-    for line in changed_columns_lines(result):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-    for note in result.notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)

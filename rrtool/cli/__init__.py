@@ -1,0 +1,59 @@
+"""The `rrtool` command line: thin wrappers, one library call per command, one module per command.
+
+Exit codes follow `diff`/`cmp` where they fit: replay 0 verified, 1 diverged,
+2 error. `run` and `record` exit with the guest's own code, 3 on a guest
+fault or hang, 4 on --max-insns or --timeout.
+
+The command modules import only typer, rich and each other at import time;
+each command imports the library it calls when it runs, so `rrtool --help`,
+`run`, `record` and `replay` never load Polars, DuckDB or `rrtool.analysis`.
+Output and errors go through `console` (one pair of consoles, one
+`user_errors()`), shared options live in `options`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rrtool import __version__
+from rrtool.cli import demo, diff, export, guest, info, record, replay, run, sql
+from rrtool.cli.console import out
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Deterministic record/replay for an emulated x86-64 machine; the trace is an Arrow dataset.",
+)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"rrtool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """rrtool: record a guest run, replay it bit for bit, and query the trace."""
+
+
+# The order here is the order of `rrtool --help`: the machine commands, then the analysis ones.
+app.command("run")(run.run)
+app.command("record")(record.record)
+app.command("replay")(replay.replay)
+app.command("info")(info.info)
+app.command("demo")(demo.demo)
+app.command("sql")(sql.sql)
+app.command("diff")(diff.diff)
+app.add_typer(export.export_app, name="export")
+app.add_typer(guest.guest_app, name="guest")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,100 @@
+"""`rrtool diff`: two traces compared, as a report for people or as JSON (exit 0 same, 1 different, 2 error)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rrtool.cli.console import out, user_errors
+from rrtool.cli.options import Json
+
+if TYPE_CHECKING:
+    from rrtool.analysis.diff import DiffResult
+
+
+def diff(
+    a: Annotated[Path, typer.Argument(help="First trace.")],
+    b: Annotated[Path, typer.Argument(help="Second trace.")],
+    as_json: Json = False,
+    ignore_kind: Annotated[
+        list[str] | None, typer.Option("--ignore-kind", help="Leave out events of this kind (repeatable).")
+    ] = None,
+    ignore_column: Annotated[
+        list[str] | None, typer.Option("--ignore-column", help="Do not compare this column (repeatable).")
+    ] = None,
+    ignore_meta: Annotated[
+        list[str] | None,
+        typer.Option("--ignore-meta", help="Do not compare this metadata key (repeatable; start_time, host always)."),
+    ] = None,
+    host_time: Annotated[bool, typer.Option("--host-time", help="Also compare host_ns (ignored by default).")] = False,
+    resync_window: Annotated[
+        int, typer.Option("--resync-window", min=0, help="Pair moved events at most this many checkpoints apart.")
+    ] = 2,
+    show: Annotated[int, typer.Option("--show", min=1, help="Differences listed (all are counted).")] = 10,
+) -> None:
+    """Compare two traces: the first divergence and a per-kind summary (exit 0 same, 1 different, 2 error).
+
+    A trace cut short by a crash is compared up to its last complete batch; what the other trace has beyond
+    counts as "only in" the other, so the exit code is 1.
+    Example: rrtool diff a.arrow b.arrow --ignore-kind rng_read
+    """
+    from rrtool.analysis.diff import DiffOptions, diff_traces
+    from rrtool.analysis.diff.model import DEFAULT_IGNORED_META
+
+    with user_errors():
+        options = DiffOptions(
+            ignore_kinds=frozenset(ignore_kind or ()),
+            ignore_columns=frozenset(ignore_column or ()),
+            ignore_meta=frozenset([*DEFAULT_IGNORED_META, *(ignore_meta or ())]),
+            compare_host_time=host_time,
+            resync_checkpoints=resync_window,
+            max_differences=max(show, 20),
+        )
+        result = diff_traces(a, b, options)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        print_report(result, out, show=show)
+    raise typer.Exit(0 if result.equivalent else 1)
+
+
+def summary_table(result: DiffResult) -> Table:
+    """Per kind: events and payload bytes on each side, then how they lined up (fits 80 columns)."""
+    table = Table(title="per kind", show_header=True, header_style="bold")
+    for name in ("kind", "events a / b", "bytes a / b", "matched", "changed", "only a", "only b"):
+        table.add_column(name, justify="left" if name == "kind" else "right", no_wrap=True)
+    for k in [*sorted(result.kinds.values(), key=lambda k: k.kind), result.totals()]:
+        style = "bold" if k.kind == "total" else ("yellow" if k.differs else None)
+        table.add_row(
+            k.kind, f"{k.events_a:,} / {k.events_b:,}", f"{k.bytes_a:,} / {k.bytes_b:,}", f"{k.matched:,}",
+            f"{k.changed:,}", f"{k.only_a:,}", f"{k.only_b:,}", style=style,
+        )  # fmt: skip
+    return table
+
+
+def print_report(result: DiffResult, console: Console, show: int = 10) -> None:
+    """The human report: verdict, first divergence, further differences, metadata, summary, notes."""
+    from rrtool.analysis.diff.report import changed_columns_lines, describe, first_divergence_lines
+
+    verdict = "equivalent" if result.equivalent else "DIFFERENT"
+    console.print(f"[bold]{verdict}[/]: {result.a} vs {result.b}", highlight=False, soft_wrap=False)
+    if result.first is not None:
+        console.print("\n".join(first_divergence_lines(result.first)), markup=False, highlight=False, soft_wrap=True)
+    more = result.differences[1:show]
+    if more:
+        console.print("next differences:", markup=False, soft_wrap=False)
+        for d in more:
+            fields = f" [{', '.join(d.fields)}]" if d.fields else ""
+            console.print(f"  {describe(d)}{fields}", markup=False, highlight=False, soft_wrap=True)
+    for key, va, vb in result.metadata:
+        console.print(f"metadata {key}: a {va!r}, b {vb!r}", markup=False, highlight=False, soft_wrap=True)
+    console.print(summary_table(result), soft_wrap=False)
+    for line in changed_columns_lines(result):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)

@@ -1,0 +1,74 @@
+"""`rrtool export {pcap,parquet,perfetto}`: a trace as pcapng, a Parquet dataset or Perfetto JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rrtool.cli.console import err, user_errors
+from rrtool.cli.options import Output, TraceArg
+
+export_app = typer.Typer(no_args_is_help=True, help="Export a trace as pcapng, Parquet or Perfetto JSON.")
+
+
+@export_app.command("pcap")
+def export_pcap(
+    trace: TraceArg,
+    output: Output,
+    time_base: Annotated[
+        str, typer.Option("--time-base", help="start: recording start + virtual time; zero: virtual time from 0.")
+    ] = "start",
+) -> None:
+    """Frames received (net_rx) and sent (net_tx) as pcapng, one interface per card, virtual-time timestamps.
+
+    Example: rrtool export pcap t.arrow -o t.pcapng && tshark -r t.pcapng
+    """
+    from rrtool.analysis.export.pcap import export_pcap as do_export
+
+    with user_errors():
+        stats = do_export(trace, output, time_base=time_base)
+    err.print(
+        f"wrote {stats.packets:,} frames ({stats.rx:,} received, {stats.tx:,} sent) on "
+        f"{len(stats.interfaces)} interface(s) to {output}",
+        markup=False,
+        soft_wrap=False,
+    )
+
+
+@export_app.command("parquet")
+def export_parquet(
+    trace: TraceArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create.")],
+    checkpoints_per_partition: Annotated[
+        int, typer.Option("--checkpoints-per-partition", min=1, help="Checkpoints per partition directory.")
+    ] = 10_000,
+) -> None:
+    """The events table as a hive-partitioned Parquet dataset (checkpoint_start=K/part-0.parquet).
+
+    Example: rrtool export parquet t.arrow -o t.parquet/
+    """
+    from rrtool.analysis.export.parquet import export_parquet as do_export
+
+    with user_errors():
+        stats = do_export(trace, output, checkpoints_per_partition=checkpoints_per_partition)
+    err.print(f"wrote {stats.rows:,} events in {stats.files:,} file(s) under {output}", markup=False, soft_wrap=False)
+
+
+@export_app.command("perfetto")
+def export_perfetto(
+    trace: TraceArg,
+    output: Output,
+) -> None:
+    """A timeline as Chrome trace-event JSON (open in ui.perfetto.dev): a track per device, warps and I/O as slices.
+
+    Example: rrtool export perfetto t.arrow -o t.json
+    """
+    from rrtool.analysis.export.perfetto import export_perfetto as do_export
+
+    with user_errors():
+        stats = do_export(trace, output)
+    err.print(
+        f"wrote {stats.events:,} trace events on {stats.tracks} tracks to {output}", markup=False, soft_wrap=False
+    )

@@ -1,0 +1,41 @@
+"""`rrtool guest build` and `rrtool guest list`: the guest SDK."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rrtool.cli.console import err, out, user_errors
+
+guest_app = typer.Typer(no_args_is_help=True, help="Build and list guest programs (the guest SDK).")
+
+
+@guest_app.command("build")
+def guest_build(
+    sources: Annotated[list[Path], typer.Argument(help="C or assembly sources.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="ELF file to write.")],
+) -> None:
+    """Compile a guest program against the SDK with the host's gcc.
+
+    Example: rrtool guest build hello.c -o hello.elf
+    """
+    from rrtool.guest.build import build_guest
+
+    with user_errors():
+        path = build_guest(sources, output)
+    err.print(f"built {path}", markup=False)
+
+
+@guest_app.command("list")
+def guest_list() -> None:
+    """List the bundled example guests (usable by name wherever an IMAGE is expected).
+
+    Example: rrtool guest list
+    """
+    from rrtool.guest.build import example_source, list_examples
+
+    for name in list_examples():
+        first = example_source(name).read_text().splitlines()[0].strip("/* ").rstrip("*/ ")
+        out.print(f"{name:10} {first}", markup=False)

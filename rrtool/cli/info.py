@@ -1,0 +1,54 @@
+"""`rrtool info`: a trace's metadata, counts per kind, checkpoints and completeness, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rrtool.cli.console import out, user_errors
+from rrtool.cli.options import TraceArg
+
+#: The rows of the table, in order (then the machine config and the counts per kind).
+FIELDS = (
+    "complete",
+    "end",
+    "size_bytes",
+    "batches",
+    "events",
+    "checkpoints",
+    "icount_range",
+    "vclock_end_ns",
+    "image",
+    "image_sha256",
+    "start_time",
+    "host",
+    "tool_version",
+    "format_version",
+)
+
+
+def info(
+    trace: TraceArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a trace's metadata, event counts per kind, checkpoints and whether it is complete.
+
+    Example: rrtool info timers.arrow --json
+    """
+    from rrtool.analysis.info import trace_info
+
+    with user_errors():
+        data = trace_info(trace)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=str(trace), show_header=False)
+    for key in FIELDS:
+        table.add_row(key, str(data[key]))
+    table.add_row("machine", json.dumps(data["machine"]))
+    for kind, n in data["counts"].items():
+        table.add_row(f"events: {kind}", f"{n:,}")
+    out.print(table)

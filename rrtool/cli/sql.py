@@ -1,0 +1,185 @@
+"""`rrtool sql`: a query over traces as a table, CSV, JSON or Parquet; without a query, a prompt.
+
+The library (`rrtool.analysis.sql`) opens the traces, runs the query and
+streams the result; this module chooses the output, draws the table, reads a
+query from a pipe and runs the interactive prompt (history, `.tables`, `.quit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rrtool.cli.console import out, user_errors
+from rrtool.cli.options import Checkpoints, Icounts
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyRelation
+
+    from rrtool.analysis.sql import SqlSession
+
+#: Bytes of a binary value shown in the table.
+TABLE_HEX_BYTES = 16
+
+
+def sql(
+    args: Annotated[list[str], typer.Argument(metavar="TRACE... [QUERY]", help="Trace files, then the SQL query.")],
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="Schema name of each trace, in order (default: file stem).")
+    ] = None,
+    checkpoints: Checkpoints = None,
+    icounts: Icounts = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout (binary as hex).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Write a JSON array of rows to stdout.")] = False,
+    parquet: Annotated[Path | None, typer.Option("--parquet", help="Write the result to this Parquet file.")] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Rows shown in the table.")] = 100,
+) -> None:
+    """Query traces with SQL (DuckDB): views events, packets, block_ops, clock, checkpoints, interrupts, console.
+
+    Each trace also has its own schema (`a.events`); the unqualified views hold all traces with a `trace`
+    column. Without a query: an interactive prompt (or the query is read from a pipe).
+    Example: rrtool sql t.arrow "select kind, count(*) from events group by kind"
+    """
+    from rrtool.analysis.errors import AnalysisError
+    from rrtool.analysis.sql import csv_chunks, json_chunks, open_session, write_parquet
+
+    with user_errors():
+        if sum((csv, as_json, parquet is not None)) > 1:
+            raise AnalysisError("choose one of --csv, --json and --parquet")
+        paths, query = split_args(args)
+        session = open_session(paths, name or [], checkpoints, icounts)
+        if query is None and not sys.stdin.isatty():
+            query = sys.stdin.read()
+        if query is None:
+            interactive(session, out, max_rows)
+            return
+        if not query.strip():
+            raise AnalysisError("empty query")
+        rel = session.run(query)
+        if rel is None:
+            return
+        if parquet is not None:
+            write_parquet(rel, parquet)
+        elif csv or as_json:
+            for text in csv_chunks(rel) if csv else json_chunks(rel):
+                sys.stdout.write(text)
+        else:
+            print_table(rel, out, max_rows)
+
+
+def split_args(args: Sequence[str]) -> tuple[list[Path], str | None]:
+    """`TRACE... [QUERY]`: the last argument is the query unless it names a file or ends in `.arrow`."""
+    from rrtool.analysis.errors import AnalysisError
+
+    if not args:
+        raise AnalysisError("give at least one trace file")
+    last = args[-1]
+    if len(args) > 1 and not Path(last).is_file() and not last.endswith(".arrow"):
+        return [Path(a) for a in args[:-1]], last
+    if len(args) == 1 and not Path(last).exists() and not last.endswith(".arrow") and " " in last:
+        raise AnalysisError("give at least one trace file before the query")
+    return [Path(a) for a in args], None
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "[dim]null[/]"
+    if isinstance(value, bytes):
+        more = "…" if len(value) > TABLE_HEX_BYTES else ""
+        return value[:TABLE_HEX_BYTES].hex() + more
+    if isinstance(value, float):
+        return f"{value:.9g}"
+    return str(value).replace("[", r"\[")
+
+
+def print_table(rel: DuckDBPyRelation, console: Console, max_rows: int) -> None:
+    """The first `max_rows` rows as a rich table, with a note when there are more."""
+    from rrtool.analysis.sql import row_chunks
+
+    table = Table(show_header=True, header_style="bold", show_lines=False)
+    for name, typ in zip(rel.columns, rel.types, strict=True):
+        numeric = any(t in str(typ) for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT"))
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    shown = 0
+    more = False
+    for chunk in row_chunks(rel):
+        for row in chunk:
+            if shown == max_rows:
+                more = True
+                break
+            table.add_row(*(_cell(v) for v in row))
+            shown += 1
+        if more:
+            break
+    console.print(table, soft_wrap=False)
+    note = f"first {shown} rows shown; use --max-rows, --csv, --json or --parquet for all" if more else None
+    console.print(f"[dim]{note or f'{shown} row' + ('' if shown == 1 else 's')}[/]", soft_wrap=False)
+
+
+def history_file() -> Path:
+    from rrtool._host import cache_dir
+
+    return cache_dir() / "sql_history"
+
+
+def interactive(session: SqlSession, console: Console, max_rows: int) -> None:
+    """A prompt with history: a statement runs at `;` or at an empty line; `.tables`, `.quit`."""
+    from rrtool.analysis.errors import AnalysisError
+
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - not on Linux
+        readline = None  # type: ignore[assignment]
+    history = history_file()
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            history.parent.mkdir(parents=True, exist_ok=True)
+            if history.exists():
+                readline.read_history_file(history)
+    console.print(
+        f"[dim]{session.describe()}\nend a statement with ; or an empty line; .quit to leave[/]", soft_wrap=False
+    )
+    buffer: list[str] = []
+    try:
+        while True:
+            try:
+                line = input("rrtool> " if not buffer else "   ...> ")
+            except EOFError:
+                console.print(soft_wrap=False)
+                break
+            except KeyboardInterrupt:
+                console.print(soft_wrap=False)
+                buffer.clear()
+                continue
+            stripped = line.strip()
+            if not buffer and stripped.startswith("."):
+                if stripped in (".quit", ".exit", ".q"):
+                    break
+                if stripped == ".tables":
+                    console.print(session.describe(), markup=False, soft_wrap=False)
+                else:
+                    console.print("commands: .tables, .quit; anything else is SQL", markup=False, soft_wrap=False)
+                continue
+            if stripped:
+                buffer.append(line)
+            if not buffer or (stripped and not stripped.endswith(";")):
+                continue
+            query = "\n".join(buffer)
+            buffer.clear()
+            try:
+                rel = session.run(query)
+                if rel is not None:
+                    print_table(rel, console, max_rows)
+            except AnalysisError as exc:
+                console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    finally:
+        if readline is not None:
+            with contextlib.suppress(OSError):
+                readline.write_history_file(history)
