@@ -22,10 +22,10 @@ import pyarrow.dataset as ds
 from duckdb import DuckDBPyConnection, DuckDBPyRelation
 
 from rrtool.analysis import frames
-from rrtool.analysis.window import Span, Window, read_batches
+from rrtool.analysis.window import Span, Window, read_window
 from rrtool.schemas import events as ev
-from rrtool.schemas.batchindex import batch_index
-from rrtool.schemas.tracefile import BatchInfo, TraceFile, open_tracefile
+from rrtool.schemas.batchindex import BatchInfo
+from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 #: Names DuckDB gives its own schemas: a trace named like this gets a suffix instead.
 _RESERVED = {"main", "temp", "system", "information_schema", "pg_catalog", "memory"}
@@ -90,8 +90,8 @@ class Trace:
 
     @cached_property
     def batches(self) -> list[BatchInfo]:
-        """Each batch's checkpoint and icount range, from the file footer (no batch is decompressed)."""
-        return batch_index(self.file)
+        """Each batch's checkpoint and icount range, from the batches' metadata (no batch is decompressed)."""
+        return self.file.batch_index()
 
     # -- data ----------------------------------------------------------------
     @cached_property
@@ -102,7 +102,7 @@ class Trace:
                 return None
             self.bytes_read = self.path.stat().st_size
             return self.file.read_all()
-        table, self.bytes_read = read_batches(self.file, self.window.overlapping(self.batches))
+        table, self.bytes_read = read_window(self.file, self.window)
         return self.window.filter_table(table)
 
     def arrow(self) -> pa.Table | ds.Dataset:

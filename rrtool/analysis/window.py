@@ -3,8 +3,9 @@
 A range query must not read the whole file: batches hold whole checkpoints
 and carry their checkpoint and icount ranges in their metadata
 (`rrtool.schemas.batchindex`), so the overlapping batches are found from the
-footer and only those are read and decompressed. Rows of those batches
-outside the range are then filtered out, so the result is exact.
+batch index (each batch's metadata and one small column) and only those are
+read and decompressed. Rows of those batches outside the range are then
+filtered out, so the result is exact.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rrtool.analysis.errors import AnalysisError
-from rrtool.schemas.tracefile import BatchInfo, TraceFile
+from rrtool.schemas.batchindex import BatchInfo, index_reader, read_index
+from rrtool.schemas.tracefile import TraceFile
 
 
 @dataclass(frozen=True)
@@ -141,22 +143,24 @@ class _CountingFile(io.RawIOBase):
         super().close()
 
 
-def read_batches(trace: TraceFile, indexes: list[int]) -> tuple[pa.Table, int]:
-    """The chosen batches as one table, and how many bytes of the file were read to get them.
+def read_window(trace: TraceFile, window: Window) -> tuple[pa.Table, int]:
+    """The batches overlapping `window` as one table, and how many bytes of the file were read to get them.
 
-    A complete file is read through a counting file object, so only the
-    footer, the dictionaries and the chosen batches are read. A
-    crash-truncated file was read whole when it was opened (it has no
-    footer to seek by), so the whole size is reported.
+    A complete file is read through a counting file object, so what is
+    counted is all a range query reads: the footer, the dictionaries, the
+    batch index (each batch's message header and one small column) and the
+    chosen batches. A crash-truncated file was read whole when it was opened
+    (it has no footer to seek by), so the whole size is reported.
     """
     if not trace.complete_file:
-        batches = [trace.batch(i)[0] for i in indexes]
+        batches = [trace.batch(i)[0] for i in window.overlapping(trace.batch_index())]
         return pa.Table.from_batches(batches, schema=trace.schema), trace.path.stat().st_size
     counting = _CountingFile(str(trace.path))
     try:
-        reader = ipc.open_file(pa.PythonFile(counting, mode="r"))
-        batches = [reader.get_batch(i) for i in indexes]
-        table = pa.Table.from_batches(batches, schema=reader.schema)
+        source = pa.PythonFile(counting, mode="r")
+        chosen = window.overlapping(read_index(index_reader(source)))
+        reader = ipc.open_file(source)
+        table = pa.Table.from_batches([reader.get_batch(i) for i in chosen], schema=reader.schema)
     finally:
         counting.close()
     return table, counting.bytes_read
