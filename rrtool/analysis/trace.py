@@ -14,6 +14,7 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import polars as pl
@@ -53,7 +54,9 @@ class Trace:
 
     Open with `rrtool.open_trace(path)`; pass `checkpoints=` or `icounts=` (an
     inclusive `(lo, hi)` pair or a `"lo:hi"` string) to look at a window
-    only, which reads just the batches that overlap it.
+    only, which reads just the batches that overlap it. `close()`, or a
+    `with` block, lets go of the file and of the DuckDB connection; frames
+    already collected stay valid.
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None, window: Window | None = None) -> None:
@@ -67,6 +70,32 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"<Trace {self.name} {str(self.path)!r} {self.window.describe()}>"
+
+    # -- lifetime ------------------------------------------------------------
+    def close(self) -> None:
+        """Close the DuckDB connection and the trace file, and drop the in-memory window. Idempotent."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        for cached in ("_window_table", "events", "batches"):
+            self.__dict__.pop(cached, None)
+        self.file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self.path}: trace is closed")
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -97,6 +126,7 @@ class Trace:
     @cached_property
     def _window_table(self) -> pa.Table | None:
         """The rows of the window, or of a truncated trace, in memory; None when the file is scanned."""
+        self._check_open()
         if self.window.whole:
             if self.file.complete_file:
                 return None
@@ -149,6 +179,7 @@ class Trace:
     # -- SQL -----------------------------------------------------------------
     def duckdb(self) -> DuckDBPyConnection:
         """A DuckDB connection with this trace's views (`events`, `packets`, ... and `<name>.events`)."""
+        self._check_open()
         if self._con is None:
             from rrtool.analysis.sql import connect
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +30,12 @@ class TraceError(Exception):
 
 
 class TraceFile:
-    """A readable trace: its metadata, its batches and whether the recording finished."""
+    """A readable trace: its metadata, its batches and whether the recording finished.
+
+    It holds the file memory-mapped until `close()` (or the end of a `with`
+    block); batches read before that stay valid, as pyarrow keeps the mapping
+    alive while a buffer points into it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -38,31 +44,38 @@ class TraceFile:
         if path.is_dir():
             raise TraceError(f"{path}: is a directory, not a trace file")
         self._source = pa.memory_map(str(path))
-        head = self._source.read(_STREAM_OFFSET)
-        self._source.seek(0)
-        if head[:6] != _MAGIC:
-            raise TraceError(f"{path}: not an Arrow IPC file (no ARROW1 magic)")
         self._file: ipc.RecordBatchFileReader | None = None
         self._index: ipc.RecordBatchFileReader | None = None  # the same file, one small column (`batchindex`)
         self._stream_batches: list[tuple[pa.RecordBatch, dict[str, str]]] | None = None
         try:
+            self.schema: pa.Schema = self._open(path)
+        except BaseException:
+            self._source.close()  # not a trace we can read: do not keep the file mapped until the GC runs
+            raise
+        raw = self.schema.metadata or {}
+        self.metadata: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
+
+    def _open(self, path: Path) -> pa.Schema:
+        head = self._source.read(_STREAM_OFFSET)
+        self._source.seek(0)
+        if head[:6] != _MAGIC:
+            raise TraceError(f"{path}: not an Arrow IPC file (no ARROW1 magic)")
+        try:
             self._file = ipc.open_file(self._source)
-            schema = self._file.schema
+            schema: pa.Schema = self._file.schema
             self.complete_file = True
         except (pa.ArrowInvalid, OSError):
             schema = self._open_stream(path)
             self.complete_file = False
-        self.schema: pa.Schema = schema
-        raw = schema.metadata or {}
-        self.metadata: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
-        version = self.metadata.get(ev.META_FORMAT_VERSION)
+        version = (schema.metadata or {}).get(ev.META_FORMAT_VERSION.encode())
         if version is None:
             raise TraceError(f"{path}: an Arrow file, but not an rrtool trace (no format version)")
-        if version != str(ev.FORMAT_VERSION):
+        if version.decode() != str(ev.FORMAT_VERSION):
             raise TraceError(
-                f"{path}: trace format version {version} is not supported (this rrtool reads version "
+                f"{path}: trace format version {version.decode()} is not supported (this rrtool reads version "
                 f"{ev.FORMAT_VERSION})"
             )
+        return schema
 
     def _open_stream(self, path: Path) -> pa.Schema:
         buf = self._source.read_buffer()
@@ -83,6 +96,30 @@ class TraceFile:
         self._stream_batches = batches
         return reader.schema
 
+    # -- lifetime ------------------------------------------------------------
+    def close(self) -> None:
+        """Let go of the file: the memory map, its readers and the batches of a truncated file. Idempotent."""
+        self._file = None
+        self._index = None
+        self._stream_batches = None
+        self._source.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._source.closed)
+
+    def __enter__(self) -> TraceFile:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self.path}: trace file is closed")
+
     # -- facts ---------------------------------------------------------------
     @property
     def machine(self) -> dict[str, int]:
@@ -91,12 +128,14 @@ class TraceFile:
 
     @property
     def num_batches(self) -> int:
+        self._check_open()
         if self._file is not None:
             return int(self._file.num_record_batches)
         assert self._stream_batches is not None
         return len(self._stream_batches)
 
     def batch(self, index: int) -> tuple[pa.RecordBatch, dict[str, str]]:
+        self._check_open()
         if self._file is not None:
             batch, meta = self._file.get_batch_with_custom_metadata(index)
             return batch, decode_metadata(meta)
@@ -110,6 +149,7 @@ class TraceFile:
 
     def batch_info(self, index: int) -> BatchInfo:
         """Batch `index`'s checkpoint and icount range, from its metadata; no batch is decompressed for it."""
+        self._check_open()
         if self._file is not None:
             if self._index is None:
                 self._index = index_reader(self._source)
