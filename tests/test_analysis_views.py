@@ -185,3 +185,9 @@ def test_real_recording(tmp_path: Path) -> None:
     assert trace.clock.collect().height == counts["clock_warp"]
     assert trace.packets.collect().height == 0 and trace.block_ops.collect().height == 0
     assert "timers" in b"".join(trace.console.collect()["data"].to_list()).decode()
+
+
+def test_block_ops_is_planned_as_an_asof_join(scen: Path) -> None:
+    """Not DuckDB's nested-loop rewrite, which it picks for an Arrow scan (no statistics) and is quadratic."""
+    plan = open_trace(scen).sql("explain select * from block_ops").fetchall()[0][1]
+    assert "asof join" in plan.lower() and "arg_min" not in plan.lower()
