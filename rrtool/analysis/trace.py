@@ -154,27 +154,27 @@ class Trace:
 
     @property
     def packets(self) -> pl.LazyFrame:
-        return frames.packets(self.events)
+        return frames.view("packets", self.events)
 
     @property
     def block_ops(self) -> pl.LazyFrame:
-        return frames.block_ops(self.events)
+        return frames.view("block_ops", self.events)
 
     @property
     def clock(self) -> pl.LazyFrame:
-        return frames.clock(self.events)
+        return frames.view("clock", self.events)
 
     @property
     def checkpoints(self) -> pl.LazyFrame:
-        return frames.checkpoints(self.events)
+        return frames.view("checkpoints", self.events)
 
     @property
     def console(self) -> pl.LazyFrame:
-        return frames.console(self.events)
+        return frames.view("console", self.events)
 
     @property
     def interrupts(self) -> pl.LazyFrame:
-        return frames.interrupts(self.events)
+        return frames.view("interrupts", self.events)
 
     # -- SQL -----------------------------------------------------------------
     def duckdb(self) -> DuckDBPyConnection:
