@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 
 from rrtool.analysis import open_trace
-from rrtool.analysis.window import _CountingFile
+from rrtool.analysis.window import Span, Window, _CountingFile
 from rrtool.schemas import events as ev
-from rrtool.schemas.batchindex import INDEX_COLUMN, index_reader, read_index
+from rrtool.schemas.batchindex import INDEX_COLUMN, BatchInfo, index_reader, read_index
 from rrtool.schemas.event import Event
 from rrtool.schemas.tracefile import open_tracefile
 from tests.test_analysis_support import cp, truncate, write_trace
@@ -76,13 +76,13 @@ def test_index_decodes_one_small_column_only(bulky: Path) -> None:
     assert _index_bytes(bulky) < 0.05 * size
 
 
-def test_range_query_reads_the_index_and_the_overlapping_batches_only(bulky: Path) -> None:
+def test_range_query_reads_index_entries_and_the_overlapping_batches_only(bulky: Path) -> None:
     size = bulky.stat().st_size
     window = open_trace(bulky, checkpoints=(20, 20))
     got = window.events.select("checkpoint").collect()["checkpoint"].unique().to_list()
     assert got == [20] and window.events.collect().height == PER_CHECKPOINT + 1
     assert window.bytes_read is not None
-    assert _index_bytes(bulky) < window.bytes_read < 0.25 * size  # one or two batches of ten, plus the index
+    assert 0 < window.bytes_read < 0.25 * size  # one or two batches of ten, and the index entries searched
 
 
 def test_truncated_trace_has_an_index_from_its_good_batches(bulky: Path, tmp_path: Path) -> None:
@@ -96,3 +96,37 @@ def test_truncated_trace_has_an_index_from_its_good_batches(bulky: Path, tmp_pat
     assert spans == open_tracefile(bulky).batch_index()[: len(spans)]
     window = open_trace(cut, checkpoints=(2, 3))
     assert set(window.events.select("checkpoint").collect()["checkpoint"].to_list()) == {2, 3}
+
+
+def test_binary_search_finds_the_same_batches_as_a_scan(bulky: Path) -> None:
+    tf = open_tracefile(bulky)
+    spans = tf.batch_index()
+    probes: list[int] = []
+
+    def info(i: int) -> BatchInfo:
+        probes.append(i)
+        return spans[i]
+
+    def scan(window: Window) -> list[int]:
+        def hit(span: Span | None, first: int, last: int) -> bool:
+            return span is None or span.overlaps(first, last)
+
+        return [s.index for s in spans if s.rows and hit(window.checkpoints, s.first_checkpoint, s.last_checkpoint)
+                and hit(window.icounts, s.first_icount, s.last_icount)]  # fmt: skip
+
+    ends = [None, -3, 0, 1, 7, 8, 19, 20, 21, CHECKPOINTS - 1, CHECKPOINTS, CHECKPOINTS + 9]
+    for lo in ends:
+        for hi in ends:
+            if lo is not None and hi is not None and lo > hi:
+                continue
+            for window in (
+                Window(checkpoints=Span(lo, hi)),
+                Window(icounts=Span(None if lo is None else lo * 10_000 + 3, None if hi is None else hi * 10_000 + 3)),
+                Window(checkpoints=Span(lo, hi), icounts=Span(60_000, 250_000)),
+            ):
+                assert window.overlapping(len(spans), info) == scan(window), window
+    many = [BatchInfo(0, -1, -1, -1, -1, 0)] + [BatchInfo(i, i * 10, i * 10 + 9, i * 1000, i * 1000 + 999, 50)
+                                               for i in range(1, 2000)]  # fmt: skip
+    seen: set[int] = set()
+    chosen = Window(checkpoints=Span(12_345, 12_360)).overlapping(len(many), lambda i: seen.add(i) or many[i])
+    assert chosen == [1234, 1235, 1236] and len(seen) < 30  # not 2000
