@@ -9,7 +9,10 @@ a second one identical but for one received frame near the end. Measures:
   - a query restricted to 100 checkpoints (`open_trace(..., checkpoints=...)`,
     i.e. `rrtool sql --checkpoints`) against the same query as a filter over a
     full scan, and the fraction of the file's bytes the restricted one read;
-  - `diff` of the two traces in a subprocess: time and peak RSS.
+  - `diff` of the two traces in a subprocess: time and peak RSS;
+  - every view (one definition in `rrtool.analysis.viewspec`, rendered for
+    both engines) computed in full: DuckDB into a temporary table, Polars
+    with `.collect()`, one run each.
 
 Targets: the range query reads under 5% of the file; the diff takes under
 10 s and under 2 GiB peak RSS (on the 2-core machine the project targets).
@@ -20,7 +23,7 @@ goes through the writer's own Arrow IPC writer (`TraceWriter._writer`) with
 the same per-batch metadata `TraceWriter._flush_rows` writes; the file header,
 schema, compression and footer are the real writer's.
 
-Run: ``python benchmarks/analysis.py [--events N] [--repeats N] [--markdown] [--check]``.
+Run: ``python benchmarks/analysis.py [--events N] [--repeats N] [--markdown] [--check] [--no-views]``.
 """
 
 from __future__ import annotations
@@ -198,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="draw the tables as Markdown")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the traces (default: a temp dir)")
+    parser.add_argument("--no-views", action="store_true", help="skip timing every view in both engines")
     args = parser.parse_args(argv)
     console = make_console(args.markdown)
     console.print(environment_line())
@@ -233,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             return time.perf_counter() - t
 
         fraction = 0.0
+        view_rows: dict[str, int] = {}
         ranged_rows: list[tuple[object, ...]] = []
 
         def sql_range() -> float:
@@ -254,6 +259,23 @@ def main(argv: list[str] | None = None) -> int:
         rss = max(int(d["maxrss"]) for d in diffs)  # type: ignore[call-overload]
         found = diffs[0]["first"]
 
+        # After the diffs: ru_maxrss survives fork and exec, so a parent grown by computing the views would
+        # show up as the diff child's peak RSS.
+        view_s: dict[str, tuple[float, float]] = {}
+        if not args.no_views:
+            from rrtool.analysis.views import VIEW_NAMES
+
+            for view in VIEW_NAMES:
+                t = time.perf_counter()
+                trace.sql(f"create or replace temp table _bench as select * from {view}")
+                duck = time.perf_counter() - t
+                t = time.perf_counter()
+                rows = getattr(trace, view).collect().height
+                view_s[view] = (duck, time.perf_counter() - t)
+                view_rows[view] = rows
+            trace.sql("drop table _bench")
+        trace.close()
+
     table = Table(title=f"analysis of a {n:,}-event trace", box=table_box(args.markdown))
     for col in ("measure", "value", "target", ""):
         table.add_column(col, justify="left" if col in ("measure", "") else "right")
@@ -271,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
                   verdict(ok_diff_m))  # fmt: skip
     table.add_row("  first divergence found", str(found), "net_rx, data", "")
     console.print(table)
+    if view_s:
+        views = Table(title="every row of each view (one run each)", box=table_box(args.markdown))
+        for col in ("view", "rows", "DuckDB", "Polars"):
+            views.add_column(col, justify="left" if col == "view" else "right")
+        for view, (duck, polars_s) in view_s.items():
+            views.add_row(view, f"{view_rows[view]:,}", f"{duck:.2f} s", f"{polars_s:.2f} s")
+        console.print(views)
     met = ok_range and ok_diff_t and ok_diff_m
     return 1 if args.check and not met else 0
 

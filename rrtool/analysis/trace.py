@@ -14,6 +14,7 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import polars as pl
@@ -22,10 +23,10 @@ import pyarrow.dataset as ds
 from duckdb import DuckDBPyConnection, DuckDBPyRelation
 
 from rrtool.analysis import frames
-from rrtool.analysis.window import Span, Window, read_batches
+from rrtool.analysis.window import Span, Window, read_window
 from rrtool.schemas import events as ev
-from rrtool.schemas.batchindex import batch_index
-from rrtool.schemas.tracefile import BatchInfo, TraceFile, open_tracefile
+from rrtool.schemas.batchindex import BatchInfo
+from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 #: Names DuckDB gives its own schemas: a trace named like this gets a suffix instead.
 _RESERVED = {"main", "temp", "system", "information_schema", "pg_catalog", "memory"}
@@ -53,7 +54,9 @@ class Trace:
 
     Open with `rrtool.open_trace(path)`; pass `checkpoints=` or `icounts=` (an
     inclusive `(lo, hi)` pair or a `"lo:hi"` string) to look at a window
-    only, which reads just the batches that overlap it.
+    only, which reads just the batches that overlap it. `close()`, or a
+    `with` block, lets go of the file and of the DuckDB connection; frames
+    already collected stay valid.
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None, window: Window | None = None) -> None:
@@ -67,6 +70,32 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"<Trace {self.name} {str(self.path)!r} {self.window.describe()}>"
+
+    # -- lifetime ------------------------------------------------------------
+    def close(self) -> None:
+        """Close the DuckDB connection and the trace file, and drop the in-memory window. Idempotent."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        for cached in ("_window_table", "events", "batches"):
+            self.__dict__.pop(cached, None)
+        self.file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self.path}: trace is closed")
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -90,19 +119,20 @@ class Trace:
 
     @cached_property
     def batches(self) -> list[BatchInfo]:
-        """Each batch's checkpoint and icount range, from the file footer (no batch is decompressed)."""
-        return batch_index(self.file)
+        """Each batch's checkpoint and icount range, from the batches' metadata (no batch is decompressed)."""
+        return self.file.batch_index()
 
     # -- data ----------------------------------------------------------------
     @cached_property
     def _window_table(self) -> pa.Table | None:
         """The rows of the window, or of a truncated trace, in memory; None when the file is scanned."""
+        self._check_open()
         if self.window.whole:
             if self.file.complete_file:
                 return None
             self.bytes_read = self.path.stat().st_size
             return self.file.read_all()
-        table, self.bytes_read = read_batches(self.file, self.window.overlapping(self.batches))
+        table, self.bytes_read = read_window(self.file, self.window)
         return self.window.filter_table(table)
 
     def arrow(self) -> pa.Table | ds.Dataset:
@@ -124,31 +154,32 @@ class Trace:
 
     @property
     def packets(self) -> pl.LazyFrame:
-        return frames.packets(self.events)
+        return frames.view("packets", self.events)
 
     @property
     def block_ops(self) -> pl.LazyFrame:
-        return frames.block_ops(self.events)
+        return frames.view("block_ops", self.events)
 
     @property
     def clock(self) -> pl.LazyFrame:
-        return frames.clock(self.events)
+        return frames.view("clock", self.events)
 
     @property
     def checkpoints(self) -> pl.LazyFrame:
-        return frames.checkpoints(self.events)
+        return frames.view("checkpoints", self.events)
 
     @property
     def console(self) -> pl.LazyFrame:
-        return frames.console(self.events)
+        return frames.view("console", self.events)
 
     @property
     def interrupts(self) -> pl.LazyFrame:
-        return frames.interrupts(self.events)
+        return frames.view("interrupts", self.events)
 
     # -- SQL -----------------------------------------------------------------
     def duckdb(self) -> DuckDBPyConnection:
         """A DuckDB connection with this trace's views (`events`, `packets`, ... and `<name>.events`)."""
+        self._check_open()
         if self._con is None:
             from rrtool.analysis.sql import connect
 

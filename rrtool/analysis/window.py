@@ -3,13 +3,17 @@
 A range query must not read the whole file: batches hold whole checkpoints
 and carry their checkpoint and icount ranges in their metadata
 (`rrtool.schemas.batchindex`), so the overlapping batches are found from the
-footer and only those are read and decompressed. Rows of those batches
-outside the range are then filtered out, so the result is exact.
+batch index (each batch's metadata and one small column) and only those are
+read and decompressed. Rows of those batches outside the range are then
+filtered out, so the result is exact.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +22,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rrtool.analysis.errors import AnalysisError
-from rrtool.schemas.tracefile import BatchInfo, TraceFile
+from rrtool.schemas.batchindex import BatchInfo, index_reader, read_info
+from rrtool.schemas.tracefile import TraceFile
 
 
 @dataclass(frozen=True)
@@ -70,16 +75,21 @@ class Window:
     def whole(self) -> bool:
         return self.checkpoints is None and self.icounts is None
 
-    def overlapping(self, spans: list[BatchInfo]) -> list[int]:
-        """Indexes of the batches that may hold rows inside the window."""
-        chosen = []
-        for s in spans:
-            if self.checkpoints is not None and not self.checkpoints.overlaps(s.first_checkpoint, s.last_checkpoint):
-                continue
-            if self.icounts is not None and not self.icounts.overlaps(s.first_icount, s.last_icount):
-                continue
-            chosen.append(s.index)
-        return chosen
+    def overlapping(self, count: int, info: Callable[[int], BatchInfo]) -> list[int]:
+        """Indexes of the batches that may hold rows inside the window, of `count` batches described by `info`.
+
+        Checkpoint ids and icounts only grow along a trace (a guest reset
+        keeps counting both) and batches are written in order, so the
+        batches overlapping a range are consecutive and a binary search
+        finds them: a few times log2(count) calls of `info`, each reading
+        one batch's index entry, rather than all of them.
+        """
+        first, end = 0, count
+        for span, kind in ((self.checkpoints, "checkpoint"), (self.icounts, "icount")):
+            if span is not None:
+                start, stop = _batches_of(span, kind, count, info)
+                first, end = max(first, start), min(end, stop)
+        return [i for i in range(first, end) if info(i).rows]
 
     def polars(self) -> pl.Expr:
         expr = pl.lit(True)
@@ -104,6 +114,29 @@ class Window:
         if self.icounts is not None:
             parts.append(f"icounts {self.icounts}")
         return ", ".join(parts) or "whole trace"
+
+
+def _batches_of(span: Span, kind: str, count: int, info: Callable[[int], BatchInfo]) -> tuple[int, int]:
+    """[start, stop): the batches whose `kind` (checkpoint or icount) range overlaps `span`."""
+    first_of, last_of = operator.attrgetter(f"first_{kind}"), operator.attrgetter(f"last_{kind}")
+    start, stop = 0, count
+    if (lo := span.lo) is not None:
+        start = _partition(count, lambda i: bool(last_of(info(i)) < lo))
+    if (hi := span.hi) is not None:
+        stop = _partition(count, lambda i: bool(first_of(info(i)) <= hi))
+    return start, stop
+
+
+def _partition(count: int, before: Callable[[int], bool]) -> int:
+    """The first index in [0, count) for which `before` is false (`before` is true, then false, along it)."""
+    lo, hi = 0, count
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if before(mid):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 class _CountingFile(io.RawIOBase):
@@ -141,22 +174,25 @@ class _CountingFile(io.RawIOBase):
         super().close()
 
 
-def read_batches(trace: TraceFile, indexes: list[int]) -> tuple[pa.Table, int]:
-    """The chosen batches as one table, and how many bytes of the file were read to get them.
+def read_window(trace: TraceFile, window: Window) -> tuple[pa.Table, int]:
+    """The batches overlapping `window` as one table, and how many bytes of the file were read to get them.
 
-    A complete file is read through a counting file object, so only the
-    footer, the dictionaries and the chosen batches are read. A
-    crash-truncated file was read whole when it was opened (it has no
-    footer to seek by), so the whole size is reported.
+    A complete file is read through a counting file object, so what is
+    counted is all a range query reads: the footer, the dictionaries, the
+    index entries the binary search looks at (a batch's message header and
+    one small column each) and the chosen batches. A crash-truncated file was read whole when it was opened
+    (it has no footer to seek by), so the whole size is reported.
     """
     if not trace.complete_file:
-        batches = [trace.batch(i)[0] for i in indexes]
+        batches = [trace.batch(i)[0] for i in window.overlapping(trace.num_batches, trace.batch_info)]
         return pa.Table.from_batches(batches, schema=trace.schema), trace.path.stat().st_size
     counting = _CountingFile(str(trace.path))
     try:
-        reader = ipc.open_file(pa.PythonFile(counting, mode="r"))
-        batches = [reader.get_batch(i) for i in indexes]
-        table = pa.Table.from_batches(batches, schema=reader.schema)
+        source = pa.PythonFile(counting, mode="r")
+        index = index_reader(source)
+        chosen = window.overlapping(index.num_record_batches, functools.cache(lambda i: read_info(index, i)))
+        reader = ipc.open_file(source)
+        table = pa.Table.from_batches([reader.get_batch(i) for i in chosen], schema=reader.schema)
     finally:
         counting.close()
     return table, counting.bytes_read

@@ -15,7 +15,7 @@ from rrtool.machine.machine import Machine
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.player.port import ReplayPort
 from rrtool.schemas import events as ev
-from rrtool.schemas.tracefile import open_tracefile
+from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 
 class ReplayError(Exception):
@@ -61,7 +61,13 @@ def replay(
     force: bool = False,
     console_sink: Callable[[bytes], None] | None = None,
 ) -> ReplayResult:
-    trace = open_tracefile(trace_path)
+    with open_tracefile(trace_path) as trace:
+        return _replay(trace, trace_path, image, force, console_sink)
+
+
+def _replay(
+    trace: TraceFile, trace_path: Path, image: Path | None, force: bool, console_sink: Callable[[bytes], None] | None
+) -> ReplayResult:
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
     config, board = board_config(trace.machine)
     port = ReplayPort(trace)

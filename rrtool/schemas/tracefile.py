@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from rrtool.schemas import events as ev
+from rrtool.schemas.batchindex import BatchInfo, batch_info, decode_metadata, index_reader, read_info
 
 _MAGIC = b"ARROW1"
 _STREAM_OFFSET = 8  # magic (6 bytes) + padding to 8
@@ -28,26 +29,13 @@ class TraceError(Exception):
     """The file cannot be read as a trace; the message is one line for the user."""
 
 
-@dataclass(frozen=True)
-class BatchInfo:
-    """One batch of the index: which checkpoints and icounts it holds, and where it lies in the file.
-
-    offset and nbytes (message header + body, as stored) are known only when the
-    index comes from the file footer (`batchindex`); they are 0 otherwise.
-    """
-
-    index: int
-    first_checkpoint: int
-    last_checkpoint: int
-    first_icount: int
-    last_icount: int
-    rows: int
-    offset: int = 0
-    nbytes: int = 0
-
-
 class TraceFile:
-    """A readable trace: its metadata, its batches and whether the recording finished."""
+    """A readable trace: its metadata, its batches and whether the recording finished.
+
+    It holds the file memory-mapped until `close()` (or the end of a `with`
+    block); batches read before that stay valid, as pyarrow keeps the mapping
+    alive while a buffer points into it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -56,30 +44,38 @@ class TraceFile:
         if path.is_dir():
             raise TraceError(f"{path}: is a directory, not a trace file")
         self._source = pa.memory_map(str(path))
+        self._file: ipc.RecordBatchFileReader | None = None
+        self._index: ipc.RecordBatchFileReader | None = None  # the same file, one small column (`batchindex`)
+        self._stream_batches: list[tuple[pa.RecordBatch, dict[str, str]]] | None = None
+        try:
+            self.schema: pa.Schema = self._open(path)
+        except BaseException:
+            self._source.close()  # not a trace we can read: do not keep the file mapped until the GC runs
+            raise
+        raw = self.schema.metadata or {}
+        self.metadata: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
+
+    def _open(self, path: Path) -> pa.Schema:
         head = self._source.read(_STREAM_OFFSET)
         self._source.seek(0)
         if head[:6] != _MAGIC:
             raise TraceError(f"{path}: not an Arrow IPC file (no ARROW1 magic)")
-        self._file: ipc.RecordBatchFileReader | None = None
-        self._stream_batches: list[tuple[pa.RecordBatch, dict[str, str]]] | None = None
         try:
             self._file = ipc.open_file(self._source)
-            schema = self._file.schema
+            schema: pa.Schema = self._file.schema
             self.complete_file = True
         except (pa.ArrowInvalid, OSError):
             schema = self._open_stream(path)
             self.complete_file = False
-        self.schema: pa.Schema = schema
-        raw = schema.metadata or {}
-        self.metadata: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
-        version = self.metadata.get(ev.META_FORMAT_VERSION)
+        version = (schema.metadata or {}).get(ev.META_FORMAT_VERSION.encode())
         if version is None:
             raise TraceError(f"{path}: an Arrow file, but not an rrtool trace (no format version)")
-        if version != str(ev.FORMAT_VERSION):
+        if version.decode() != str(ev.FORMAT_VERSION):
             raise TraceError(
-                f"{path}: trace format version {version} is not supported (this rrtool reads version "
+                f"{path}: trace format version {version.decode()} is not supported (this rrtool reads version "
                 f"{ev.FORMAT_VERSION})"
             )
+        return schema
 
     def _open_stream(self, path: Path) -> pa.Schema:
         buf = self._source.read_buffer()
@@ -96,9 +92,33 @@ class TraceFile:
                 break
             except (pa.ArrowInvalid, OSError):
                 break  # the batch being written when the recorder died
-            batches.append((batch, _decode(meta)))
+            batches.append((batch, decode_metadata(meta)))
         self._stream_batches = batches
         return reader.schema
+
+    # -- lifetime ------------------------------------------------------------
+    def close(self) -> None:
+        """Let go of the file: the memory map, its readers and the batches of a truncated file. Idempotent."""
+        self._file = None
+        self._index = None
+        self._stream_batches = None
+        self._source.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._source.closed)
+
+    def __enter__(self) -> TraceFile:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self.path}: trace file is closed")
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -108,15 +128,17 @@ class TraceFile:
 
     @property
     def num_batches(self) -> int:
+        self._check_open()
         if self._file is not None:
             return int(self._file.num_record_batches)
         assert self._stream_batches is not None
         return len(self._stream_batches)
 
     def batch(self, index: int) -> tuple[pa.RecordBatch, dict[str, str]]:
+        self._check_open()
         if self._file is not None:
             batch, meta = self._file.get_batch_with_custom_metadata(index)
-            return batch, _decode(meta)
+            return batch, decode_metadata(meta)
         assert self._stream_batches is not None
         return self._stream_batches[index]
 
@@ -126,25 +148,23 @@ class TraceFile:
             yield self.batch(i)[0]
 
     def batch_info(self, index: int) -> BatchInfo:
-        batch, meta = self.batch(index)
-        return BatchInfo(
-            index=index,
-            first_checkpoint=int(meta.get(ev.BATCH_FIRST_CHECKPOINT, -1)),
-            last_checkpoint=int(meta.get(ev.BATCH_LAST_CHECKPOINT, -1)),
-            first_icount=int(meta.get(ev.BATCH_FIRST_ICOUNT, -1)),
-            last_icount=int(meta.get(ev.BATCH_LAST_ICOUNT, -1)),
-            rows=batch.num_rows,
-        )
+        """Batch `index`'s checkpoint and icount range, from its metadata; no batch is decompressed for it."""
+        self._check_open()
+        if self._file is not None:
+            if self._index is None:
+                self._index = index_reader(self._source)
+            return read_info(self._index, index)
+        assert self._stream_batches is not None
+        batch, meta = self._stream_batches[index]  # a crash-truncated file: its batches are in memory already
+        return batch_info(index, batch.num_rows, meta)
+
+    def batch_index(self) -> list[BatchInfo]:
+        """Every batch's checkpoint and icount range (see `rrtool.schemas.batchindex`)."""
+        return [self.batch_info(i) for i in range(self.num_batches)]
 
     def find_batch(self, checkpoint: int) -> int | None:
-        """Index of the batch holding `checkpoint`, by binary search over the batch index.
-
-        The index comes from the file footer and the batches' message headers
-        (`batchindex`), so no batch is decompressed to find one.
-        """
-        from rrtool.schemas.batchindex import batch_index  # batchindex reads TraceFile: import late
-
-        spans = [s for s in batch_index(self) if s.rows]
+        """Index of the batch holding `checkpoint`, by binary search over the batch index."""
+        spans = [s for s in self.batch_index() if s.rows]
         lo, hi = 0, len(spans) - 1
         while lo <= hi:
             mid = (lo + hi) // 2
@@ -177,16 +197,6 @@ class TraceFile:
 
     def read_all(self) -> pa.Table:
         return pa.Table.from_batches(list(self.batches()), schema=self.schema)
-
-
-def _decode(meta: object) -> dict[str, str]:
-    if meta is None:
-        return {}
-    items = meta.items() if hasattr(meta, "items") else []
-    return {
-        (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-        for k, v in items
-    }
 
 
 def open_tracefile(path: str | Path) -> TraceFile:

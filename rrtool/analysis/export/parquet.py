@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rrtool.analysis.errors import AnalysisError
-from rrtool.schemas.tracefile import open_tracefile
+from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 PARTITION_COLUMN = "checkpoint_start"
 DEFAULT_CHECKPOINTS_PER_PARTITION = 10_000
@@ -37,8 +37,11 @@ def export_parquet(
     """Write the trace under directory `output` (which must not exist or be empty)."""
     if checkpoints_per_partition < 1:
         raise AnalysisError("--checkpoints-per-partition must be at least 1")
-    trace = open_tracefile(trace_path)
-    out = Path(output)
+    with open_tracefile(trace_path) as trace:
+        return _export(trace, Path(output), checkpoints_per_partition)
+
+
+def _export(trace: TraceFile, out: Path, checkpoints_per_partition: int) -> ParquetStats:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AnalysisError(f"{out}: exists and is not an empty directory")
     out.mkdir(parents=True, exist_ok=True)

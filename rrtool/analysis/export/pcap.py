@@ -47,8 +47,11 @@ def export_pcap(trace_path: str | Path, output: str | Path, *, time_base: str = 
     """Write the trace's frames to `output` (pcapng); returns what was written."""
     if time_base not in ("start", "zero"):
         raise AnalysisError(f"bad time base {time_base!r}: use start or zero")
-    trace = open_tracefile(trace_path)
-    output = Path(output)
+    with open_tracefile(trace_path) as trace:
+        return _export(trace, Path(output), time_base)
+
+
+def _export(trace: TraceFile, output: Path, time_base: str) -> PcapStats:
     prepare_output_file(output)
     base = start_epoch_ns(trace) if time_base == "start" else 0
     descriptions = _card_descriptions(trace)

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from rrtool.analysis.export.rows import prepare_output_file, rows
 from rrtool.schemas import events as ev
-from rrtool.schemas.tracefile import open_tracefile
+from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 PID = 1
 _PREVIEW = 32
@@ -79,8 +79,11 @@ class _Writer:
 
 def export_perfetto(trace_path: str | Path, output: str | Path) -> PerfettoStats:
     """Write the timeline of the trace to `output` (JSON)."""
-    trace = open_tracefile(trace_path)
-    output = Path(output)
+    with open_tracefile(trace_path) as trace:
+        return _export(trace, Path(output))
+
+
+def _export(trace: TraceFile, output: Path) -> PerfettoStats:
     prepare_output_file(output)
     stats = PerfettoStats()
     tracks: set[str] = set()

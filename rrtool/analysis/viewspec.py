@@ -1,0 +1,570 @@
+"""The views of a trace, defined once and rendered twice: as Polars lazy frames and as DuckDB SQL.
+
+The events table is one wide table with typed nullable columns per kind; a
+view picks one kind's rows and columns, names them for what they mean
+(`direction`, `latency_ns`, `host_wait_ns`) and adds what is tedious to
+derive by hand (a block request's completion, a warp's real waiting time).
+`Trace.packets` and friends are Polars, `rrtool sql` is DuckDB, and neither
+engine can run the other's definitions well: Polars' SQL has no binary
+functions and no ASOF join, and a view computed in one engine and handed to
+the other through Arrow is several times slower than either alone (DuckDB
+reading a Polars frame cannot push its projection down). So each view is
+written here once, as a list of columns in a small expression language, and
+every construct of that language (a column, a hex preview, the UTF-8 text
+of some bytes, the completion of a block request) carries both its
+renderings side by side. `rrtool.analysis.frames` turns a view into a
+LazyFrame, `rrtool.analysis.views` into a DuckDB view; a test runs every
+view in both engines over real recordings and compares the rows.
+
+A view's rows are the events of its kinds in `seq` order. An expression
+sees one such row (`Col`) and may look at other rows of the events table
+through a `Join`: the checkpoint row of its checkpoint (or the next one),
+the number of events in its checkpoint, a block request's completion.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+from rrtool.schemas import events as ev
+
+#: Bytes of `data` shown in hex in `data_hex`.
+HEX_PREVIEW_BYTES = 32
+
+
+def quote(name: str) -> str:
+    """A SQL identifier, quoted (column names such as `order` are keywords)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+class Render:
+    """Where an expression is rendered: the SQL alias or the Polars column prefix of each join."""
+
+    def __init__(self, joins: dict[Join, str]) -> None:
+        self.joins = joins
+
+
+# -- expressions ---------------------------------------------------------------------------------------------
+
+
+class Expr:
+    """A value computed from one row of a view, in SQL (`v` is the row) and in Polars."""
+
+    def sql(self, r: Render) -> str:
+        raise NotImplementedError
+
+    def polars(self, r: Render) -> pl.Expr:
+        raise NotImplementedError
+
+    def parts(self) -> tuple[Expr, ...]:
+        return ()
+
+    def lookups(self) -> Iterator[Joined]:
+        """The joined columns this expression reads, so the renderers can add their joins."""
+        for part in self.parts():
+            yield from part.lookups()
+
+    def __add__(self, other: Expr) -> Expr:
+        return BinOp("+", self, other)
+
+    def __sub__(self, other: Expr) -> Expr:
+        return BinOp("-", self, other)
+
+    def __mul__(self, other: Expr) -> Expr:
+        return BinOp("*", self, other)
+
+
+@dataclass(frozen=True, eq=False)
+class Col(Expr):
+    """A column of the row itself."""
+
+    name: str
+
+    def sql(self, r: Render) -> str:
+        return f"v.{quote(self.name)}"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return pl.col(self.name)
+
+
+@dataclass(frozen=True, eq=False)
+class Lit(Expr):
+    value: int | float | str
+
+    def sql(self, r: Render) -> str:
+        return sql_literal(self.value)
+
+    def polars(self, r: Render) -> pl.Expr:
+        return pl.lit(self.value)
+
+
+_OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+
+
+@dataclass(frozen=True, eq=False)
+class BinOp(Expr):
+    """Arithmetic. No division: Polars divides a column by a constant sometimes exactly and sometimes as a
+    multiplication by the reciprocal (it depends on the kernel, so on the frame), one ulp apart at times; a
+    multiplication is the same double in both engines."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.left, self.right)
+
+    def sql(self, r: Render) -> str:
+        return f"({self.left.sql(r)} {self.op} {self.right.sql(r)})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return _OPS[self.op](self.left.polars(r), self.right.polars(r))
+
+
+@dataclass(frozen=True, eq=False)
+class ByteLen(Expr):
+    """Length in bytes of a binary value."""
+
+    x: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"octet_length({self.x.sql(r)})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).bin.size().cast(pl.Int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Hex(Expr):
+    """Bytes [start, start + length) of a binary value in lower-case hex (fewer when the value is shorter)."""
+
+    x: Expr
+    start: int
+    length: int
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"lower(hex({self.x.sql(r)}[{self.start + 1}:{self.start + self.length}]))"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).bin.slice(self.start, self.length).bin.encode("hex")
+
+
+@dataclass(frozen=True, eq=False)
+class Mac(Expr):
+    """Six bytes from `start` as a MAC address, `aa:bb:cc:dd:ee:ff` (fewer groups when the value is shorter)."""
+
+    x: Expr
+    start: int
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return rf"rtrim(regexp_replace({Hex(self.x, self.start, 6).sql(r)}, '(..)', '\1:', 'g'), ':')"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return Hex(self.x, self.start, 6).polars(r).str.replace_all("(..)", "$1:").str.strip_chars_end(":")
+
+
+@dataclass(frozen=True, eq=False)
+class BigEndian16(Expr):
+    """The unsigned big-endian 16-bit number at byte `start` (an ethertype); null when the value is shorter."""
+
+    x: Expr
+    start: int
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        x, s = self.x.sql(r), self.start
+        return f"CASE WHEN octet_length({x}) >= {s + 2} THEN ('0x' || hex({x}[{s + 1}:{s + 2}]))::INTEGER END"
+
+    def polars(self, r: Render) -> pl.Expr:
+        two = self.x.polars(r).bin.slice(self.start, 2)
+        return two.bin.reinterpret(dtype=pl.UInt16, endianness="big").cast(pl.Int32)
+
+
+# UTF-8 decoding with every ill-formed part replaced by U+FFFD, as Python's bytes.decode("utf-8", "replace")
+# does it (one U+FFFD per maximal subpart, Unicode 15 section 3.9), from functions both engines have: the
+# bytes in hex, checked against the well-formed sequences; when they are not all well-formed, a regular
+# expression matches, at every byte boundary, either one well-formed sequence (group 1, kept) or one
+# maximal ill-formed part (group 2, marked), and the marks become EF BF BD.
+_CONT = "[89ab][0-9a-f]"
+_WELL_FORMED = "|".join((  # Unicode table 3-7, byte by byte in lower-case hex
+    "[0-7][0-9a-f]", f"(?:c[2-9a-f]|d[0-9a-f]){_CONT}", f"e0[ab][0-9a-f]{_CONT}", f"e[1-9a-cef]{_CONT}{_CONT}",
+    f"ed[89][0-9a-f]{_CONT}", f"f0[9ab][0-9a-f]{_CONT}{_CONT}", f"f[1-3]{_CONT}{_CONT}{_CONT}",
+    f"f48[0-9a-f]{_CONT}{_CONT}",
+))  # fmt: skip
+_ILL_FORMED = "|".join((  # a truncated well-formed sequence (longest first), else any one byte
+    "e0(?:[ab][0-9a-f])?", f"e[1-9a-cef](?:{_CONT})?", "ed(?:[89][0-9a-f])?", f"f0(?:[9ab][0-9a-f](?:{_CONT})?)?",
+    f"f[1-3](?:{_CONT}(?:{_CONT})?)?", f"f4(?:8[0-9a-f](?:{_CONT})?)?", "[0-9a-f]{2}",
+))  # fmt: skip
+UTF8_VALID = f"(?:{_WELL_FORMED})*"
+UTF8_UNITS = f"({_WELL_FORMED})|({_ILL_FORMED})"
+_REPLACEMENT_HEX = "efbfbd"
+
+
+@dataclass(frozen=True, eq=False)
+class Utf8(Expr):
+    """A binary value decoded as UTF-8, every ill-formed part shown as U+FFFD.
+
+    Valid values (nearly all) take the fast path, a plain decode; the
+    capturing regular expression, several times slower, runs on the others.
+    """
+
+    x: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        x = self.x.sql(r)
+        marked = rf"regexp_replace(lower(hex({x})), '{UTF8_UNITS}', '\1<\2>', 'g')"
+        fixed = f"regexp_replace(regexp_replace({marked}, '<>', '', 'g'), '<[0-9a-f]+>', '{_REPLACEMENT_HEX}', 'g')"
+        valid = f"regexp_full_match(lower(hex({x})), '{UTF8_VALID}')"
+        return f"CASE WHEN {valid} THEN decode({x}) ELSE decode(unhex({fixed})) END"  # CASE: ELSE on the rest only
+
+    def polars(self, r: Render) -> pl.Expr:
+        x = self.x.polars(r)
+        hexed = x.bin.encode("hex")
+        valid = hexed.str.contains(f"^{UTF8_VALID}$")
+        rest = pl.when(valid).then(pl.lit("")).otherwise(hexed)  # Polars computes every branch on every row
+        marked = rest.str.replace_all(UTF8_UNITS, "${1}<${2}>")
+        fixed = marked.str.replace_all("<>", "", literal=True).str.replace_all("<[0-9a-f]+>", _REPLACEMENT_HEX)
+        text = pl.when(valid).then(x).otherwise(pl.lit(b"")).cast(pl.String)  # the cast checks every value
+        return pl.when(valid).then(text).otherwise(fixed.str.decode("hex").cast(pl.String))
+
+
+@dataclass(frozen=True, eq=False)
+class Map(Expr):
+    """A string column's values mapped to others (null for a value not listed)."""
+
+    x: Expr
+    mapping: tuple[tuple[str, str], ...]
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in self.mapping)
+        return f"CASE {self.x.sql(r)} {cases} END"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).cast(pl.String).replace_strict(dict(self.mapping), default=None, return_dtype=pl.String)
+
+
+@dataclass(frozen=True, eq=False)
+class IsNotNull(Expr):
+    x: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"({self.x.sql(r)} IS NOT NULL)"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).is_not_null()
+
+
+@dataclass(frozen=True, eq=False)
+class Prev(Expr):
+    """The value on the view's previous row (in `seq` order); null on the first."""
+
+    x: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"lag({self.x.sql(r)}) OVER (ORDER BY v.{quote('seq')})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).shift(1)  # the frame is sorted by seq before its columns are computed
+
+
+# -- joins: other rows of the events table, looked up for each row of a view -------------------------------------
+
+
+class Join:
+    """Rows of the events table joined to a view's rows; `Joined(join, column)` reads one of their columns.
+
+    Each join adds at most one row per view row, so the view keeps its rows.
+    """
+
+    def sql(self, events: str, alias: str, columns: list[str]) -> str:
+        """The JOIN clause, `alias` naming the joined rows, which must carry `columns`."""
+        raise NotImplementedError
+
+    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
+        """`frame` with the joined rows' `columns` added as `prefix + column`."""
+        raise NotImplementedError
+
+    def value_sql(self, alias: str, column: str) -> str:
+        return f"{alias}.{quote(column)}"
+
+    def value_polars(self, prefix: str, column: str) -> pl.Expr:
+        return pl.col(prefix + column)
+
+
+@dataclass(frozen=True, eq=False)
+class Joined(Expr):
+    join: Join
+    column: str
+
+    def lookups(self) -> Iterator[Joined]:
+        yield self
+
+    def sql(self, r: Render) -> str:
+        return self.join.value_sql(r.joins[self.join], self.column)
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.join.value_polars(r.joins[self.join], self.column)
+
+
+@dataclass(frozen=True)
+class CheckpointRow(Join):
+    """The checkpoint row of checkpoint `checkpoint + delta` (checkpoint ids are unique in a trace)."""
+
+    delta: int = 0
+
+    def sql(self, events: str, alias: str, columns: list[str]) -> str:
+        cols = ", ".join(quote(c) for c in columns)
+        cp = quote("checkpoint")
+        rows = f"(SELECT {cp}, {cols} FROM {events} WHERE kind = {sql_literal(ev.KIND_CHECKPOINT)})"
+        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{cp} = v.{cp} + {self.delta}"
+
+    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
+        rows = events.filter(pl.col("kind") == ev.KIND_CHECKPOINT).select(
+            (pl.col("checkpoint") - self.delta).alias("checkpoint"), *(pl.col(c).alias(prefix + c) for c in columns)
+        )
+        return frame.join(rows, on="checkpoint", how="left")
+
+
+@dataclass(frozen=True)
+class EventsPerCheckpoint(Join):
+    """The number of events (all kinds, the checkpoint row included) in the row's checkpoint, as column `n`."""
+
+    def sql(self, events: str, alias: str, columns: list[str]) -> str:
+        cp = quote("checkpoint")
+        rows = f"(SELECT {cp}, count(*) AS n FROM {events} GROUP BY {cp})"
+        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{cp} = v.{cp}"
+
+    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
+        counts = events.group_by("checkpoint").agg(pl.len().cast(pl.Int64).alias(prefix + "n"))
+        return frame.join(counts, on="checkpoint", how="left")
+
+
+@dataclass(frozen=True)
+class Completion(Join):
+    """A block request's completion: the first blk_complete with the same device and tag after the submission.
+
+    A tag (`req_id`) is unique only among requests in flight, so the
+    completion counts only if no later submission reused the tag before it
+    (a request lost to a guest reset stays incomplete); otherwise every
+    joined column is null.
+    """
+
+    def _next_submit_sql(self) -> str:
+        dev, req, seq = quote("device"), quote("req_id"), quote("seq")
+        return f"lead(v.{seq}) OVER (PARTITION BY v.{dev}, v.{req} ORDER BY v.{seq})"
+
+    def sql(self, events: str, alias: str, columns: list[str]) -> str:
+        dev, req, seq = quote("device"), quote("req_id"), quote("seq")
+        cols = ", ".join(quote(c) for c in dict.fromkeys([*columns, "seq"]))
+        rows = f"(SELECT {dev}, {req}, {cols} FROM {events} WHERE kind = {sql_literal(ev.KIND_BLK_COMPLETE)})"
+        on = f"{alias}.{dev} = v.{dev} AND {alias}.{req} = v.{req} AND {alias}.{seq} >= v.{seq}"
+        return f"ASOF LEFT JOIN {rows} AS {alias} ON {on}"
+
+    def value_sql(self, alias: str, column: str) -> str:
+        seq, nxt = f"{alias}.{quote('seq')}", self._next_submit_sql()
+        return f"CASE WHEN {seq} IS NOT NULL AND ({nxt} IS NULL OR {seq} < {nxt}) THEN {alias}.{quote(column)} END"
+
+    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
+        by = ["device", "req_id"]
+        completions = (
+            events.filter(pl.col("kind") == ev.KIND_BLK_COMPLETE)
+            .select(*by, *(pl.col(c).alias(prefix + c) for c in dict.fromkeys([*columns, "seq"])))
+            .sort(prefix + "seq")
+        )
+        submissions = frame.sort("seq").with_columns(pl.col("seq").shift(-1).over(by).alias(prefix + "next_submit"))
+        return submissions.join_asof(
+            completions, left_on="seq", right_on=prefix + "seq", by=by, strategy="forward", check_sortedness=False
+        )
+
+    def value_polars(self, prefix: str, column: str) -> pl.Expr:
+        seq, nxt = pl.col(prefix + "seq"), pl.col(prefix + "next_submit")
+        return pl.when(seq.is_not_null() & (nxt.is_null() | (seq < nxt))).then(pl.col(prefix + column))
+
+
+# -- the views -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """A view: the events of `kinds`, in `seq` order, as `columns` (name, expression)."""
+
+    name: str
+    doc: str
+    kinds: tuple[str, ...]
+    columns: tuple[tuple[str, Expr], ...]
+
+    def joins(self) -> dict[Join, list[str]]:
+        """Each join the columns read, with the columns they read of it, in order of first use."""
+        out: dict[Join, list[str]] = {}
+        for _, expr in self.columns:
+            for looked_up in expr.lookups():
+                cols = out.setdefault(looked_up.join, [])
+                if looked_up.column not in cols:
+                    cols.append(looked_up.column)
+        return out
+
+
+def _columns(*items: str | tuple[str, Expr]) -> tuple[tuple[str, Expr], ...]:
+    """A plain name is that column of the row, kept under its name."""
+    return tuple((item, Col(item)) if isinstance(item, str) else item for item in items)
+
+
+#: Columns added to the raw events table to make the `events` view (and frame).
+EVENTS_DERIVED: tuple[tuple[str, Expr], ...] = (
+    ("vclock_s", Col("vclock_ns") * Lit(1e-9)),  # not `/ 1e9`: see BinOp
+    ("data_len", ByteLen(Col("data"))),
+    ("data_hex", Hex(Col("data"), 0, HEX_PREVIEW_BYTES)),
+)
+
+_TIME = ("seq", "checkpoint", "icount", "vclock_ns", "vclock_s")
+_NEXT_CHECKPOINT, _THIS_CHECKPOINT, _DONE = CheckpointRow(1), CheckpointRow(0), Completion()
+
+
+def _done(column: str) -> Expr:
+    return Joined(_DONE, column)
+
+
+PACKETS = View(
+    "packets",
+    "Frames received (rx), sent (tx) and dropped (drop), with their Ethernet header fields.",
+    (ev.KIND_NET_RX, ev.KIND_NET_TX, ev.KIND_NET_DROP),
+    _columns(
+        *_TIME, "kind", "device", "card",
+        ("direction", Map(Col("kind"), ((ev.KIND_NET_RX, "rx"), (ev.KIND_NET_TX, "tx"), (ev.KIND_NET_DROP, "drop")))),
+        "length", "flags", "status",
+        ("eth_dst", Mac(Col("data"), 0)), ("eth_src", Mac(Col("data"), 6)), ("ethertype", BigEndian16(Col("data"), 12)),
+        "data_len", "data_hex", "data",
+    ),
+)  # fmt: skip
+
+BLOCK_OPS = View(
+    "block_ops",
+    "One row per block request: its submission joined to its completion (see `Completion`), with the latency.",
+    (ev.KIND_BLK_SUBMIT,),
+    _columns(
+        "device", "req_id", "op", "sector", "sectors", "length", "data_digest",
+        ("submit_seq", Col("seq")), ("submit_checkpoint", Col("checkpoint")), ("submit_icount", Col("icount")),
+        ("submit_vclock_ns", Col("vclock_ns")),
+        ("complete_seq", _done("seq")), ("complete_checkpoint", _done("checkpoint")),
+        ("complete_icount", _done("icount")), ("complete_vclock_ns", _done("vclock_ns")),
+        ("latency_ns", _done("vclock_ns") - Col("vclock_ns")), ("latency_insns", _done("icount") - Col("icount")),
+        ("status", _done("status")), ("order", _done("order")), ("generation", _done("flags")),
+        ("data_len", _done("data_len")), ("completed", IsNotNull(_done("seq"))),
+    ),
+)  # fmt: skip
+
+CLOCK = View(
+    "clock",
+    "Clock warps: where the CPU slept, how far virtual time jumped, and how long the host really waited.",
+    (ev.KIND_CLOCK_WARP,),
+    _columns(
+        *_TIME, "warp_ns",
+        ("end_vclock_ns", Col("vclock_ns") + Col("warp_ns")),
+        ("host_wait_ns", Joined(_NEXT_CHECKPOINT, "host_ns") - Joined(_THIS_CHECKPOINT, "host_ns")),
+    ),
+)  # fmt: skip
+
+CHECKPOINTS = View(
+    "checkpoints",
+    "Checkpoint rows with why they happened, the instructions since the previous one and their event count.",
+    (ev.KIND_CHECKPOINT,),
+    _columns(
+        *_TIME, "cp_kind", "pc", "reg_digest", "dev_digest", "mem_digest", "host_ns",
+        ("exit_code", Col("value")), "text",
+        ("insns", Col("icount") - Prev(Col("icount"))),
+        ("events", Joined(EventsPerCheckpoint(), "n")),
+    ),
+)  # fmt: skip
+
+INTERRUPTS = View(
+    "interrupts",
+    "Interrupts delivered: where (icount, interrupted pc) and which lines (`mask`).",
+    (ev.KIND_IRQ,),
+    _columns(*_TIME, "device", "pc", ("mask", Col("value"))),
+)
+
+CONSOLE = View(
+    "console",
+    "Console input and output, with the bytes decoded as UTF-8 (bad bytes shown as U+FFFD).",
+    (ev.KIND_CONSOLE_IN, ev.KIND_CONSOLE_OUT),
+    _columns(
+        *_TIME,
+        ("direction", Map(Col("kind"), ((ev.KIND_CONSOLE_IN, "in"), (ev.KIND_CONSOLE_OUT, "out")))),
+        "data_len", ("text", Utf8(Col("data"))), "data",
+    ),
+)  # fmt: skip
+
+#: The per-kind views, in the order `.tables` lists them (after `events`).
+VIEWS: dict[str, View] = {v.name: v for v in (PACKETS, BLOCK_OPS, CLOCK, CHECKPOINTS, INTERRUPTS, CONSOLE)}
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+
+
+def events_sql(raw: str) -> str:
+    """The SELECT of the `events` view over the raw Arrow data registered as `raw`."""
+    r = Render({})
+    derived = ", ".join(f"{e.sql(r)} AS {quote(name)}" for name, e in EVENTS_DERIVED)
+    return f"SELECT v.*, {derived} FROM {raw} AS v"
+
+
+def events_polars(raw: pl.LazyFrame) -> pl.LazyFrame:
+    """The `events` frame over the raw rows (which `frames.normalize` has given their enum types)."""
+    r = Render({})
+    return raw.with_columns(e.polars(r).alias(name) for name, e in EVENTS_DERIVED)
+
+
+def view_sql(view: View, events: str) -> str:
+    """The SELECT of `view` over the `events` view named `events`."""
+    joins = view.joins()
+    r = Render({join: f"j{i}" for i, join in enumerate(joins)})
+    columns = ", ".join(f"{e.sql(r)} AS {quote(name)}" for name, e in view.columns)
+    kinds = ", ".join(sql_literal(k) for k in view.kinds)
+    clauses = "".join(f"\n  {join.sql(events, r.joins[join], cols)}" for join, cols in joins.items())
+    return (
+        f"SELECT {columns}\nFROM (SELECT * FROM {events} WHERE kind IN ({kinds})) AS v{clauses}\n"
+        f"ORDER BY v.{quote('seq')}"
+    )
+
+
+def view_polars(view: View, events: pl.LazyFrame) -> pl.LazyFrame:
+    """`view` as a LazyFrame over the `events` frame."""
+    joins = view.joins()
+    r = Render({join: f"_j{i}_" for i, join in enumerate(joins)})
+    frame = events.filter(pl.col("kind").is_in(list(view.kinds)))
+    for join, cols in joins.items():
+        frame = join.polars(frame, events, r.joins[join], cols)
+    return frame.sort("seq").select(e.polars(r).alias(name) for name, e in view.columns)
