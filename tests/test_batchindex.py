@@ -128,5 +128,10 @@ def test_binary_search_finds_the_same_batches_as_a_scan(bulky: Path) -> None:
     many = [BatchInfo(0, -1, -1, -1, -1, 0)] + [BatchInfo(i, i * 10, i * 10 + 9, i * 1000, i * 1000 + 999, 50)
                                                for i in range(1, 2000)]  # fmt: skip
     seen: set[int] = set()
-    chosen = Window(checkpoints=Span(12_345, 12_360)).overlapping(len(many), lambda i: seen.add(i) or many[i])
+
+    def look(i: int) -> BatchInfo:
+        seen.add(i)
+        return many[i]
+
+    chosen = Window(checkpoints=Span(12_345, 12_360)).overlapping(len(many), look)
     assert chosen == [1234, 1235, 1236] and len(seen) < 30  # not 2000
