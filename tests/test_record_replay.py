@@ -152,7 +152,12 @@ def test_sigkill_leaves_a_trace_readable_to_its_last_batch(build_c: BuildC, tmp_
     for i in range(10):
         out = tmp_path / f"killed{i}.arrow"
         proc = subprocess.Popen(_record_cmd(path, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.6, 3.5))
+        # The random moment is counted from the trace's creation, not from the process start, which a
+        # loaded machine can stretch past the shortest delay (the kill would then test no trace at all).
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.1, 3.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
