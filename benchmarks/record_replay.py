@@ -12,6 +12,9 @@ recording and a replay of:
     200M, to show what a denser memory digest costs;
   - `timers` (mostly idle: it sleeps ~0.48 s of virtual time).
 
+Each replay is also repeated with the CLI's progress bar following it, drawn
+into memory as on a terminal: the bar must cost nothing beyond the noise.
+
 Targets: recording `compute` takes at most 1.5x a plain run, and a replay is
 no slower than its recording. It also reports trace sizes per checkpoint and
 per event, which is what decides how long a recording can be kept.
@@ -22,6 +25,7 @@ Run: ``python benchmarks/record_replay.py [--quick] [--repeats N] [--markdown] [
 from __future__ import annotations
 
 import gc
+import io
 import sys
 import tempfile
 import time
@@ -43,9 +47,12 @@ from _common import (
     table_box,
     verdict,
 )
+from rich.console import Console
 from rich.table import Table
 
 from rrtool.board import Board, BoardConfig
+from rrtool.cli.progress import Bar
+from rrtool.cli.replay import follow
 from rrtool.guest.build import ensure_example
 from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, MachineConfig
 from rrtool.machine.image import load_image
@@ -135,11 +142,20 @@ def time_record(case: Case, trace: Path) -> Timed:
     )
 
 
-def time_replay(case: Case, trace: Path) -> Timed:
-    """`rrtool replay` minus the CLI, of the trace the record step just wrote."""
+def time_replay(case: Case, trace: Path, bar: bool = False) -> Timed:
+    """`rrtool replay` minus the CLI, of the trace the record step just wrote.
+
+    With `bar`, the CLI's progress bar follows it as on a terminal (drawn into memory), so the two
+    replays side by side say what the bar costs.
+    """
     gc.collect()
     start = time.perf_counter()
-    result = replay(trace)
+    if bar:
+        terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
+        with Bar("replay", 0, enabled=True, delay=0.0, console=terminal) as shown:
+            result = replay(trace, on_progress=follow(shown))
+    else:
+        result = replay(trace)
     wall = time.perf_counter() - start
     return Timed(wall, result.icount, result.checkpoints, result.events, verified=result.verified)
 
@@ -150,6 +166,7 @@ class Row:
     run: list[Timed]
     rec: list[Timed]
     rep: list[Timed]
+    bar: list[Timed]  # replays with the progress bar drawn
 
     def wall(self, which: list[Timed]) -> float:
         return median([t.wall_s for t in which])
@@ -205,10 +222,11 @@ def status(ratio: float, limit: float, noise: float) -> tuple[str, bool]:
 
 def measure(case: Case, repeats: int, workdir: Path) -> Row:
     trace = workdir / f"{case.slug}.arrow"
-    run, rec, rep = repeat(
+    run, rec, rep, bar = repeat(
         repeats,
-        [lambda: time_run(case), lambda: time_record(case, trace), lambda: time_replay(case, trace)],
-    )
+        [lambda: time_run(case), lambda: time_record(case, trace), lambda: time_replay(case, trace),
+         lambda: time_replay(case, trace, bar=True)],
+    )  # fmt: skip
     # A replay must retire exactly what its recording did. Across independent live runs only a
     # guest that reads no host values is fixed (timers prints RTC and RNG values, so its count varies).
     for recorded, replayed in zip(rec, rep, strict=True):
@@ -217,7 +235,7 @@ def measure(case: Case, repeats: int, workdir: Path) -> Row:
     counts = {t.icount for t in run + rec}
     if not case.idle and len(counts) != 1:
         raise SystemExit(f"{case.label}: run and record disagree on the instruction count: {sorted(counts)}")
-    return Row(case, run, rec, rep)
+    return Row(case, run, rec, rep, bar)
 
 
 def main() -> int:
@@ -325,7 +343,11 @@ def main() -> int:
         text, ok = status(ratio, TARGET_REPLAY_VS_RECORD, max(spread(row.rec), spread(row.rep)))
         checks.append(ok)
         targets.add_row(f"replay / record, {row.case.label}", f"{ratio:.2f}x", f"<= {TARGET_REPLAY_VS_RECORD:g}x", text)
-    checks.append(all(t.verified for row in rows for t in row.rep))
+    bar_ratio = base.wall(base.bar) / base.replay_s
+    text, ok = status(bar_ratio, 1.0, max(spread(base.rep), spread(base.bar)))
+    checks.append(ok)
+    targets.add_row("replay with progress bar / without, compute", f"{bar_ratio:.2f}x", "<= 1x", text)
+    checks.append(all(t.verified for row in rows for t in row.rep + row.bar))
     targets.add_row("every replay verified", "", "", verdict(checks[-1]))
     show(console, targets, args.markdown)
     console.print(

@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from rrtool.analysis.errors import AnalysisError
+from rrtool.analysis.progress import Progress
 from rrtool.analysis.trace import Trace, default_name, open_trace
 from rrtool.analysis.views import VIEW_NAMES, add_trace, add_union_views, install_functions
 from rrtool.analysis.window import Span
@@ -185,9 +187,39 @@ def json_chunks(rel: duckdb.DuckDBPyRelation) -> Iterator[str]:
     yield "\n]\n" if rows else "]\n"
 
 
-def write_parquet(rel: duckdb.DuckDBPyRelation, path: Path) -> None:
-    """Write the result to a Parquet file (DuckDB's writer, streaming)."""
+def write_parquet(
+    rel: duckdb.DuckDBPyRelation,
+    path: Path,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Write the result to a Parquet file (DuckDB's writer, streaming).
+
+    With `con` (the relation's connection) and `progress`, DuckDB's own estimate of how far the query is
+    goes to `progress` in per mille, polled from a second thread while this one waits in DuckDB (which
+    releases the GIL).
+    """
+    stop = threading.Event()
+    poller = None
+    if con is not None and progress is not None:
+        con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+
+        def poll() -> None:
+            while not stop.wait(0.1):
+                done = con.query_progress()
+                if done >= 0:
+                    progress(min(1000, int(done * 10)), 1000)
+
+        poller = threading.Thread(target=poll, name="sql-progress", daemon=True)
+        poller.start()
     try:
         rel.write_parquet(str(path))
     except duckdb.Error as exc:
         raise AnalysisError(f"SQL: {error_line(exc)}") from None
+    finally:
+        stop.set()
+        if poller is not None:
+            poller.join()
+    if progress is not None:
+        progress(1000, 1000)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
 from rrtool.cli.options import Json
+from rrtool.cli.progress import Bar
 
 if TYPE_CHECKING:
     from rrtool.analysis.diff import DiffResult
@@ -55,7 +56,8 @@ def diff(
             resync_checkpoints=resync_window,
             max_differences=max(show, 20),
         )
-        result = diff_traces(a, b, options)
+        with Bar("diff", enabled=not as_json, unit="batches") as bar:
+            result = diff_traces(a, b, options, bar.progress)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
     else:

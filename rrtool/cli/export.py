@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from rrtool.cli.console import err, user_errors
-from rrtool.cli.options import Output, TraceArg
+from rrtool.cli.options import NoProgress, Output, TraceArg
+from rrtool.cli.progress import Bar
 
 export_app = typer.Typer(no_args_is_help=True, help="Export a trace as pcapng, Parquet or Perfetto JSON.")
 
@@ -20,6 +21,7 @@ def export_pcap(
     time_base: Annotated[
         str, typer.Option("--time-base", help="start: recording start + virtual time; zero: virtual time from 0.")
     ] = "start",
+    quiet: NoProgress = False,
 ) -> None:
     """Frames received (net_rx) and sent (net_tx) as pcapng, one interface per card, virtual-time timestamps.
 
@@ -27,8 +29,8 @@ def export_pcap(
     """
     from rrtool.analysis.export.pcap import export_pcap as do_export
 
-    with user_errors():
-        stats = do_export(trace, output, time_base=time_base)
+    with user_errors(), Bar("export pcap", enabled=not quiet, unit="batches") as bar:
+        stats = do_export(trace, output, time_base=time_base, progress=bar.progress)
     err.print(
         f"wrote {stats.packets:,} frames ({stats.rx:,} received, {stats.tx:,} sent) on "
         f"{len(stats.interfaces)} interface(s) to {output}",
@@ -44,6 +46,7 @@ def export_parquet(
     checkpoints_per_partition: Annotated[
         int, typer.Option("--checkpoints-per-partition", min=1, help="Checkpoints per partition directory.")
     ] = 10_000,
+    quiet: NoProgress = False,
 ) -> None:
     """The events table as a hive-partitioned Parquet dataset (checkpoint_start=K/part-0.parquet).
 
@@ -51,8 +54,8 @@ def export_parquet(
     """
     from rrtool.analysis.export.parquet import export_parquet as do_export
 
-    with user_errors():
-        stats = do_export(trace, output, checkpoints_per_partition=checkpoints_per_partition)
+    with user_errors(), Bar("export parquet", enabled=not quiet, unit="batches") as bar:
+        stats = do_export(trace, output, checkpoints_per_partition=checkpoints_per_partition, progress=bar.progress)
     err.print(f"wrote {stats.rows:,} events in {stats.files:,} file(s) under {output}", markup=False, soft_wrap=False)
 
 
@@ -60,6 +63,7 @@ def export_parquet(
 def export_perfetto(
     trace: TraceArg,
     output: Output,
+    quiet: NoProgress = False,
 ) -> None:
     """A timeline as Chrome trace-event JSON (open in ui.perfetto.dev): a track per device, warps and I/O as slices.
 
@@ -67,8 +71,8 @@ def export_perfetto(
     """
     from rrtool.analysis.export.perfetto import export_perfetto as do_export
 
-    with user_errors():
-        stats = do_export(trace, output)
+    with user_errors(), Bar("export perfetto", enabled=not quiet, unit="batches") as bar:
+        stats = do_export(trace, output, progress=bar.progress)
     err.print(
         f"wrote {stats.events:,} trace events on {stats.tracks} tracks to {output}", markup=False, soft_wrap=False
     )

@@ -33,6 +33,7 @@ Timeout = Annotated[float | None, typer.Option("--timeout", min=0.0, help="Stop 
 
 # ----------------------------------------------------------------------- host
 NoStdin = Annotated[bool, typer.Option("--no-stdin", help="Do not feed stdin to the guest console.")]
+NoProgress = Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress bar.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show the guest's console output.")]
 Disk = Annotated[
     str | None,

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rrtool.cli.console import console_writer, err, out, user_errors
 from rrtool.cli.options import Json, Quiet
+from rrtool.cli.progress import Bar
+
+if TYPE_CHECKING:
+    from rrtool.player.session import ReplayProgress
+
+
+def follow(bar: Bar) -> Callable[[ReplayProgress], None]:
+    """Feed a replay's progress to `bar`: instructions done of the recorded total, checkpoints, MIPS."""
+
+    def progress(p: ReplayProgress) -> None:
+        bar.total = p.total_icount
+        mips = p.icount / p.wall_s / 1e6 if p.wall_s > 0 else 0.0
+        bar.update(p.icount, f"checkpoint {p.checkpoints:,}/{p.total_checkpoints:,}  {mips:,.0f} MIPS")
+
+    return progress
 
 
 def replay(
@@ -26,8 +42,12 @@ def replay(
     """
     from rrtool.player.session import replay as do_replay
 
-    with user_errors():
-        result = do_replay(trace, image=image, force=force, console_sink=console_writer(quiet or as_json))
+    # Replays are the long command: the bar shows at once, by instructions (the best measure of time left).
+    bar = Bar("replay", 0, enabled=not (quiet or as_json), delay=0.0)
+    with user_errors(), bar:
+        result = do_replay(
+            trace, image=image, force=force, console_sink=console_writer(quiet or as_json), on_progress=follow(bar)
+        )
     div = result.divergence
     if as_json:
         out.print_json(

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
-from rrtool.cli.options import Checkpoints, Icounts
+from rrtool.cli.options import Checkpoints, Icounts, NoProgress
+from rrtool.cli.progress import Bar
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyRelation
@@ -40,6 +41,7 @@ def sql(
     as_json: Annotated[bool, typer.Option("--json", help="Write a JSON array of rows to stdout.")] = False,
     parquet: Annotated[Path | None, typer.Option("--parquet", help="Write the result to this Parquet file.")] = None,
     max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Rows shown in the table.")] = 100,
+    quiet: NoProgress = False,
 ) -> None:
     """Query traces with SQL (DuckDB): views events, packets, block_ops, clock, checkpoints, interrupts, console.
 
@@ -66,7 +68,8 @@ def sql(
         if rel is None:
             return
         if parquet is not None:
-            write_parquet(rel, parquet)
+            with Bar("sql --parquet", enabled=not quiet) as bar:
+                write_parquet(rel, parquet, con=session.con, progress=bar.progress)
         elif csv or as_json:
             for text in csv_chunks(rel) if csv else json_chunks(rel):
                 sys.stdout.write(text)

@@ -27,8 +27,9 @@ _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("s
 class ReplayPort(EventPort):
     wants_digests = True
 
-    def __init__(self, trace: TraceFile) -> None:
+    def __init__(self, trace: TraceFile, on_checkpoint: Callable[[Event], None] | None = None) -> None:
         super().__init__()
+        self._on_checkpoint = on_checkpoint
         self._batches: Iterator[pa.RecordBatch] = trace.batches()
         self._rows: deque[Event] = deque()
         self._next_cp: Event | None = None
@@ -134,6 +135,8 @@ class ReplayPort(EventPort):
         self.checkpoints_verified += 1
         self.last_checkpoint = cp.checkpoint
         self.last_icount = cp.icount
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(cp)
         events: list[Event] = []
         while (nxt := self._peek()) is not None and nxt.kind in self.async_kinds:
             self._rows.popleft()

@@ -15,6 +15,7 @@ from rrtool.machine.machine import Machine
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.player.port import ReplayPort
 from rrtool.schemas import events as ev
+from rrtool.schemas.event import Event
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 
@@ -54,23 +55,49 @@ def resolve_image(recorded: str | None, override: Path | None, sha256: str | Non
     return path
 
 
+@dataclass(frozen=True)
+class ReplayProgress:
+    """Where a replay is, of what the trace holds (totals from the trace's batch index)."""
+
+    checkpoints: int  # verified so far
+    icount: int
+    wall_s: float
+    total_checkpoints: int
+    total_icount: int
+
+
 def replay(
     trace_path: Path,
     *,
     image: Path | None = None,
     force: bool = False,
     console_sink: Callable[[bytes], None] | None = None,
+    on_progress: Callable[[ReplayProgress], None] | None = None,
 ) -> ReplayResult:
+    """Replay `trace_path` and verify it; `on_progress` is called after every verified checkpoint."""
     with open_tracefile(trace_path) as trace:
-        return _replay(trace, trace_path, image, force, console_sink)
+        return _replay(trace, trace_path, image, force, console_sink, on_progress)
 
 
 def _replay(
-    trace: TraceFile, trace_path: Path, image: Path | None, force: bool, console_sink: Callable[[bytes], None] | None
+    trace: TraceFile,
+    trace_path: Path,
+    image: Path | None,
+    force: bool,
+    console_sink: Callable[[bytes], None] | None,
+    on_progress: Callable[[ReplayProgress], None] | None,
 ) -> ReplayResult:
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
     config, board = board_config(trace.machine)
-    port = ReplayPort(trace)
+    on_checkpoint = None
+    if on_progress is not None:
+        total_checkpoints, total_icount = trace.totals()
+
+        def on_checkpoint(cp: Event) -> None:
+            on_progress(ReplayProgress(cp.checkpoint + 1, cp.icount, time.monotonic() - start, total_checkpoints,
+                                       total_icount))  # fmt: skip
+
+    port = ReplayPort(trace, on_checkpoint)
     machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
     start = time.monotonic()
     run: RunResult | None = None

@@ -162,6 +162,14 @@ class TraceFile:
         """Every batch's checkpoint and icount range (see `rrtool.schemas.batchindex`)."""
         return [self.batch_info(i) for i in range(self.num_batches)]
 
+    def totals(self) -> tuple[int, int]:
+        """(checkpoints, icount at the last one) the file holds, from the index of its last non-empty batch."""
+        for i in range(self.num_batches - 1, -1, -1):
+            info = self.batch_info(i)
+            if info.rows:
+                return info.last_checkpoint + 1, info.last_icount
+        return 0, 0
+
     def find_batch(self, checkpoint: int) -> int | None:
         """Index of the batch holding `checkpoint`, by binary search over the batch index."""
         spans = [s for s in self.batch_index() if s.rows]

@@ -17,6 +17,7 @@ from rrtool.analysis.diff.model import (
 )
 from rrtool.analysis.diff.stream import Side, frame_columns, windows
 from rrtool.analysis.errors import AnalysisError
+from rrtool.analysis.progress import Progress, Tally
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
@@ -94,14 +95,20 @@ def _for_align(frame: pl.DataFrame | None, carry: pl.DataFrame | None, columns: 
     return pl.concat(parts) if len(parts) > 1 else parts[0]
 
 
-def diff_traces(a: str | Path, b: str | Path, options: DiffOptions | None = None) -> DiffResult:
-    """Align two traces and report the first differences and a per-kind summary, in bounded memory."""
+def diff_traces(
+    a: str | Path, b: str | Path, options: DiffOptions | None = None, progress: Progress | None = None
+) -> DiffResult:
+    """Align two traces and report the first differences and a per-kind summary, in bounded memory.
+
+    `progress` hears of every batch read, of both traces' batches together.
+    """
     options = options or DiffOptions()
     check_options(options)
     ta, tb = open_tracefile(a), open_tracefile(b)
     columns = options.compared_columns()
     ignore_codes = [ev.KINDS.index(k) for k in sorted(options.ignore_kinds)]
-    side_a, side_b = Side(ta, columns, ignore_codes), Side(tb, columns, ignore_codes)
+    tally = Tally(ta.num_batches + tb.num_batches, progress)
+    side_a, side_b = Side(ta, columns, ignore_codes, tally), Side(tb, columns, ignore_codes, tally)
     totals = _Totals(max(1, options.max_differences))
     carry_a: pl.DataFrame | None = None
     carry_b: pl.DataFrame | None = None

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import polars as pl
 import pyarrow as pa
 
+from rrtool.analysis.progress import Tally
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile
 
@@ -56,8 +57,10 @@ def prepare(batch: pa.RecordBatch, columns: list[str], ignore_kind_codes: list[i
 class Side:
     """One trace being read batch by batch, with the rows read but not yet compared."""
 
-    def __init__(self, trace: TraceFile, columns: list[str], ignore_kind_codes: list[int]) -> None:
-        self._batches = trace.batches()
+    def __init__(
+        self, trace: TraceFile, columns: list[str], ignore_kind_codes: list[int], tally: Tally | None = None
+    ) -> None:
+        self._batches = trace.batches() if tally is None else tally.each(trace.batches())
         self._columns = columns
         self._ignore = ignore_kind_codes
         self._buffer: list[pl.DataFrame] = []

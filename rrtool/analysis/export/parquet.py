@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rrtool.analysis.errors import AnalysisError
+from rrtool.analysis.progress import Progress, Tally
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 PARTITION_COLUMN = "checkpoint_start"
@@ -32,16 +33,20 @@ class ParquetStats:
 
 
 def export_parquet(
-    trace_path: str | Path, output: str | Path, *, checkpoints_per_partition: int = DEFAULT_CHECKPOINTS_PER_PARTITION
+    trace_path: str | Path,
+    output: str | Path,
+    *,
+    checkpoints_per_partition: int = DEFAULT_CHECKPOINTS_PER_PARTITION,
+    progress: Progress | None = None,
 ) -> ParquetStats:
-    """Write the trace under directory `output` (which must not exist or be empty)."""
+    """Write the trace under directory `output` (which must not exist or be empty). `progress`: batches read."""
     if checkpoints_per_partition < 1:
         raise AnalysisError("--checkpoints-per-partition must be at least 1")
     with open_tracefile(trace_path) as trace:
-        return _export(trace, Path(output), checkpoints_per_partition)
+        return _export(trace, Path(output), checkpoints_per_partition, progress)
 
 
-def _export(trace: TraceFile, out: Path, checkpoints_per_partition: int) -> ParquetStats:
+def _export(trace: TraceFile, out: Path, checkpoints_per_partition: int, progress: Progress | None) -> ParquetStats:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AnalysisError(f"{out}: exists and is not an empty directory")
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +54,7 @@ def _export(trace: TraceFile, out: Path, checkpoints_per_partition: int) -> Parq
     writer: pq.ParquetWriter | None = None
     current: int | None = None
     try:
-        for batch in trace.batches():
+        for batch in Tally(trace.num_batches, progress).each(trace.batches()):
             if batch.num_rows == 0:
                 continue
             keys = pc.multiply(pc.divide(batch.column("checkpoint"), checkpoints_per_partition),

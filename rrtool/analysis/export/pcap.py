@@ -17,6 +17,7 @@ from rrtool import __version__
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.export.pcapng import INBOUND, OUTBOUND, PcapngWriter
 from rrtool.analysis.export.rows import prepare_output_file, rows, start_epoch_ns
+from rrtool.analysis.progress import Progress
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
@@ -43,15 +44,17 @@ def _card_descriptions(trace: TraceFile) -> dict[int, str]:
     return out
 
 
-def export_pcap(trace_path: str | Path, output: str | Path, *, time_base: str = "start") -> PcapStats:
-    """Write the trace's frames to `output` (pcapng); returns what was written."""
+def export_pcap(
+    trace_path: str | Path, output: str | Path, *, time_base: str = "start", progress: Progress | None = None
+) -> PcapStats:
+    """Write the trace's frames to `output` (pcapng); returns what was written. `progress`: batches read."""
     if time_base not in ("start", "zero"):
         raise AnalysisError(f"bad time base {time_base!r}: use start or zero")
     with open_tracefile(trace_path) as trace:
-        return _export(trace, Path(output), time_base)
+        return _export(trace, Path(output), time_base, progress)
 
 
-def _export(trace: TraceFile, output: Path, time_base: str) -> PcapStats:
+def _export(trace: TraceFile, output: Path, time_base: str, progress: Progress | None) -> PcapStats:
     prepare_output_file(output)
     base = start_epoch_ns(trace) if time_base == "start" else 0
     descriptions = _card_descriptions(trace)
@@ -64,7 +67,7 @@ def _export(trace: TraceFile, output: Path, time_base: str) -> PcapStats:
             ids[card] = writer.add_interface(f"net{card}", descriptions[card])
             stats.interfaces[card] = f"net{card}"
         columns = ["kind", "card", "device", "vclock_ns", "icount", "checkpoint", "data", "length"]
-        for row in rows(trace, (ev.KIND_NET_RX, ev.KIND_NET_TX), columns):
+        for row in rows(trace, (ev.KIND_NET_RX, ev.KIND_NET_TX), columns, progress):
             card = row["card"] if row["card"] is not None else _card_of(row["device"])
             if card not in ids:
                 ids[card] = writer.add_interface(f"net{card}", f"rrtool card {card}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rrtool.analysis.export.rows import prepare_output_file, rows
+from rrtool.analysis.progress import Progress
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
@@ -77,13 +78,13 @@ class _Writer:
         self._out.write('\n], "otherData": ' + json.dumps(other) + "}\n")
 
 
-def export_perfetto(trace_path: str | Path, output: str | Path) -> PerfettoStats:
-    """Write the timeline of the trace to `output` (JSON)."""
+def export_perfetto(trace_path: str | Path, output: str | Path, *, progress: Progress | None = None) -> PerfettoStats:
+    """Write the timeline of the trace to `output` (JSON). `progress`: batches read."""
     with open_tracefile(trace_path) as trace:
-        return _export(trace, Path(output))
+        return _export(trace, Path(output), progress)
 
 
-def _export(trace: TraceFile, output: Path) -> PerfettoStats:
+def _export(trace: TraceFile, output: Path, progress: Progress | None) -> PerfettoStats:
     prepare_output_file(output)
     stats = PerfettoStats()
     tracks: set[str] = set()
@@ -93,7 +94,7 @@ def _export(trace: TraceFile, output: Path) -> PerfettoStats:
         w = _Writer(f)
         image = Path(trace.metadata.get(ev.META_IMAGE_PATH, "guest")).name
         w.emit({"ph": "M", "pid": PID, "name": "process_name", "args": {"name": f"rrtool {image}"}})
-        for row in rows(trace, None, _COLUMNS):
+        for row in rows(trace, None, _COLUMNS, progress):
             device, kind, ts = row["device"], row["kind"], _ts(row["vclock_ns"])
             tid = _tid(device)
             if device not in tracks:

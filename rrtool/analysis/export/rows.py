@@ -11,14 +11,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rrtool.analysis.errors import AnalysisError
+from rrtool.analysis.progress import Progress, Tally
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile
 
 
-def rows(trace: TraceFile, kinds: Iterable[str] | None, columns: list[str]) -> Iterator[dict[str, Any]]:
-    """Rows of the given kinds (all when None) in trace order, with only `columns`, strings for dictionaries."""
+def rows(
+    trace: TraceFile, kinds: Iterable[str] | None, columns: list[str], progress: Progress | None = None
+) -> Iterator[dict[str, Any]]:
+    """Rows of the given kinds (all when None) in trace order, with only `columns`, strings for dictionaries.
+
+    `progress` hears of every batch read, of the trace's number of batches.
+    """
     value_set = None if kinds is None else pa.array(sorted(kinds), type=pa.string())
-    for batch in trace.batches():
+    for batch in Tally(trace.num_batches, progress).each(trace.batches()):
         if value_set is not None:
             batch = batch.filter(pc.is_in(batch.column("kind"), value_set=value_set))
         if batch.num_rows:
