@@ -104,7 +104,13 @@ def diff_traces(
     """
     options = options or DiffOptions()
     check_options(options)
-    ta, tb = open_tracefile(a), open_tracefile(b)
+    with open_tracefile(a) as ta, open_tracefile(b) as tb:
+        return _diff(a, b, ta, tb, options, progress)
+
+
+def _diff(
+    a: str | Path, b: str | Path, ta: TraceFile, tb: TraceFile, options: DiffOptions, progress: Progress | None
+) -> DiffResult:
     columns = options.compared_columns()
     ignore_codes = [ev.KINDS.index(k) for k in sorted(options.ignore_kinds)]
     tally = Tally(ta.num_batches + tb.num_batches, progress)
