@@ -1,0 +1,95 @@
+"""Files the user names: inputs that must be regular files, outputs that must never clobber an input.
+
+Why one module for every command: the same three mistakes were made in
+each command on its own. A fifo, ``/dev/zero`` or a directory given where a
+file is meant blocks in ``open()`` or reads forever; an output that is the
+same file as an input (``record g.elf -o g.elf``, ``sql t.arrow --parquet
+t.arrow``) destroyed the input; and an output written in place looked
+complete after a kill. Like ``rrtool._host`` it imports only the standard
+library, so every layer may use it (see that module for why it sits at the
+top of the package).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["PathError", "atomic_output", "check_input_file", "refuse_clobber", "same_file"]
+
+
+class PathError(Exception):
+    """A path cannot be used as given; ``str()`` is one line for the user."""
+
+
+def check_input_file(path: Path, what: str) -> os.stat_result:
+    """Refuse anything but an existing regular file (following symlinks), before anything opens it.
+
+    ``what`` names the role in the message ("trace file", "disk image").
+    ``stat`` never blocks, unlike ``open()`` on a fifo, so the check is safe
+    to make first; the result is returned for callers that want the size.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise PathError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise PathError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise PathError(f"{path}: is a directory, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise PathError(f"{path}: not a regular file (a fifo or device?), so not usable as a {what}")
+    return st
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when both exist and are one file (hard links and symlinks included), or name the same path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def refuse_clobber(output: Path, inputs: Iterable[tuple[Path | None, str]]) -> None:
+    """Refuse an output that is one of the inputs; each input comes with the role named in the error."""
+    for path, role in inputs:
+        if path is not None and same_file(output, path):
+            raise PathError(f"{output}: is the {role}; choose another output file")
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; rename it onto ``path`` only if the block completes.
+
+    The temporary file is in the same directory so that ``os.replace`` is a
+    rename on one file system (atomic: a reader sees the old file or the new
+    one, never half of it), and it is removed when the block raises, so an
+    interrupted export leaves nothing that looks complete. The yielded path
+    exists (empty) so that writers which refuse to create files still work.
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise PathError(f"{path}: directory {directory} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if tmp.is_dir():
+            raise PathError(f"{path}: writer produced a directory, not a file")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it), so renamed outputs get the usual mode, not 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
