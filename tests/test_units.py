@@ -13,7 +13,7 @@ from rrtool.machine.config import MachineConfig
 from rrtool.machine.image import load_image
 from rrtool.machine.machine import CORE_KINDS, Machine
 from rrtool.machine.port import EventPort
-from rrtool.machine.units import UnitBase, UnitError, Units
+from rrtool.machine.units import EventRejected, UnitBase, UnitError, Units
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
 
@@ -57,12 +57,16 @@ def test_registry_refuses_two_units_of_one_name() -> None:
         Units([Thing(), Thing()])
 
 
-def test_async_events_reach_their_unit_and_unknown_devices_are_dropped(example: Callable[[str], Path]) -> None:
+def test_async_events_reach_their_unit_and_unknown_devices_are_rejected(example: Callable[[str], Path]) -> None:
     board = _full_board()
     machine = _machine(example("hello"), EventPort(), board)
     before = machine.device_digest()
-    machine.units.apply(Event(ev.KIND_NET_RX, "net7", 0, 0, card=7, data=b"\x00" * 60))  # no such card
-    machine.units.apply(Event(ev.KIND_BLK_COMPLETE, "net0", 0, 0, req_id=0))  # not a kind net0 applies
+    for stray in (
+        Event(ev.KIND_NET_RX, "net7", 0, 0, card=7, data=b"\x00" * 60),  # no such card
+        Event(ev.KIND_BLK_COMPLETE, "net0", 0, 0, req_id=0),  # not a kind net0 applies
+    ):
+        with pytest.raises(EventRejected, match="which this machine does not have"):
+            machine.units.apply(stray)
     assert machine.device_digest() == before
     machine.units.apply(Event(ev.KIND_CONSOLE_IN, "console", 0, 0, data=b"hi"))
     assert machine.device_digest() != before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def trace_info(path: Path) -> dict[str, Any]:
             "image_sha256": trace.metadata.get(ev.META_IMAGE_SHA256),
             "start_time": trace.metadata.get(ev.META_START_TIME),
             "host": trace.metadata.get(ev.META_HOST),
-            "machine": json.loads(trace.metadata.get(ev.META_MACHINE, "{}")),
+            "machine": trace.machine,
             "batches": trace.num_batches,
             "events": rows,
             "counts": dict(sorted(counts.items())),

@@ -10,7 +10,6 @@ icount range), for which only the batches overlapping it are read.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +25,7 @@ from rrtool.analysis import frames
 from rrtool.analysis.window import Span, Window, read_window
 from rrtool.schemas import events as ev
 from rrtool.schemas.batchindex import BatchInfo
-from rrtool.schemas.tracefile import TraceFile, open_tracefile
+from rrtool.schemas.tracefile import TraceError, TraceFile, open_tracefile
 
 #: Names DuckDB gives its own schemas: a trace named like this gets a suffix instead.
 _RESERVED = {"main", "temp", "system", "information_schema", "pg_catalog", "memory"}
@@ -105,12 +104,14 @@ class Trace:
 
     @property
     def machine(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.metadata.get(ev.META_MACHINE, "{}"))
-        return data
+        return self.file.machine
 
     @property
     def ns_per_insn(self) -> int:
-        return int(self.machine.get("ns_per_insn", 1))
+        value = self.machine.get("ns_per_insn", 1)
+        if type(value) is not int or value < 1:
+            raise TraceError(f"{self.path}: metadata {ev.META_MACHINE!r} has a bad ns_per_insn {value!r}")
+        return value
 
     @property
     def complete(self) -> bool:
@@ -129,6 +130,9 @@ class Trace:
         self._check_open()
         if self.window.whole:
             if self.file.complete_file:
+                # Polars and DuckDB scan the file with readers of their own, which trust its bytes:
+                # every batch and the order of the rows is checked with pyarrow first.
+                self.file.verify()
                 return None
             self.bytes_read = self.path.stat().st_size
             return self.file.read_all()

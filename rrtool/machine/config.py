@@ -32,7 +32,11 @@ class MachineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MachineConfig:
         """The core's part of a trace's `rrtool.machine` record (the platform reads its own keys)."""
-        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key, value in values.items():
+            if type(value) is not int or not 0 <= value < 2**63:
+                raise MachineError(f"{key} is {value!r}, not an integer from 0 to 2^63-1")
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,20 @@ class UnitError(Exception):
     """Two units claim the same name or the same async event."""
 
 
+class EventRejected(Exception):
+    """An input event from a trace that no live run could have produced here; replay reports it as a divergence.
+
+    Live backends only post events for devices that exist and requests in flight, so in replay
+    an event naming a missing device, or a completion of a request that is not in flight, means
+    the trace was edited or damaged, not that the guest behaved differently.
+    """
+
+    def __init__(self, event: Event, reason: str) -> None:
+        super().__init__(reason)
+        self.event = event
+        self.reason = reason
+
+
 class Units:
     """The registry: dispatch of async events, the device digest, save and load of everything."""
 
@@ -111,14 +125,11 @@ class Units:
         return frozenset(kind for kind, _ in self._appliers)
 
     def apply(self, event: Event) -> None:
-        """Hand an async event to the unit it names; one for a device this machine lacks is dropped.
-
-        A trace (hostile, or from another machine) may name a card that is not there; that is
-        not a reason to crash, and the next digest says whether state still agrees.
-        """
+        """Hand an async event to the unit it names; one for a device this machine lacks is `EventRejected`."""
         unit = self._appliers.get((event.kind, event.device))
-        if unit is not None:
-            unit.apply(event)
+        if unit is None:
+            raise EventRejected(event, f"a {event.kind} event for {event.device}, which this machine does not have")
+        unit.apply(event)
 
     def digest(self) -> int:
         h = xxhash.xxh3_64()

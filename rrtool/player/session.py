@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rrtool._paths import PathError, check_input_file
 from rrtool.board.board import Board
 from rrtool.board.host import board_config
-from rrtool.machine.config import RunResult
+from rrtool.machine.config import MachineError, RunResult
 from rrtool.machine.image import load_image, sha256_file
 from rrtool.machine.machine import Machine
+from rrtool.machine.units import EventRejected
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.player.port import ReplayPort
 from rrtool.schemas import events as ev
@@ -43,8 +45,13 @@ def resolve_image(recorded: str | None, override: Path | None, sha256: str | Non
     path = override if override is not None else (Path(recorded) if recorded else None)
     if path is None:
         raise ReplayError("the trace does not name its guest image: pass --image")
-    if not path.exists():
-        raise ReplayError(f"guest image {path} not found (pass --image to point at it)")
+    try:
+        check_input_file(path, "guest image")
+    except PathError as exc:
+        raise ReplayError(f"{exc} (pass --image to point at it)") from None
+    if not sha256 and not force:
+        raise ReplayError("the trace does not say which image it was recorded with (no image sha256); "
+                          "pass --force to replay anyway")  # fmt: skip
     if sha256 and not force:
         actual = sha256_file(path)
         if actual != sha256:
@@ -88,7 +95,13 @@ def _replay(
     on_progress: Callable[[ReplayProgress], None] | None,
 ) -> ReplayResult:
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
-    config, board = board_config(trace.machine)
+    if trace.totals()[0] == 0:
+        raise ReplayError(f"{trace_path}: the trace holds no complete checkpoint, so there is nothing to verify")
+    try:
+        config, board = board_config(trace.machine)
+    except (MachineError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ReplayError(f"{trace_path}: metadata {ev.META_MACHINE!r} is not a machine this rrtool can build "
+                          f"({exc})") from None  # fmt: skip
     on_checkpoint = None
     if on_progress is not None:
         total_checkpoints, total_icount = trace.totals()
@@ -98,7 +111,10 @@ def _replay(
                                        total_icount))  # fmt: skip
 
     port = ReplayPort(trace, on_checkpoint)
-    machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
+    try:
+        machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
+    except MachineError as exc:
+        raise ReplayError(f"{trace_path}: the recorded machine cannot be built: {exc}") from None
     start = time.monotonic()
     run: RunResult | None = None
     divergence: Divergence | None = None
@@ -116,6 +132,14 @@ def _replay(
             )
     except Divergence as exc:
         divergence = exc
+    except EventRejected as exc:
+        divergence = Divergence(
+            checkpoint=port.last_checkpoint,
+            icount=machine.icount,
+            what=f"an input event in the trace does not belong here: {exc.reason}",
+            expected=exc.event.describe(),
+            actual="no such input can occur at this point of a run",
+        )
     except TraceEnd:
         if trace.complete:
             divergence = Divergence(

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from rrtool.schemas import events as ev
+from rrtool.schemas.validate import ARROW_ERRORS, TraceError, first_line, parse_batch_meta
 
 #: The column the index reads with each batch's metadata: the smallest one.
 INDEX_COLUMN = "text"
@@ -55,14 +56,9 @@ def decode_metadata(meta: object) -> dict[str, str]:
 
 
 def batch_info(index: int, rows: int, meta: Mapping[str, str]) -> BatchInfo:
-    return BatchInfo(
-        index=index,
-        first_checkpoint=int(meta.get(ev.BATCH_FIRST_CHECKPOINT, -1)),
-        last_checkpoint=int(meta.get(ev.BATCH_LAST_CHECKPOINT, -1)),
-        first_icount=int(meta.get(ev.BATCH_FIRST_ICOUNT, -1)),
-        last_icount=int(meta.get(ev.BATCH_LAST_ICOUNT, -1)),
-        rows=rows,
-    )
+    """The entry of batch `index`; a malformed one raises `TraceError` (a trace is hostile input)."""
+    first_cp, last_cp, first_ic, last_ic = parse_batch_meta(meta, index)
+    return BatchInfo(index, first_cp, last_cp, first_ic, last_ic, rows)
 
 
 def index_reader(source: Any) -> ipc.RecordBatchFileReader:
@@ -75,10 +71,14 @@ def index_reader(source: Any) -> ipc.RecordBatchFileReader:
 
 
 def read_info(reader: ipc.RecordBatchFileReader, index: int) -> BatchInfo:
-    """Batch `index`'s entry, through a reader from `index_reader`."""
-    batch, meta = reader.get_batch_with_custom_metadata(index)
+    """Batch `index`'s entry, through a reader from `index_reader`; an undecodable one raises `TraceError`."""
+    try:
+        batch, raw = reader.get_batch_with_custom_metadata(index)
+        meta = decode_metadata(raw)
+    except (*ARROW_ERRORS, UnicodeDecodeError) as exc:
+        raise TraceError(f"batch {index} is damaged ({first_line(exc)})") from None
     assert isinstance(batch, pa.RecordBatch)
-    return batch_info(index, batch.num_rows, decode_metadata(meta))
+    return batch_info(index, batch.num_rows, meta)
 
 
 def read_index(reader: ipc.RecordBatchFileReader) -> list[BatchInfo]:

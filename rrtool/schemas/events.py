@@ -146,6 +146,46 @@ COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+#: Columns every row has (non-nullable above); the kind-specific ones follow in `KIND_FIELDS`.
+CORE_FIELDS = ("seq", "checkpoint", "icount", "vclock_ns", "kind", "device")
+
+#: Per kind: (columns that must be set, columns that may be set). Every other column is null.
+#: The reader holds a trace to this, so a row cannot smuggle a value the player would use unchecked
+#: (a `data` on an rtc_read) or lack one it needs (an rtc_read without `value`).
+KIND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    KIND_CHECKPOINT: (frozenset({"cp_kind", "pc", "reg_digest", "dev_digest"}),
+                      frozenset({"mem_digest", "text", "value", "host_ns"})),
+    KIND_CLOCK_WARP: (frozenset({"warp_ns"}), frozenset()),
+    KIND_RTC_READ: (frozenset({"value"}), frozenset()),
+    KIND_RNG_READ: (frozenset({"value"}), frozenset()),
+    KIND_CONSOLE_IN: (frozenset({"data"}), frozenset()),
+    KIND_CONSOLE_OUT: (frozenset({"data"}), frozenset()),
+    KIND_IRQ: (frozenset({"pc", "value"}), frozenset()),
+    KIND_BLK_SUBMIT: (frozenset({"req_id", "op"}),
+                      frozenset({"sector", "sectors", "status", "length", "data_digest"})),
+    KIND_BLK_COMPLETE: (frozenset({"req_id", "op", "sector", "sectors", "status", "order", "length", "flags"}),
+                        frozenset({"data"})),
+    KIND_NET_RX: (frozenset({"card", "data", "length", "flags"}), frozenset()),
+    KIND_NET_TX: (frozenset({"card", "data", "length", "flags"}), frozenset()),
+    KIND_NET_DROP: (frozenset({"card", "length", "status"}), frozenset({"data"})),  # no data: an empty frame
+}  # fmt: skip
+
+#: The device(s) each kind comes from; a net kind's card is the digit in its device name.
+KIND_DEVICES: dict[str, frozenset[str]] = {
+    KIND_CHECKPOINT: frozenset({"machine"}),
+    KIND_CLOCK_WARP: frozenset({"clock"}),
+    KIND_RTC_READ: frozenset({"rtc"}),
+    KIND_RNG_READ: frozenset({"rng"}),
+    KIND_CONSOLE_IN: frozenset({"console"}),
+    KIND_CONSOLE_OUT: frozenset({"console"}),
+    KIND_IRQ: frozenset({"intc"}),
+    KIND_BLK_SUBMIT: frozenset({"block"}),
+    KIND_BLK_COMPLETE: frozenset({"block"}),
+    KIND_NET_RX: frozenset(d for d in DEVICES if d.startswith("net")),
+    KIND_NET_TX: frozenset(d for d in DEVICES if d.startswith("net")),
+    KIND_NET_DROP: frozenset(d for d in DEVICES if d.startswith("net")),
+}
+
 EVENTS_SCHEMA = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 

@@ -13,20 +13,29 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from rrtool._paths import PathError, check_input_file
 from rrtool.schemas import events as ev
 from rrtool.schemas.batchindex import BatchInfo, batch_info, decode_metadata, index_reader, read_info
+from rrtool.schemas.validate import (
+    ARROW_ERRORS,
+    RowOrder,
+    TraceError,
+    check_batch,
+    check_schema,
+    decode_file_metadata,
+    first_line,
+)
+
+__all__ = ["TraceError", "TraceFile", "open_tracefile"]
 
 _MAGIC = b"ARROW1"
 _STREAM_OFFSET = 8  # magic (6 bytes) + padding to 8
-
-
-class TraceError(Exception):
-    """The file cannot be read as a trace; the message is one line for the user."""
 
 
 class TraceFile:
@@ -35,25 +44,37 @@ class TraceFile:
     It holds the file memory-mapped until `close()` (or the end of a `with`
     block); batches read before that stay valid, as pyarrow keeps the mapping
     alive while a buffer points into it.
+
+    Every batch is checked (`rrtool.schemas.validate`) before it is handed
+    out, and `batches()` from the start also checks the order of the rows;
+    `verify()` does both for the whole file, for readers such as Polars and
+    DuckDB that scan the file themselves. Every failure is a `TraceError`
+    whose message is one line.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
-            raise TraceError(f"{path}: no such trace file")
-        if path.is_dir():
-            raise TraceError(f"{path}: is a directory, not a trace file")
+        try:
+            check_input_file(path, "trace file")
+        except PathError as exc:
+            raise TraceError(str(exc)) from None
         self._source = pa.memory_map(str(path))
+        self._checked: set[int] = set()
+        self.verified = False
         self._file: ipc.RecordBatchFileReader | None = None
         self._index: ipc.RecordBatchFileReader | None = None  # the same file, one small column (`batchindex`)
         self._stream_batches: list[tuple[pa.RecordBatch, dict[str, str]]] | None = None
         try:
             self.schema: pa.Schema = self._open(path)
-        except BaseException:
+            self.metadata: dict[str, str] = decode_file_metadata(self.schema.metadata)
+            check_schema(self.schema)
+        except TraceError as exc:
             self._source.close()  # not a trace we can read: do not keep the file mapped until the GC runs
+            message = str(exc)
+            raise TraceError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None
+        except BaseException:
+            self._source.close()
             raise
-        raw = self.schema.metadata or {}
-        self.metadata: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
 
     def _open(self, path: Path) -> pa.Schema:
         head = self._source.read(_STREAM_OFFSET)
@@ -64,7 +85,7 @@ class TraceFile:
             self._file = ipc.open_file(self._source)
             schema: pa.Schema = self._file.schema
             self.complete_file = True
-        except (pa.ArrowInvalid, OSError):
+        except ARROW_ERRORS:
             schema = self._open_stream(path)
             self.complete_file = False
         version = (schema.metadata or {}).get(ev.META_FORMAT_VERSION.encode())
@@ -82,7 +103,7 @@ class TraceFile:
         stream = pa.BufferReader(buf.slice(_STREAM_OFFSET))
         try:
             reader = ipc.open_stream(stream)
-        except (pa.ArrowInvalid, OSError):
+        except ARROW_ERRORS:
             raise TraceError(f"{path}: truncated before the end of its Arrow header") from None
         batches: list[tuple[pa.RecordBatch, dict[str, str]]] = []
         while True:
@@ -90,7 +111,7 @@ class TraceFile:
                 batch, meta = reader.read_next_batch_with_custom_metadata()
             except StopIteration:
                 break
-            except (pa.ArrowInvalid, OSError):
+            except ARROW_ERRORS:
                 break  # the batch being written when the recorder died
             batches.append((batch, decode_metadata(meta)))
         self._stream_batches = batches
@@ -122,8 +143,22 @@ class TraceFile:
 
     # -- facts ---------------------------------------------------------------
     @property
-    def machine(self) -> dict[str, int]:
-        data: dict[str, int] = json.loads(self.metadata.get(ev.META_MACHINE, "{}"))
+    def machine(self) -> dict[str, Any]:
+        """The `rrtool.machine` record: a JSON object, else TraceError."""
+        data: dict[str, Any] = self.json_metadata(ev.META_MACHINE, {})
+        return data
+
+    def json_metadata(self, key: str, default: Any) -> Any:
+        """A JSON-valued metadata entry, of the same JSON type as `default` (returned when absent)."""
+        raw = self.metadata.get(key)
+        if raw is None:
+            return default
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise TraceError(f"{self.path}: metadata {key!r} is not valid JSON") from None
+        if not isinstance(data, type(default)):
+            raise TraceError(f"{self.path}: metadata {key!r} is not a JSON {type(default).__name__}")
         return data
 
     @property
@@ -135,17 +170,48 @@ class TraceFile:
         return len(self._stream_batches)
 
     def batch(self, index: int) -> tuple[pa.RecordBatch, dict[str, str]]:
+        """Batch `index` and its index metadata, checked (layers 1 and 2 of `rrtool.schemas.validate`)."""
         self._check_open()
         if self._file is not None:
-            batch, meta = self._file.get_batch_with_custom_metadata(index)
-            return batch, decode_metadata(meta)
-        assert self._stream_batches is not None
-        return self._stream_batches[index]
+            try:
+                batch, raw = self._file.get_batch_with_custom_metadata(index)
+                meta = decode_metadata(raw)
+            except (*ARROW_ERRORS, UnicodeDecodeError) as exc:
+                raise TraceError(f"{self.path}: batch {index} is damaged ({first_line(exc)})") from None
+        else:
+            assert self._stream_batches is not None
+            batch, meta = self._stream_batches[index]
+        if index not in self._checked:
+            try:
+                check_batch(batch, meta, index)
+            except TraceError as exc:
+                raise TraceError(f"{self.path}: {exc}") from None
+            self._checked.add(index)
+        return batch, meta
 
     def batches(self, start: int = 0) -> Iterator[pa.RecordBatch]:
-        """Batches in order; only one is decompressed at a time, so memory stays flat."""
+        """Batches in order, each checked; from the start, their rows' order too. One is decompressed at a time."""
+        order = RowOrder() if start == 0 and not self.verified else None
         for i in range(start, self.num_batches):
-            yield self.batch(i)[0]
+            batch = self.batch(i)[0]
+            if order is not None:
+                self._feed(order, batch, i)
+            yield batch
+
+    def _feed(self, order: RowOrder, batch: pa.RecordBatch, index: int) -> None:
+        try:
+            order.feed(batch, index)
+        except TraceError as exc:
+            raise TraceError(f"{self.path}: {exc}") from None
+
+    def verify(self) -> None:
+        """Check every batch and the order of all rows, once; for readers that scan the file on their own."""
+        if self.verified:
+            return
+        order = RowOrder()
+        for i in range(self.num_batches):
+            self._feed(order, self.batch(i)[0], i)
+        self.verified = True
 
     def batch_info(self, index: int) -> BatchInfo:
         """Batch `index`'s checkpoint and icount range, from its metadata; no batch is decompressed for it."""
