@@ -87,3 +87,9 @@ def invoke(*args: str | Path, timeout: float = 120, input: str | None = None) ->
     if result.exc_info is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))
     return subprocess.CompletedProcess(["rrtool", *map(str, args)], result.exit_code, result.stdout, stderr)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-count", default="200", help="mutants per fuzz run of tests/test_fuzz.py (default 200, fixed seed)"
+    )

@@ -38,7 +38,11 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 #: Metadata replay does not check: a change there may still verify.
-UNCHECKED_META = {"rrtool.start_time", "rrtool.host", "rrtool.tool_version", "rrtool.image_path"}
+#: (`rrtool.disk` and `rrtool.net` describe the host side for people and tools; the machine record holds
+#: what replay builds from.)
+UNCHECKED_META = {
+    "rrtool.start_time", "rrtool.host", "rrtool.tool_version", "rrtool.image_path", "rrtool.disk", "rrtool.net",
+}  # fmt: skip
 #: Seconds one command may take on one mutant before it counts as a hang.
 RUN_TIMEOUT = 30.0
 
@@ -385,6 +389,28 @@ def drive(jobs: list[dict[str, str]], workdir: Path, idle_timeout: float = RUN_T
     return [outcomes[i] for i in sorted(outcomes)]
 
 
+def drive_parallel(jobs: list[dict[str, str]], workdir: Path, workers: int = 2) -> list[Outcome]:
+    """`drive` on `workers` interleaved shares of the jobs at once (one worker process each)."""
+    import concurrent.futures
+
+    shares = [jobs[i::workers] for i in range(workers)]
+    dirs = [workdir / f"worker{i}" for i in range(workers)]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(drive, shares, dirs))
+    return [o for share in results for o in share]
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, int]:
+    """Runs per command and exit code (or PROBLEM), for the report."""
+    summary: dict[str, int] = {}
+    for o in outcomes:
+        key = f"{o.job['command']}: {'exit ' + str(o.code) if o.problem is None else 'PROBLEM'}"
+        summary[key] = summary.get(key, 0) + 1
+    return dict(sorted(summary.items()))
+
+
 def make_jobs(sources: list[Path], count: int, seed: int, workdir: Path, commands: list[str]) -> list[dict[str, str]]:
     """`count` mutants from a fixed seed, each paired with every command."""
     rng = random.Random(seed)
@@ -405,6 +431,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=Path("fuzz-out"))
+    parser.add_argument("--workers", type=int, default=2, help="worker processes at once")
     parser.add_argument("traces", nargs="*", type=Path, help="source traces (default: record timers and blkstress)")
     args = parser.parse_args()
     if args.work:
@@ -414,13 +441,9 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     sources = args.traces or record_sources(args.dir)
     jobs = make_jobs(sources, args.count, args.seed, args.dir, list(COMMANDS))
-    outcomes = drive(jobs, args.dir)
+    outcomes = drive_parallel(jobs, args.dir, args.workers)
     bad = [o for o in outcomes if o.problem]
-    summary: dict[str, int] = {}
-    for o in outcomes:
-        key = f"{o.job['command']}: {'exit ' + str(o.code) if o.problem is None else 'PROBLEM'}"
-        summary[key] = summary.get(key, 0) + 1
-    for key, n in sorted(summary.items()):
+    for key, n in summarize(outcomes).items():
         print(f"{n:6d}  {key}")
     for o in bad:
         print(f"{o.job['mutant']} [{o.job['how']}] {o.job['command']}: {o.problem}")

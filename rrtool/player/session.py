@@ -95,6 +95,8 @@ def _replay(
     on_progress: Callable[[ReplayProgress], None] | None,
 ) -> ReplayResult:
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
+    if ev.META_MACHINE not in trace.metadata:
+        raise ReplayError(f"{trace_path}: the trace does not describe its machine (no {ev.META_MACHINE!r})")
     if trace.totals()[0] == 0:
         raise ReplayError(f"{trace_path}: the trace holds no complete checkpoint, so there is nothing to verify")
     try:

@@ -10,6 +10,7 @@ player and the analysis package, so it depends on pyarrow only.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,9 @@ from rrtool.schemas.validate import (
 __all__ = ["TraceError", "TraceFile", "open_tracefile"]
 
 _MAGIC = b"ARROW1"
+#: What pyarrow's stream reader says when a message runs past the end of the file: a recording cut
+#: short. Any other failure to read a message is damage (checked against pyarrow 16-22's wording).
+_TRUNCATED = re.compile(r"only \d+ bytes available|but only read \d+|Expected to be able to read \d+ bytes")
 _STREAM_OFFSET = 8  # magic (6 bytes) + padding to 8
 
 
@@ -85,16 +89,19 @@ class TraceFile:
             self._file = ipc.open_file(self._source)
             schema: pa.Schema = self._file.schema
             self.complete_file = True
-        except ARROW_ERRORS:
+        except ARROW_ERRORS as exc:
+            if self._source.size() > 2 * len(_MAGIC) and _ends_with_magic(self._source):
+                # Only a finished recording ends with the footer's magic; a killed one never does.
+                raise TraceError(f"{path}: the file's footer is damaged ({first_line(exc)})") from None
             schema = self._open_stream(path)
             self.complete_file = False
-        version = (schema.metadata or {}).get(ev.META_FORMAT_VERSION.encode())
+        version = decode_file_metadata(schema.metadata).get(ev.META_FORMAT_VERSION)
         if version is None:
             raise TraceError(f"{path}: an Arrow file, but not an rrtool trace (no format version)")
-        if version.decode() != str(ev.FORMAT_VERSION):
+        if version != str(ev.FORMAT_VERSION):
+            shown = version[:40].encode("unicode_escape").decode()  # one line, whatever the bytes
             raise TraceError(
-                f"{path}: trace format version {version.decode()} is not supported (this rrtool reads version "
-                f"{ev.FORMAT_VERSION})"
+                f"{path}: trace format version {shown} is not supported (this rrtool reads version {ev.FORMAT_VERSION})"
             )
         return schema
 
@@ -111,8 +118,10 @@ class TraceFile:
                 batch, meta = reader.read_next_batch_with_custom_metadata()
             except StopIteration:
                 break
-            except ARROW_ERRORS:
-                break  # the batch being written when the recorder died
+            except ARROW_ERRORS as exc:
+                if _TRUNCATED.search(str(exc)):
+                    break  # the batch being written when the recorder died
+                raise TraceError(f"{path}: batch {len(batches)} is damaged ({first_line(exc)})") from None
             batches.append((batch, decode_metadata(meta)))
         self._stream_batches = batches
         return reader.schema
@@ -275,3 +284,10 @@ class TraceFile:
 
 def open_tracefile(path: str | Path) -> TraceFile:
     return TraceFile(Path(path))
+
+
+def _ends_with_magic(source: pa.MemoryMappedFile) -> bool:
+    source.seek(source.size() - len(_MAGIC))
+    tail = source.read(len(_MAGIC))
+    source.seek(0)
+    return bool(tail == _MAGIC)

@@ -129,8 +129,9 @@ def _diff(
 
     notes = []
     for path, trace in ((a, ta), (b, tb)):
-        if not trace.complete_file:
-            notes.append(f"{path}: the recording was cut short (no footer); compared up to its last complete batch")
+        if not trace.complete:
+            notes.append(f"{path}: the recording was cut short (no footer or no end checkpoint), so the traces "
+                         "differ; compared up to its last complete batch")  # fmt: skip
     ignored = sorted(set(options.ignore_columns) | set(POSITION_COLUMNS))
     if not options.compare_host_time:
         ignored.append("host_ns")

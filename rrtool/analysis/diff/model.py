@@ -128,7 +128,9 @@ class DiffResult:
 
     @property
     def equivalent(self) -> bool:
-        return not self.metadata and not any(k.differs for k in self.kinds.values())
+        """Same rows, same checked metadata, and both finished or both cut short (a crash is a difference)."""
+        same_end = self.complete_a == self.complete_b
+        return same_end and not self.metadata and not any(k.differs for k in self.kinds.values())
 
     @property
     def first(self) -> Difference | None:
