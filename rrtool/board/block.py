@@ -18,7 +18,7 @@ import xxhash
 
 from rrtool.board import regs
 from rrtool.board.bus import Bus
-from rrtool.machine.units import UnitBase
+from rrtool.machine.units import EventRejected, UnitBase
 from rrtool.schemas.event import Event
 from rrtool.schemas.events import KIND_BLK_COMPLETE, KIND_BLK_SUBMIT
 
@@ -161,9 +161,15 @@ class BlockDevice(UnitBase):
     def apply(self, event: Event) -> None:
         """Apply a blk_complete event (at a checkpoint): DMA the read data, post the status."""
         assert event.req_id is not None
+        if event.flags is not None and event.flags < self.generation:
+            return  # a request from before a guest reset: its ring is gone
         req = self.in_flight.get(event.req_id)
         if req is None or event.flags != self.generation:
-            return  # a request from before a guest reset: its ring is gone
+            raise EventRejected(event, f"a completion of block request {event.req_id}, which is not in flight")
+        if (event.op, event.sector, event.sectors) != (OP_NAMES.get(req.op), req.sector, req.sectors):
+            raise EventRejected(event, f"a completion of block request {event.req_id} for another transfer")
+        if event.data is not None and len(event.data) != req.sectors * SECTOR:
+            raise EventRejected(event, f"a completion of block request {event.req_id} with the wrong length")
         del self.in_flight[event.req_id]
         status = event.status or 0
         if req.op == OP_READ and status == ST_OK and event.data is not None:
