@@ -32,6 +32,7 @@ from rrtool.schemas.validate import (
     decode_file_metadata,
     first_line,
 )
+from rrtool.schemas.verified import remember_verified, was_verified
 
 __all__ = ["TraceError", "TraceFile", "open_tracefile"]
 
@@ -214,13 +215,24 @@ class TraceFile:
             raise TraceError(f"{self.path}: {exc}") from None
 
     def verify(self) -> None:
-        """Check every batch and the order of all rows, once; for readers that scan the file on their own."""
+        """Check every batch and the order of all rows, once; for readers that scan the file on their own.
+
+        A full check decompresses the whole file (about 0.3 s per million events), which would
+        make every `rrtool sql` on a large trace pay it again. So a passed check is remembered
+        (`rrtool.schemas.verified`) under the file's identity and change time, which no write
+        to the file can keep, and a later open of the unchanged file skips it.
+        """
         if self.verified:
+            return
+        if self.complete_file and was_verified(self.path):
+            self.verified = True
             return
         order = RowOrder()
         for i in range(self.num_batches):
             self._feed(order, self.batch(i)[0], i)
         self.verified = True
+        if self.complete_file:
+            remember_verified(self.path)
 
     def batch_info(self, index: int) -> BatchInfo:
         """Batch `index`'s checkpoint and icount range, from its metadata; no batch is decompressed for it."""

@@ -53,6 +53,8 @@ ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, IndexError, KeyError, Ov
 _FIXED_DICTIONARIES = {name: pa.array(values, type=pa.string()) for name, values in ev.DICTIONARIES.items()}
 _NON_NULL = [c.name for c in ev.COLUMNS if not c.nullable]
 _OPTIONAL_COLUMNS = [c.name for c in ev.COLUMNS if c.nullable]
+_CHECKPOINT_CODE = ev.KINDS.index(ev.KIND_CHECKPOINT)
+_END_CODE = ev.CHECKPOINT_KINDS.index(ev.CP_END)
 
 
 def check_schema(schema: pa.Schema) -> None:
@@ -141,31 +143,47 @@ def _check_batch(batch: pa.RecordBatch, meta: Mapping[str, str], index: int) -> 
 
 
 def _check_kinds(batch: pa.RecordBatch) -> None:
-    """Each kind from its own device, with its own columns set and no others."""
+    """Each kind from its own device, with its own columns set and no others.
+
+    Done on bitmaps as Python integers (bit i = row i): one bitmap of rows per kind present and
+    one of set values per column, so each (kind, column) rule is an AND of two 8 KiB integers,
+    about a microsecond, where filtering the column per kind cost a pass over the batch each.
+    """
     kind_col = batch.column("kind")
     device_col = batch.column("device")
     assert isinstance(kind_col, pa.DictionaryArray) and isinstance(device_col, pa.DictionaryArray)
     kinds = kind_col.indices
+    rows = batch.num_rows
+    everything = (1 << rows) - 1
+    present = [ev.KINDS[int(i)] for i in pc.unique(kinds).to_pylist()]
+    rows_of = {kind: _bits(pc.equal(kinds, ev.KINDS.index(kind)), everything) for kind in present}
     devices = device_col.indices
-    present = {ev.KINDS[int(i)] for i in pc.unique(kinds).to_pylist()}
+    device_rows = {ev.DEVICES[int(d)]: _bits(pc.equal(devices, d), everything) for d in pc.unique(devices).to_pylist()}
     for kind in present:
-        rows = pc.equal(kinds, ev.KINDS.index(kind))
-        allowed = [ev.DEVICES.index(d) for d in ev.KIND_DEVICES[kind]]
-        if not pc.all(pc.is_in(pc.filter(devices, rows), pa.array(allowed, pa.int8()))).as_py():
+        right_device = 0
+        for device in ev.KIND_DEVICES[kind]:
+            right_device |= device_rows.get(device, 0)
+        if rows_of[kind] & ~right_device:
             raise TraceError(f"a {kind} row names a device that does not produce {kind} events")
-        required, optional = ev.KIND_FIELDS[kind]
-        for name in _OPTIONAL_COLUMNS:
-            column = pc.filter(batch.column(name), rows)
+    for name in _OPTIONAL_COLUMNS:
+        column = batch.column(name)
+        nulls = column.null_count
+        is_set = everything if nulls == 0 else 0 if nulls == rows else _bits(pc.is_valid(column), everything)
+        for kind in present:
+            required, optional = ev.KIND_FIELDS[kind]
             if name in required:
-                if column.null_count:
+                if rows_of[kind] & ~is_set:
                     raise TraceError(f"a {kind} row lacks its {name!r}")
-            elif name not in optional and column.null_count != len(column):
+            elif name not in optional and rows_of[kind] & is_set:
                 raise TraceError(f"a {kind} row has a {name!r}, which {kind} events do not carry")
-        if kind in (ev.KIND_NET_RX, ev.KIND_NET_TX, ev.KIND_NET_DROP):
-            names = pc.take(device_col.dictionary, pc.filter(devices, rows))
-            cards = pc.cast(pc.filter(batch.column("card"), rows), pa.string())
-            if not pc.all(pc.equal(pc.binary_join_element_wise("net", cards, ""), names)).as_py():
-                raise TraceError(f"a {kind} row's card is not the one its device names")
+    nets = [k for k in (ev.KIND_NET_RX, ev.KIND_NET_TX, ev.KIND_NET_DROP) if k in present]
+    if nets:
+        net_rows = pc.is_in(kinds, pa.array([ev.KINDS.index(k) for k in nets], pa.int8()))
+        first_net = ev.DEVICES.index("net0")
+        cards = pc.cast(pc.filter(batch.column("card"), net_rows), pa.int16())
+        devices = pc.subtract(pc.cast(pc.filter(device_col.indices, net_rows), pa.int16()), first_net)
+        if not pc.all(pc.equal(cards, devices)).as_py():
+            raise TraceError("a network row's card is not the one its device names")
 
 
 @dataclass
@@ -190,7 +208,9 @@ class RowOrder:
         if seq[0].as_py() != self.next_seq or not _steps_by_one(seq):
             raise TraceError(f"{where}: seq does not continue from {self.next_seq} without gaps (rows missing, "
                              "repeated or out of order)")  # fmt: skip
-        is_cp = pc.equal(batch.column("kind").indices, ev.KINDS.index(ev.KIND_CHECKPOINT))
+        cp_kind = batch.column("cp_kind")
+        assert isinstance(cp_kind, pa.DictionaryArray)
+        is_cp = pc.equal(batch.column("kind").indices, _CHECKPOINT_CODE)
         owner = pc.add(pc.cumulative_sum(pc.cast(is_cp, pa.int64())), self.last_checkpoint)
         if not pc.all(pc.equal(owner, batch.column("checkpoint"))).as_py():
             raise TraceError(f"{where}: checkpoint ids do not run from {self.last_checkpoint + 1} without gaps, "
@@ -199,19 +219,24 @@ class RowOrder:
             column = batch.column(name)
             if column[0].as_py() < last or not _never_decreases(column):
                 raise TraceError(f"{where}: {name} goes backwards")
-        cp_kinds = pc.filter(batch.column("cp_kind"), is_cp)
-        ends = pc.sum(pc.cast(pc.equal(pc.cast(cp_kinds, pa.string()), ev.CP_END), pa.int64())).as_py() or 0
+        ends = pc.sum(pc.cast(pc.equal(cp_kind.indices, _END_CODE), pa.int64())).as_py() or 0
         if ends:
-            last_kind = batch.column("cp_kind")[rows - 1].as_py()
-            if ends > 1 or last_kind != ev.CP_END:
+            if ends > 1 or cp_kind[rows - 1].as_py() != ev.CP_END:
                 raise TraceError(f"{where}: rows after the end checkpoint")
             self.ended = True
-        if self.next_seq == 0 and batch.column("cp_kind")[0].as_py() != ev.CP_INIT:
+        if self.next_seq == 0 and cp_kind[0].as_py() != ev.CP_INIT:
             raise TraceError(f"{where}: the trace does not start with its init checkpoint")
         self.next_seq += rows
         self.last_checkpoint = int(batch.column("checkpoint")[rows - 1].as_py())
         self.last_icount = int(batch.column("icount")[rows - 1].as_py())
         self.last_vclock = int(batch.column("vclock_ns")[rows - 1].as_py())
+
+
+def _bits(mask: pa.Array, everything: int) -> int:
+    """A boolean array without nulls (a compute result, offset 0) as an integer whose bit i is row i."""
+    data = mask.buffers()[1]
+    assert data is not None and mask.offset == 0
+    return int.from_bytes(data.to_pybytes()[: (len(mask) + 7) // 8], "little") & everything
 
 
 def _steps_by_one(column: pa.Array) -> bool:
