@@ -103,6 +103,8 @@ class Machine:
         self._internal_stop_slice: int | None = None
         self._last_stop_reason = STOP_NONE
         self._fault: tuple[str, int] | None = None
+        #: How the guest ended the run from inside a hook (exit or a hook fault): (reason, message).
+        self._ending: tuple[str, str] | None = None
         self._hook_error: Exception | None = None
         self._reset_requested = False
         self._running = False
@@ -136,8 +138,11 @@ class Machine:
             self.request_stop()
 
     def guest_exit(self, code: int) -> None:
-        if self._exit_code is None:
-            self._exit_code = code
+        """The guest wrote its exit code: the run ends at the next block boundary (see `guest_fault`)."""
+        if self._ending is not None:
+            return
+        self._exit_code = code
+        self._ending = ("exit", f"guest exited with code {code}")
         self.request_stop()
 
     def guest_reset(self) -> None:
@@ -168,9 +173,29 @@ class Machine:
         self.emu.emu_stop()
 
     def guest_fault(self, message: str) -> None:
-        """The guest did what its platform forbids (an unassigned port): the run ends as a fault here."""
-        self._fault = (message, self.emu.reg_read(x86.UC_X86_REG_RIP))
-        self.emu.emu_stop()  # terminal: the re-executed instruction problem does not matter
+        """The guest did what its platform forbids (an unassigned port), seen from inside a hook.
+
+        The fault is the instruction at RIP (exact in port I/O hooks), and the message names it with
+        its exact icount. Unicorn cannot stop the CPU there: `emu_stop` from a hook only takes effect
+        at the next translation-block boundary (or, under a code hook, the next instruction), so what
+        runs in between depends on how the run was sliced, which differs between record (which did
+        not know the fault was coming) and replay (which stopped exactly at the recorded icount and
+        never ran the faulting instruction): the end checkpoints then disagreed on pc and registers.
+        So a hook fault ends the run the way a guest exit does: the machine asks for a stop at the
+        next block boundary, the bus goes inert for the rest of the block (no device sees another
+        access), and the end checkpoint is taken where the CPU really stopped. Replay stops at that
+        same logged icount without splitting the block, runs into the same fault and ends the same way.
+        """
+        if self._ending is not None:
+            return  # the run already ended (exit or an earlier fault) on this instruction or before it
+        pc = self._read_pc()
+        self._ending = ("fault", f"{message} (pc={pc:#x}, icount={self.counter.icount_at(pc) - 1})")
+        self.request_stop()
+
+    @property
+    def bus_inert(self) -> bool:
+        """True once the guest exited or faulted: instructions Unicorn runs before it can stop touch no device."""
+        return self._ending is not None
 
     # ---------------------------------------------------------------- hooks
     def _on_rdtsc(self, _uch: int, _user: int) -> int:
@@ -263,7 +288,9 @@ class Machine:
             self._running = False
         if self._hook_error is not None:
             raise self._hook_error
-        if self._fault is not None:
+        if self._fault is not None and self._ending is None:
+            # A CPU fault is precise (Unicorn aborts the instruction): the end is exactly before it.
+            # After an exit or a hook fault it is only the rest of that block running on: the first end wins.
             name, pc = self._fault
             exact = self.counter.instructions_before(pc)
             self._end("fault", f"{name} (pc={pc:#x}, icount={exact})", at=exact)
@@ -274,8 +301,9 @@ class Machine:
     def _after_stop(self, halted: bool) -> None:
         icount = self.counter.icount
         plan = self._plan
-        if self._exit_code is not None:
-            self._end("exit", f"guest exited with code {self._exit_code}", exit_code=self._exit_code)
+        if self._ending is not None:
+            reason, message = self._ending
+            self._end(reason, message, exit_code=self._exit_code)
             return
         if self._timed_out.is_set():
             self._end("timeout", f"wall-clock timeout of {self.limits.timeout_s}s reached")
