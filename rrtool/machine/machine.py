@@ -21,14 +21,19 @@ from unicorn import x86_const as x86
 from rrtool.machine.clock import Clock
 from rrtool.machine.config import Limits, MachineConfig, MachineError, RunResult, exit_status
 from rrtool.machine.cpu import (
+    CPU_MODEL,
     EXCEPTION_NAMES,
     FAULT_NAMES,
     IF_FLAG,
+    INTERRUPT_FRAME_SIZE,
     RAM_BASE,
     RDTSC_CALLBACK,
     STI_OPCODE,
+    MSR_TSC_AUX,
     PcReader,
+    cpuid,
     disassemble,
+    interrupt_frame_address,
     push_interrupt_frame,
     setup_cpu,
 )
@@ -72,6 +77,7 @@ class Machine:
         self.port = port
         self.image = image
         self.emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
+        self.emu.ctl_set_cpu_model(CPU_MODEL)  # before anything maps memory: it fixes which instructions exist
         self.ram = GuestRam(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
         for seg in image.segments:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
@@ -89,9 +95,14 @@ class Machine:
             self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
             self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
         ]
-        # rdtsc would leak host time; the Python wrapper refuses RDTSC hooks, so register it raw.
+        # Instructions whose result would come from the host: rdtsc and rdtscp read virtual time, CPUID
+        # answers from a fixed table (cpu.CPUID_TABLE); rdrand and rdseed do not exist on CPU_MODEL (#UD).
+        # The Python wrapper refuses RDTSC and RDTSCP hooks, so those are registered raw.
         self._rdtsc_cb = RDTSC_CALLBACK(self._on_rdtsc)
         self._rdtsc_hook = add_insn_hook(self.emu, self._rdtsc_cb, x86.UC_X86_INS_RDTSC)
+        self._rdtscp_cb = RDTSC_CALLBACK(self._on_rdtscp)
+        self._rdtscp_hook = add_insn_hook(self.emu, self._rdtscp_cb, x86.UC_X86_INS_RDTSCP)
+        self._hooks.append(self.emu.hook_add(uc.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID))
 
         self._plan: StopPlan = FREE
         self._exit_code: int | None = None
@@ -204,6 +215,21 @@ class Machine:
         self.emu.reg_write(x86.UC_X86_REG_RAX, value & 0xFFFFFFFF)
         self.emu.reg_write(x86.UC_X86_REG_RDX, value >> 32)
         return 1  # skip the real instruction
+
+    def _on_rdtscp(self, _uch: int, _user: int) -> int:
+        """rdtscp: the same virtual TSC as rdtsc, and ECX = IA32_TSC_AUX (guest state, 0 unless it wrote it)."""
+        self._on_rdtsc(_uch, _user)
+        self.emu.reg_write(x86.UC_X86_REG_RCX, self.emu.msr_read(MSR_TSC_AUX) & 0xFFFFFFFF)
+        return 1
+
+    def _on_cpuid(self, emu: uc.Uc, _user: object) -> int:
+        """CPUID from the fixed table, so a guest's feature choices never depend on the Unicorn build."""
+        eax, ebx, ecx, edx = cpuid(emu.reg_read(x86.UC_X86_REG_EAX), emu.reg_read(x86.UC_X86_REG_ECX))
+        emu.reg_write(x86.UC_X86_REG_RAX, eax)
+        emu.reg_write(x86.UC_X86_REG_RBX, ebx)
+        emu.reg_write(x86.UC_X86_REG_RCX, ecx)
+        emu.reg_write(x86.UC_X86_REG_RDX, edx)
+        return 1  # skip Unicorn's own answer
 
     def _on_intr(self, emu: uc.Uc, intno: int, _user: object) -> None:
         pc = emu.reg_read(x86.UC_X86_REG_RIP)
@@ -380,6 +406,14 @@ class Machine:
             self._internal_stop = self.counter.icount + 1
             return
         mask, vector = pending
+        rsp = emu.reg_read(x86.UC_X86_REG_RSP)
+        if not self.ram_ok(interrupt_frame_address(rsp), INTERRUPT_FRAME_SIZE):
+            # The guest's stack pointer is wild: a real CPU would double-fault. Here it is a fault line, at this
+            # stop (exact: the interrupted instruction has not run), and replay reaches the same one.
+            pc = self.pc
+            icount = self.counter.icount
+            self._end("fault", f"interrupt frame outside RAM (rsp={rsp:#x}) (pc={pc:#x}, icount={icount})")
+            return
         rip = push_interrupt_frame(emu, vector)
         icount = self.counter.icount
         self.port.emit(Event(ev.KIND_IRQ, "intc", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
