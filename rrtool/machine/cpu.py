@@ -100,6 +100,27 @@ class PcReader:
         return int(self._cell.value)
 
 
+GUARD_SIZE = 0x1000
+#: ud2: what the guard page above RAM holds, so running into it is an invalid opcode there.
+_UD2 = b"\x0f\x0b"
+
+
+def map_guard_page(emu: uc.Uc, ram_size: int) -> None:
+    """Map one execute-only page of ud2 right above RAM.
+
+    Unicorn 2.1.4 (QEMU 5's x86 translator without icount) does not end a translation block at a page
+    boundary: after an instruction that does not end a block (an `out`, a `mov`) it goes on decoding the
+    next bytes. For code in the last bytes of RAM those bytes are past the end, and the fetch of an
+    unmapped page then fails *while translating*, before the guest's own instructions run, reported at
+    the block's start: correct code that would exit (or jump away) before the end of RAM faulted, while
+    the same bytes one page lower ran. With this page mapped the translator reads ud2 and ends the block
+    there. Executing it is still a fault, reported as a jump outside RAM at the guard address
+    (`is_guard`); data reads and writes fault too (the page is not readable or writable).
+    """
+    emu.mem_map(ram_size, GUARD_SIZE, uc.UC_PROT_EXEC)
+    emu.mem_write(ram_size, _UD2 * (GUARD_SIZE // len(_UD2)))
+
+
 def setup_cpu(emu: uc.Uc, entry: int, ram_size: int) -> None:
     """Flat segments from our GDT, the stack at the top of RAM, RIP at the entry point."""
     emu.mem_write(GDT_ADDR, _GDT)

@@ -24,6 +24,7 @@ from rrtool.machine.cpu import (
     CPU_MODEL,
     EXCEPTION_NAMES,
     FAULT_NAMES,
+    GUARD_SIZE,
     IF_FLAG,
     INTERRUPT_FRAME_SIZE,
     RAM_BASE,
@@ -34,6 +35,7 @@ from rrtool.machine.cpu import (
     cpuid,
     disassemble,
     interrupt_frame_address,
+    map_guard_page,
     push_interrupt_frame,
     setup_cpu,
 )
@@ -79,6 +81,7 @@ class Machine:
         self.emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
         self.emu.ctl_set_cpu_model(CPU_MODEL)  # before anything maps memory: it fixes which instructions exist
         self.ram = GuestRam(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
+        map_guard_page(self.emu, config.ram_size)
         for seg in image.segments:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
         setup_cpu(self.emu, image.entry, config.ram_size)
@@ -318,6 +321,8 @@ class Machine:
             # A CPU fault is precise (Unicorn aborts the instruction): the end is exactly before it.
             # After an exit or a hook fault it is only the rest of that block running on: the first end wins.
             name, pc = self._fault
+            if self.config.ram_size <= pc < self.config.ram_size + GUARD_SIZE:
+                name = f"jump outside RAM to {pc:#x}"  # the ud2 of the guard page (cpu.map_guard_page)
             exact = self.counter.instructions_before(pc)
             self._end("fault", f"{name} (pc={pc:#x}, icount={exact})", at=exact)
             return False
