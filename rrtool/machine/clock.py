@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from rrtool.machine.units import UnitBase
 from rrtool.schemas import events as ev
 
-
 #: The latest deadline a guest may arm, in virtual ns (2**62 ns: about 146 years). Virtual time is an int64
 #: column of the trace (`vclock_ns`, `warp_ns`), and an idle guest warps straight to its next deadline, so a
 #: deadline near 2**64 would carry the clock out of range; a timer asked to fire later is refused instead.

@@ -9,7 +9,6 @@ from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
 from rrtool.schemas.writer import FLUSH_SECONDS, TraceWriter
 
-
 #: The first batches are flushed sooner than the writer's steady FLUSH_SECONDS: the first as soon as one
 #: checkpoint is complete, then after 0.125, 0.25, 0.5 s, ... doubling up to FLUSH_SECONDS. A recording
 #: killed (SIGKILL) in its first second, when the writer's one-second rule had not fired yet, used to hold
