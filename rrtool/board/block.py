@@ -33,6 +33,11 @@ OP_NAMES = {OP_READ: "read", OP_WRITE: "write", OP_FLUSH: "flush"}
 
 ST_OK, ST_IOERR, ST_RANGE, ST_BADADDR, ST_BADLEN, ST_BADOP, ST_BUSY, ST_BADINDEX = range(8)
 
+#: Largest values of a rejected request the trace still records (the `sector` column is int64, `sectors`
+#: int32 and `length`, sectors * 512, int32); anything larger is logged as null, with its error status.
+_MAX_LOGGED_SECTOR = (1 << 63) - 1
+_MAX_LOGGED_SECTORS = ((1 << 31) - 1) // SECTOR
+
 
 @dataclass(frozen=True)
 class Request:
@@ -115,9 +120,16 @@ class BlockDevice(UnitBase):
             return
         desc_addr = self.ring + index * DESC.size
         op, _status, _flags, sectors, sector, addr, tag = DESC.unpack(self._bus.mem_read(desc_addr, DESC.size))
-        ev.op = OP_NAMES.get(op, "invalid")
-        ev.sector, ev.sectors, ev.length = sector, sectors, sectors * SECTOR
         status = self._check(index, op, sector, sectors, addr)
+        if op == OP_FLUSH:
+            sector = sectors = 0  # a flush moves no data: whatever the guest left in the fields means nothing
+        ev.op = OP_NAMES.get(op, "invalid")
+        # The descriptor is guest memory: a sector of 2**64-1 or a count of 2**32-1 fits neither the trace's
+        # columns nor a host pread. Only values the checks accepted (or at least bounded) are logged.
+        if sector <= _MAX_LOGGED_SECTOR:
+            ev.sector = sector
+        if sectors <= _MAX_LOGGED_SECTORS:
+            ev.sectors, ev.length = sectors, sectors * SECTOR
         if status != ST_OK:
             ev.status = status
             self.errors += 1

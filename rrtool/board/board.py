@@ -88,6 +88,8 @@ class Board:
 
     # -- port I/O ------------------------------------------------------------
     def _on_in(self, emu: uc.Uc, port: int, size: int, _user: object) -> int:
+        if self.machine.bus_inert:
+            return 0xFFFFFFFF  # the run has ended; the CPU is only finishing its block (Machine.guest_fault)
         dev = self._port_map.get(port)
         if dev is None:
             self.machine.guest_fault(f"access to unassigned I/O port {port:#x}")
@@ -99,6 +101,8 @@ class Board:
             return 0
 
     def _on_out(self, emu: uc.Uc, port: int, size: int, value: int, _user: object) -> None:
+        if self.machine.bus_inert:
+            return
         dev = self._port_map.get(port)
         if dev is None:
             self.machine.guest_fault(f"access to unassigned I/O port {port:#x}")

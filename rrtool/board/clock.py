@@ -59,6 +59,7 @@ class ClockDevice(UnitBase):
             staged.period = value
         elif reg == regs.TIMER_CTRL:
             if value & 1:
+                # A deadline past MAX_DEADLINE_NS is refused: the timer stays disarmed and CTRL reads 0.
                 self._bus.clock.arm(idx, staged.deadline, staged.period)
             else:
                 self._bus.clock.disarm(idx)

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from rrtool.machine.units import UnitBase
 from rrtool.schemas import events as ev
 
+#: The latest deadline a guest may arm, in virtual ns (2**62 ns: about 146 years). Virtual time is an int64
+#: column of the trace (`vclock_ns`, `warp_ns`), and an idle guest warps straight to its next deadline, so a
+#: deadline near 2**64 would carry the clock out of range; a timer asked to fire later is refused instead.
+MAX_DEADLINE_NS = 1 << 62
+
 
 @dataclass
 class Timer:
@@ -43,8 +48,13 @@ class Clock(UnitBase):
         """First icount at which the virtual clock reaches `deadline_ns`."""
         return max(0, -(-(deadline_ns - self.warp_ns) // self.ns_per_insn))
 
-    def arm(self, index: int, deadline_ns: int, period_ns: int) -> None:
+    def arm(self, index: int, deadline_ns: int, period_ns: int) -> bool:
+        """Arm timer `index`; False (and the timer disarmed) for a deadline beyond MAX_DEADLINE_NS."""
+        if not 0 <= deadline_ns <= MAX_DEADLINE_NS or not 0 <= period_ns <= MAX_DEADLINE_NS:
+            self.timers[index] = Timer()
+            return False
         self.timers[index] = Timer(deadline_ns, period_ns, True)
+        return True
 
     def disarm(self, index: int) -> None:
         self.timers[index].armed = False

@@ -21,14 +21,21 @@ from unicorn import x86_const as x86
 from rrtool.machine.clock import Clock
 from rrtool.machine.config import Limits, MachineConfig, MachineError, RunResult, exit_status
 from rrtool.machine.cpu import (
+    CPU_MODEL,
     EXCEPTION_NAMES,
     FAULT_NAMES,
+    GUARD_SIZE,
     IF_FLAG,
+    INTERRUPT_FRAME_SIZE,
+    MSR_TSC_AUX,
     RAM_BASE,
     RDTSC_CALLBACK,
     STI_OPCODE,
     PcReader,
+    cpuid,
     disassemble,
+    interrupt_frame_address,
+    map_guard_page,
     push_interrupt_frame,
     setup_cpu,
 )
@@ -72,7 +79,9 @@ class Machine:
         self.port = port
         self.image = image
         self.emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
+        self.emu.ctl_set_cpu_model(CPU_MODEL)  # before anything maps memory: it fixes which instructions exist
         self.ram = GuestRam(self.emu, RAM_BASE, config.ram_size - RAM_BASE)
+        map_guard_page(self.emu, config.ram_size)
         for seg in image.segments:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
         setup_cpu(self.emu, image.entry, config.ram_size)
@@ -89,9 +98,14 @@ class Machine:
             self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
             self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
         ]
-        # rdtsc would leak host time; the Python wrapper refuses RDTSC hooks, so register it raw.
+        # Instructions whose result would come from the host: rdtsc and rdtscp read virtual time, CPUID
+        # answers from a fixed table (cpu.CPUID_TABLE); rdrand and rdseed do not exist on CPU_MODEL (#UD).
+        # The Python wrapper refuses RDTSC and RDTSCP hooks, so those are registered raw.
         self._rdtsc_cb = RDTSC_CALLBACK(self._on_rdtsc)
         self._rdtsc_hook = add_insn_hook(self.emu, self._rdtsc_cb, x86.UC_X86_INS_RDTSC)
+        self._rdtscp_cb = RDTSC_CALLBACK(self._on_rdtscp)
+        self._rdtscp_hook = add_insn_hook(self.emu, self._rdtscp_cb, x86.UC_X86_INS_RDTSCP)
+        self._hooks.append(self.emu.hook_add(uc.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID))
 
         self._plan: StopPlan = FREE
         self._exit_code: int | None = None
@@ -103,6 +117,8 @@ class Machine:
         self._internal_stop_slice: int | None = None
         self._last_stop_reason = STOP_NONE
         self._fault: tuple[str, int] | None = None
+        #: How the guest ended the run from inside a hook (exit or a hook fault): (reason, message).
+        self._ending: tuple[str, str] | None = None
         self._hook_error: Exception | None = None
         self._reset_requested = False
         self._running = False
@@ -136,8 +152,11 @@ class Machine:
             self.request_stop()
 
     def guest_exit(self, code: int) -> None:
-        if self._exit_code is None:
-            self._exit_code = code
+        """The guest wrote its exit code: the run ends at the next block boundary (see `guest_fault`)."""
+        if self._ending is not None:
+            return
+        self._exit_code = code
+        self._ending = ("exit", f"guest exited with code {code}")
         self.request_stop()
 
     def guest_reset(self) -> None:
@@ -168,9 +187,29 @@ class Machine:
         self.emu.emu_stop()
 
     def guest_fault(self, message: str) -> None:
-        """The guest did what its platform forbids (an unassigned port): the run ends as a fault here."""
-        self._fault = (message, self.emu.reg_read(x86.UC_X86_REG_RIP))
-        self.emu.emu_stop()  # terminal: the re-executed instruction problem does not matter
+        """The guest did what its platform forbids (an unassigned port), seen from inside a hook.
+
+        The fault is the instruction at RIP (exact in port I/O hooks), and the message names it with
+        its exact icount. Unicorn cannot stop the CPU there: `emu_stop` from a hook only takes effect
+        at the next translation-block boundary (or, under a code hook, the next instruction), so what
+        runs in between depends on how the run was sliced, which differs between record (which did
+        not know the fault was coming) and replay (which stopped exactly at the recorded icount and
+        never ran the faulting instruction): the end checkpoints then disagreed on pc and registers.
+        So a hook fault ends the run the way a guest exit does: the machine asks for a stop at the
+        next block boundary, the bus goes inert for the rest of the block (no device sees another
+        access), and the end checkpoint is taken where the CPU really stopped. Replay stops at that
+        same logged icount without splitting the block, runs into the same fault and ends the same way.
+        """
+        if self._ending is not None:
+            return  # the run already ended (exit or an earlier fault) on this instruction or before it
+        pc = self._read_pc()
+        self._ending = ("fault", f"{message} (pc={pc:#x}, icount={self.counter.icount_at(pc) - 1})")
+        self.request_stop()
+
+    @property
+    def bus_inert(self) -> bool:
+        """True once the guest exited or faulted: instructions Unicorn runs before it can stop touch no device."""
+        return self._ending is not None
 
     # ---------------------------------------------------------------- hooks
     def _on_rdtsc(self, _uch: int, _user: int) -> int:
@@ -179,6 +218,21 @@ class Machine:
         self.emu.reg_write(x86.UC_X86_REG_RAX, value & 0xFFFFFFFF)
         self.emu.reg_write(x86.UC_X86_REG_RDX, value >> 32)
         return 1  # skip the real instruction
+
+    def _on_rdtscp(self, _uch: int, _user: int) -> int:
+        """rdtscp: the same virtual TSC as rdtsc, and ECX = IA32_TSC_AUX (guest state, 0 unless it wrote it)."""
+        self._on_rdtsc(_uch, _user)
+        self.emu.reg_write(x86.UC_X86_REG_RCX, self.emu.msr_read(MSR_TSC_AUX) & 0xFFFFFFFF)
+        return 1
+
+    def _on_cpuid(self, emu: uc.Uc, _user: object) -> int:
+        """CPUID from the fixed table, so a guest's feature choices never depend on the Unicorn build."""
+        eax, ebx, ecx, edx = cpuid(emu.reg_read(x86.UC_X86_REG_EAX), emu.reg_read(x86.UC_X86_REG_ECX))
+        emu.reg_write(x86.UC_X86_REG_RAX, eax)
+        emu.reg_write(x86.UC_X86_REG_RBX, ebx)
+        emu.reg_write(x86.UC_X86_REG_RCX, ecx)
+        emu.reg_write(x86.UC_X86_REG_RDX, edx)
+        return 1  # skip Unicorn's own answer
 
     def _on_intr(self, emu: uc.Uc, intno: int, _user: object) -> None:
         pc = emu.reg_read(x86.UC_X86_REG_RIP)
@@ -263,8 +317,12 @@ class Machine:
             self._running = False
         if self._hook_error is not None:
             raise self._hook_error
-        if self._fault is not None:
+        if self._fault is not None and self._ending is None:
+            # A CPU fault is precise (Unicorn aborts the instruction): the end is exactly before it.
+            # After an exit or a hook fault it is only the rest of that block running on: the first end wins.
             name, pc = self._fault
+            if self.config.ram_size <= pc < self.config.ram_size + GUARD_SIZE:
+                name = f"jump outside RAM to {pc:#x}"  # the ud2 of the guard page (cpu.map_guard_page)
             exact = self.counter.instructions_before(pc)
             self._end("fault", f"{name} (pc={pc:#x}, icount={exact})", at=exact)
             return False
@@ -274,8 +332,9 @@ class Machine:
     def _after_stop(self, halted: bool) -> None:
         icount = self.counter.icount
         plan = self._plan
-        if self._exit_code is not None:
-            self._end("exit", f"guest exited with code {self._exit_code}", exit_code=self._exit_code)
+        if self._ending is not None:
+            reason, message = self._ending
+            self._end(reason, message, exit_code=self._exit_code)
             return
         if self._timed_out.is_set():
             self._end("timeout", f"wall-clock timeout of {self.limits.timeout_s}s reached")
@@ -352,6 +411,14 @@ class Machine:
             self._internal_stop = self.counter.icount + 1
             return
         mask, vector = pending
+        rsp = emu.reg_read(x86.UC_X86_REG_RSP)
+        if not self.ram_ok(interrupt_frame_address(rsp), INTERRUPT_FRAME_SIZE):
+            # The guest's stack pointer is wild: a real CPU would double-fault. Here it is a fault line, at this
+            # stop (exact: the interrupted instruction has not run), and replay reaches the same one.
+            pc = self.pc
+            icount = self.counter.icount
+            self._end("fault", f"interrupt frame outside RAM (rsp={rsp:#x}) (pc={pc:#x}, icount={icount})")
+            return
         rip = push_interrupt_frame(emu, vector)
         icount = self.counter.icount
         self.port.emit(Event(ev.KIND_IRQ, "intc", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,

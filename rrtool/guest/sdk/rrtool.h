@@ -40,6 +40,8 @@
  *   +0xC CTRL         outl: 1 = arm with the staged deadline and period,
  *                           0 = disarm.  inl: bit0 = armed.
  *   Expiry of timer i raises IRQ line i. Timer 3 is reserved for rr_sleep_ns.
+ *   A deadline or period above 2^62 ns (about 146 years) is refused: the
+ *   timer stays disarmed and CTRL reads 0.
  *
  * RTC (base 0x150): host wall-clock time, ns since the Unix epoch.
  *   0x150 RTC_LO      inl: latch the time, return the low half.
