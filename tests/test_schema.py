@@ -1,7 +1,8 @@
 """The trace contract: the events schema is pinned by tests/schema_snapshot.json.
 
 Any change to the format (columns, their types and nullability, the
-dictionaries, the metadata keys) fails here until FORMAT_VERSION is bumped and
+dictionaries, the metadata keys, which columns each kind sets and which
+devices it comes from) fails here until FORMAT_VERSION is bumped and
 the snapshot regenerated; a change to a column's doc fails until the snapshot
 is regenerated, and needs a bump too if the column's meaning changed. To
 regenerate, from the repository root:
@@ -23,7 +24,7 @@ from rrtool.schemas import events as ev
 SNAPSHOT = Path(__file__).with_name("schema_snapshot.json")
 REGENERATE = "python -m tests.test_schema"
 #: The parts of the snapshot that are the format; "docs" is the rest.
-FORMAT_PARTS = ("format_version", "columns", "dictionaries", "metadata_keys")
+FORMAT_PARTS = ("format_version", "columns", "dictionaries", "metadata_keys", "kind_fields", "kind_devices")
 
 
 def current() -> dict[str, Any]:
@@ -32,6 +33,8 @@ def current() -> dict[str, Any]:
         "columns": [[c.name, str(c.type), c.nullable] for c in ev.COLUMNS],
         "dictionaries": {k: list(v) for k, v in ev.DICTIONARIES.items()},
         "metadata_keys": {k: v for k, v in vars(ev).items() if k.startswith(("META_", "BATCH_"))},
+        "kind_fields": {k: [sorted(req), sorted(opt)] for k, (req, opt) in ev.KIND_FIELDS.items()},
+        "kind_devices": {k: sorted(v) for k, v in ev.KIND_DEVICES.items()},
         "docs": {c.name: c.doc for c in ev.COLUMNS},
     }
 

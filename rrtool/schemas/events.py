@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Bump on any change to the columns below or to their meaning; readers refuse other versions.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 #: Event kinds (the `kind` column).
 KIND_CHECKPOINT = "checkpoint"
