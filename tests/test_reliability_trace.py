@@ -51,6 +51,15 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def run(*args: str | Path, timeout: float = 60) -> Any:
+    """`invoke`, checking that no file named on the command line changed (a refused input stays as it was)."""
+    files = [Path(a) for a in args if isinstance(a, Path) and Path(a).is_file()]
+    before = [sha(f) for f in files]
+    proc = invoke(*args, timeout=timeout)
+    assert [sha(f) for f in files] == before, "an input file changed"
+    return proc
+
+
 def one_line_error(proc: Any, code: int = 2) -> str:
     """The run failed with `code` and exactly one `rrtool: error:` line, no traceback; returns the line."""
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -110,7 +119,7 @@ def test_a_trace_without_a_checkpoint_never_verifies(timers: Path, tmp_path: Pat
     empty = tmp_path / "empty.arrow"
     meta = {k: v for k, v in read_meta(timers).items() if k != ev.META_FORMAT_VERSION}
     TraceWriter(empty, meta).close()  # what a recording killed before its first batch leaves
-    assert "no complete checkpoint" in one_line_error(invoke("replay", empty))
+    assert "no complete checkpoint" in one_line_error(run("replay", empty))
     assert invoke("info", empty).returncode == 0  # it is a readable trace, just an empty one
 
 
@@ -139,7 +148,7 @@ def test_rows_out_of_order_are_refused_not_replayed_forever(
     bad = rewrite(timers, tmp_path / "bad.arrow", edit)
     before = sha(bad)
     for args in READERS:
-        assert words in one_line_error(invoke(*args[:1], bad, *args[1:], timeout=30))
+        assert words in one_line_error(run(*args[:1], bad, *args[1:], timeout=30))
     assert "differ" not in invoke("diff", bad, timers).stdout
     assert sha(bad) == before
 
@@ -160,12 +169,12 @@ def test_rows_that_break_the_kind_contract_are_refused(
 ) -> None:
     bad = rewrite(timers, tmp_path / "bad.arrow", lambda t: set_value(t, column, first_row(t, kind), value))
     for args in READERS:
-        assert words in one_line_error(invoke(*args[:1], bad, *args[1:]))
+        assert words in one_line_error(run(*args[:1], bad, *args[1:]))
 
 
 def test_a_block_completion_for_another_device_is_refused(blk: Path, tmp_path: Path) -> None:
     bad = rewrite(blk, tmp_path / "bad.arrow", lambda t: set_value(t, "device", first_row(t, "blk_complete"), "net0"))
-    assert "names a device" in one_line_error(invoke("replay", bad))
+    assert "names a device" in one_line_error(run("replay", bad))
 
 
 def test_a_duplicated_input_row_diverges(blk: Path, tmp_path: Path) -> None:
@@ -231,7 +240,7 @@ def test_metadata_that_lies_is_refused(
     bad = rewrite(timers, tmp_path / "meta.arrow", meta=meta)
     for command in readers:
         query = ["select 1"] if command == "sql" else []
-        assert words in one_line_error(invoke(command, bad, *query, timeout=30))
+        assert words in one_line_error(run(command, bad, *query, timeout=30))
 
 
 def test_force_replays_a_trace_without_its_image_hash(timers: Path, tmp_path: Path) -> None:
@@ -258,7 +267,7 @@ def test_columns_other_than_the_events_table_are_refused(
     commands: list[list[str | Path]] = [[args[0], bad, *args[1:]] for args in READERS]
     commands += [["diff", bad, timers], ["export", "perfetto", bad, "-o", out]]
     for command in commands:
-        assert words in one_line_error(invoke(*command))
+        assert words in one_line_error(run(*command))
     assert not (tmp_path / "out.json").exists()
 
 
@@ -282,7 +291,7 @@ def test_fifos_devices_and_directories_are_refused_without_blocking(tmp_path: Pa
     for path in (fifo, Path("/dev/zero"), tmp_path):
         for args in READERS:
             words = "is a directory" if path == tmp_path else "not a regular file"
-            assert words in one_line_error(invoke(*args[:1], path, *args[1:], timeout=20))
+            assert words in one_line_error(run(*args[:1], path, *args[1:], timeout=20))
 
 
 def test_a_damaged_footer_is_damage_not_a_crash(timers: Path, tmp_path: Path) -> None:
@@ -291,7 +300,7 @@ def test_a_damaged_footer_is_damage_not_a_crash(timers: Path, tmp_path: Path) ->
     bad = tmp_path / "footer.arrow"
     bad.write_bytes(bytes(data))
     for args in READERS:
-        line = one_line_error(invoke(*args[:1], bad, *args[1:]))
+        line = one_line_error(run(*args[:1], bad, *args[1:]))
         assert "damaged" in line or "footer" in line, line
 
 
