@@ -48,3 +48,44 @@ def test_packages_import_only_downstream() -> None:
                 if target in ALLOWED or target == "cli":
                     problems.append(f"{path.relative_to(ROOT)} imports rrtool.{target}")
     assert not problems, "\n".join(problems)
+
+
+#: What each command must not import (start-up time and memory): the analysis stack stays out of the
+#: commands that run guests, and `run`, which writes no trace, does without pyarrow and dpkt too.
+#: (capstone is not on the list: the counter decodes a block with it, once, to find the exact icount of
+#: a device access inside the block; it is imported on the first such access, 30 ms.)
+HEAVY = ("polars", "duckdb", "rrtool.analysis")
+_PROBE = """
+import atexit, json, runpy, sys
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["rrtool", *sys.argv[2:]]
+try:
+    runpy.run_module("rrtool.cli", run_name="__main__")
+except SystemExit:
+    pass
+"""
+
+
+def _modules_of(tmp_path: Path, *args: str) -> set[str]:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(out.read_text()))
+
+
+def test_commands_that_run_guests_import_only_what_they_use(tmp_path: Path) -> None:
+    trace = tmp_path / "hello.arrow"
+    for args, absent in [
+        (("run", "hello", "-q"), (*HEAVY, "dpkt")),
+        (("record", "hello", "-o", str(trace), "-q"), HEAVY),
+        (("replay", str(trace), "-q"), HEAVY),
+    ]:
+        loaded = _modules_of(tmp_path, *args)
+        assert "unicorn" in loaded  # the probe really ran the command
+        assert not [m for m in absent if m in loaded], f"rrtool {args[0]} imports {[m for m in absent if m in loaded]}"

@@ -20,7 +20,7 @@ from rrtool.board import regs
 from rrtool.board.bus import Bus
 from rrtool.machine.units import EventRejected, UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_BLK_COMPLETE, KIND_BLK_SUBMIT
+from rrtool.schemas.names import KIND_BLK_COMPLETE, KIND_BLK_SUBMIT
 
 SECTOR = 512
 MAX_SECTORS = 256

@@ -15,7 +15,7 @@ from rrtool.board import regs
 from rrtool.board.bus import Bus
 from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_CONSOLE_IN, KIND_CONSOLE_OUT
+from rrtool.schemas.names import KIND_CONSOLE_IN, KIND_CONSOLE_OUT
 
 #: Output is logged per line (or per checkpoint for a partial line), not per byte:
 #: a row per byte would make the trace mostly console rows.

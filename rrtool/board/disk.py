@@ -22,7 +22,7 @@ import xxhash
 
 from rrtool.board.block import OP_FLUSH, OP_NAMES, OP_READ, OP_WRITE, SECTOR, ST_IOERR, ST_OK, Request
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_BLK_COMPLETE
+from rrtool.schemas.names import KIND_BLK_COMPLETE
 
 
 class DiskError(Exception):

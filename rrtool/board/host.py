@@ -24,7 +24,7 @@ from rrtool.machine.config import Limits, MachineConfig
 from rrtool.machine.image import GuestImage, load_image
 from rrtool.machine.machine import Machine
 from rrtool.machine.port import Backend, EventPort
-from rrtool.schemas import events as ev
+from rrtool.schemas import names as ev
 
 
 @dataclass

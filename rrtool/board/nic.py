@@ -18,7 +18,7 @@ from rrtool.board import regs
 from rrtool.board.bus import Bus
 from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_NET_DROP, KIND_NET_RX, KIND_NET_TX
+from rrtool.schemas.names import KIND_NET_DROP, KIND_NET_RX, KIND_NET_TX
 
 DESC = struct.Struct("<IHH")  # addr, len, flags
 DONE, ERR = 1, 2

@@ -8,7 +8,7 @@ from rrtool.board import regs
 from rrtool.board.bus import Bus
 from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_RNG_READ
+from rrtool.schemas.names import KIND_RNG_READ
 
 
 def _host_random() -> int:

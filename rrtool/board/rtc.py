@@ -9,7 +9,7 @@ from rrtool.board import regs
 from rrtool.board.bus import Bus
 from rrtool.machine.units import UnitBase
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_RTC_READ
+from rrtool.schemas.names import KIND_RTC_READ
 
 
 class Rtc(UnitBase):

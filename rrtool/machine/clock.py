@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from rrtool.machine.units import UnitBase
-from rrtool.schemas import events as ev
+from rrtool.schemas import names as ev
 
 #: The latest deadline a guest may arm, in virtual ns (2**62 ns: about 146 years). Virtual time is an int64
 #: column of the trace (`vclock_ns`, `warp_ns`), and an idle guest warps straight to its next deadline, so a

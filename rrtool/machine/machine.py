@@ -45,7 +45,7 @@ from rrtool.machine.image import GuestImage
 from rrtool.machine.platform import Platform
 from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
 from rrtool.machine.units import Units
-from rrtool.schemas import events as ev
+from rrtool.schemas import names as ev
 from rrtool.schemas.event import Event
 
 #: Kinds the core writes itself: checkpoints, and the interrupts it delivers (device "intc").

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from rrtool.schemas.event import Event
-from rrtool.schemas.events import KIND_NET_RX
+from rrtool.schemas.names import KIND_NET_RX
 
 
 class FrameBackend:
