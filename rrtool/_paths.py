@@ -105,7 +105,7 @@ def _check_directory(path: Path) -> Path:
 
 def part_path(path: Path) -> Path:
     """``<path>.part``: the visible name a recording is written under until it ends (see the recorder)."""
-    return path.with_name(path.name + ".part")
+    return Path(f"{path}.part")
 
 
 @contextmanager

@@ -87,9 +87,24 @@ def _definitions(rows: Sequence[tuple[str, str]], width: int) -> list[str]:
     return lines
 
 
+def _usage_pieces(command: Any, ctx: Any) -> list[str]:
+    """`[OPTIONS] IMAGE`, `TRACE...`: the metavars as given (typer wraps them in braces, `{image}`)."""
+    pieces = ["[OPTIONS]"]
+    for param in command.get_params(ctx):
+        if param.param_type_name != "argument":
+            continue
+        name = param.metavar or param.human_readable_name
+        if param.nargs == -1 and "..." not in name:
+            name += "..."
+        pieces.append(name if param.required else f"[{name}]")
+    if isinstance(command, typer.core.TyperGroup):
+        pieces.append("COMMAND [ARGS]...")
+    return pieces
+
+
 def render_help(command: Any, ctx: Any, width: int) -> str:
     """The whole help of a command or group as text: usage, description, arguments, options, commands."""
-    pieces = command.collect_usage_pieces(ctx)
+    pieces = _usage_pieces(command, ctx)
     lines = _wrap(" ".join([ctx.command_path, *pieces]), width, 7, "Usage: ")
     for paragraph in _paragraphs(command.help or ""):
         lines.append("")
@@ -104,7 +119,11 @@ def render_help(command: Any, ctx: Any, width: int) -> str:
         record = param.get_help_record(ctx)
         if record is None or getattr(param, "hidden", False):
             continue
-        (arguments if param.param_type_name == "argument" else options).append(record)
+        if param.param_type_name == "argument":
+            # Typer puts the value's type after the metavar (`IMAGE <str>`); the metavar says enough.
+            arguments.append((param.metavar or param.human_readable_name, record[1]))
+        else:
+            options.append(record)
     for title, rows in (("Arguments", arguments), ("Options", options)):
         if rows:
             lines += ["", f"{title}:", *_definitions(rows, width)]
@@ -146,7 +165,7 @@ class Group(typer.core.TyperGroup):
             code = result if isinstance(result, int) else 0
         except _click_exceptions.ClickException as exc:
             code = report_usage_error(exc)
-        except _click_exceptions.Abort:
+        except typer.Abort:
             err.print("rrtool: aborted", markup=False)
             code = 1
         except BrokenPipeError:
@@ -170,5 +189,6 @@ def report_usage_error(exc: Any) -> int:
         return 2
     ctx = getattr(exc, "ctx", None)
     hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-    print_error(exc.format_message() + hint)
+    message = exc.format_message().strip()
+    print_error((message.removesuffix(".") if hint else message) + hint)
     return int(exc.exit_code)

@@ -34,7 +34,8 @@ TABLE_HEX_BYTES = 16
 def sql(
     args: Annotated[list[str], typer.Argument(metavar="TRACE... [QUERY]", help="Trace files, then the SQL query.")],
     name: Annotated[
-        list[str] | None, typer.Option("--name", help="Schema name of each trace, in order (default: file stem).")
+        list[str] | None,
+        typer.Option("--name", metavar="NAME", help="Schema name of each trace, in order (default: file stem)."),
     ] = None,
     checkpoints: Checkpoints = None,
     icounts: Icounts = None,
@@ -141,11 +142,11 @@ def print_table(rel: DuckDBPyRelation, console: Console, max_rows: int) -> None:
             shown += 1
         if more:
             break
-    width = None
     if not console.is_terminal:
         # Not a terminal (`--table` into a pipe): the table's own width, not a guessed 80 columns that squash it.
         width = Measurement.get(console, console.options.update_width(100_000), table).maximum
-    console.print(table, soft_wrap=False, width=width)
+        console = Console(file=console.file, width=max(width, console.width), highlight=False)
+    console.print(table, soft_wrap=False)
     note = f"first {shown} rows shown; use --max-rows, --csv, --json or --parquet for all" if more else None
     console.print(f"[dim]{note or f'{shown} row' + ('' if shown == 1 else 's')}[/]", soft_wrap=False)
 

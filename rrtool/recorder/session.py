@@ -89,8 +89,8 @@ def record(
 
     inputs = [(image_path, "guest image"), (host.disk.path if host.disk else None, "disk image")]
     inputs += [(Path(n.options["file"]), "pcap capture") for n in host.nets if "file" in n.options]
-    partial = part_path(output)
     check_output_path(output, "trace file")
+    partial = part_path(output)
     check_output_path(partial, "trace file")
     refuse_clobber(output, inputs)
     refuse_clobber(partial, inputs)
