@@ -90,8 +90,9 @@ def sql(
         if parquet is not None:
             with Bar("sql --parquet", enabled=not quiet) as bar:
                 write_parquet(rel, parquet, con=session.con, progress=bar.progress)
-        elif csv or as_json or not (table or out.is_terminal):
-            # A table drawn for a pipe is cut to 80 columns; a program reading the pipe wants CSV.
+        elif csv or as_json or not (table or sys.stdout.isatty()):
+            # A table drawn for a pipe is cut to 80 columns; a program reading the pipe wants CSV. The real
+            # stdout is asked, not rich (FORCE_COLOR makes rich call a pipe a terminal).
             for text in json_chunks(rel) if as_json else csv_chunks(rel):
                 sys.stdout.write(text)
         else:
