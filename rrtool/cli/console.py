@@ -76,6 +76,8 @@ def user_errors() -> Iterator[None]:
     """Turn every expected failure into one line and exit code 2 (never a traceback)."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): not an error to report; rrtool.cli.core exits quietly
     except Exception as exc:
         message = error_message(exc)
         if message is None:

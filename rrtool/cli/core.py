@@ -20,7 +20,7 @@ The click classes are reached through typer (`typer.BadParameter`'s module,
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import inspect
 import os
 import sys
@@ -169,13 +169,10 @@ class Group(typer.core.TyperGroup):
             err.print("rrtool: aborted", markup=False)
             code = 1
         except BrokenPipeError:
-            # The reader of a pipe went away (`rrtool sql ... | head`): nothing left to say, to anyone.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            code = 1
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
+            # The reader of a pipe went away (`rrtool sql ... | head`): nothing left to say, to anyone. Python
+            # would complain once more when it flushes stdout at exit, so stdout becomes /dev/null first.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             code = 1
         if standalone_mode:
             sys.exit(code)
