@@ -13,13 +13,23 @@ top of the package).
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["PathError", "atomic_output", "check_input_file", "refuse_clobber", "same_file"]
+__all__ = [
+    "PathError",
+    "atomic_directory",
+    "atomic_output",
+    "check_input_file",
+    "check_output_path",
+    "part_path",
+    "refuse_clobber",
+    "same_file",
+]
 
 
 class PathError(Exception):
@@ -37,12 +47,14 @@ def check_input_file(path: Path, what: str) -> os.stat_result:
         st = path.stat()
     except FileNotFoundError:
         raise PathError(f"{path}: no such {what}") from None
-    except OSError as exc:
-        raise PathError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte
+        raise PathError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
     if stat.S_ISDIR(st.st_mode):
         raise PathError(f"{path}: is a directory, not a {what}")
     if not stat.S_ISREG(st.st_mode):
         raise PathError(f"{path}: not a regular file (a fifo or device?), so not usable as a {what}")
+    if not os.access(path, os.R_OK):
+        raise PathError(f"{path}: cannot read {what}: permission denied")
     return st
 
 
@@ -61,8 +73,43 @@ def refuse_clobber(output: Path, inputs: Iterable[tuple[Path | None, str]]) -> N
             raise PathError(f"{output}: is the {role}; choose another output file")
 
 
+def check_output_path(path: Path, what: str = "output file") -> None:
+    """Refuse an output that cannot be written as a file, before any work is done (one line, not a traceback).
+
+    An existing directory, a missing or unwritable parent directory are found
+    now rather than after a long export; an existing fifo or device is refused
+    because "replacing" it would rename a file over something the user did
+    not mean as a file.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    except (OSError, ValueError) as exc:
+        raise PathError(f"{path}: cannot use as {what}: {getattr(exc, 'strerror', None) or exc}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise PathError(f"{path}: is a directory; give a file name for the {what}")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise PathError(f"{path}: not a regular file (a fifo or device?); give a file name for the {what}")
+    _check_directory(path)
+
+
+def _check_directory(path: Path) -> Path:
+    directory = path.parent
+    if not directory.is_dir():
+        raise PathError(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PathError(f"{path}: directory {directory} is not writable")
+    return directory
+
+
+def part_path(path: Path) -> Path:
+    """``<path>.part``: the visible name a recording is written under until it ends (see the recorder)."""
+    return Path(f"{path}.part")
+
+
 @contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
+def atomic_output(path: Path, *, mode: int = 0o666) -> Iterator[Path]:
     """Yield a temporary name beside ``path``; rename it onto ``path`` only if the block completes.
 
     The temporary file is in the same directory so that ``os.replace`` is a
@@ -70,21 +117,59 @@ def atomic_output(path: Path) -> Iterator[Path]:
     one, never half of it), and it is removed when the block raises, so an
     interrupted export leaves nothing that looks complete. The yielded path
     exists (empty) so that writers which refuse to create files still work.
+    ``mode`` (before the umask) is the renamed file's, since mkstemp's 0600
+    would otherwise stick (0o777 for an executable such as a guest ELF).
     """
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise PathError(f"{path}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    check_output_path(path)
+    directory = _check_directory(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise PathError(f"{path}: cannot create a file in {directory}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         if tmp.is_dir():
             raise PathError(f"{path}: writer produced a directory, not a file")
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Like ``atomic_output`` for a directory of files (a Parquet dataset): built under a temporary name.
+
+    ``path`` may be missing or an empty directory (``rename`` replaces an empty
+    directory atomically); anything else is refused up front, since replacing
+    a directory with contents would mean deleting files rrtool did not write.
+    The temporary tree is removed when the block raises.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    except (OSError, ValueError) as exc:
+        raise PathError(f"{path}: cannot use as output directory: {getattr(exc, 'strerror', None) or exc}") from None
+    if st is not None:
+        if not stat.S_ISDIR(st.st_mode):
+            raise PathError(f"{path}: exists and is not a directory; give a new directory name")
+        if any(path.iterdir()):
+            raise PathError(f"{path}: exists and is not an empty directory")
+    directory = _check_directory(path)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=directory))
+    except OSError as exc:
+        raise PathError(f"{path}: cannot create a directory in {directory}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

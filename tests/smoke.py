@@ -101,6 +101,13 @@ class Smoke:
                     check=lambda p: (w / "p.parquet").read_bytes()[:4] == b"PAR1")  # fmt: skip
         self.rrtool("replay", "missing.arrow", code=2, check=lambda p: "no such trace" in p.stderr)
         self.rrtool("record", "timers", code=2, check=lambda p: "--output" in p.stderr, what="record (no -o)")
+        one_line: Check = lambda p: len(p.stderr.splitlines()) == 1 and p.stderr.startswith("rrtool: error:")  # noqa: E731
+        self.rrtool("record", "timers", "-o", "x.arrow", "--checkpoint-every", "0", code=2, check=one_line)
+        self.rrtool("record", "smoke.elf", "-o", "smoke.elf", code=2, check=lambda p: "is the guest image" in p.stderr)
+        self.rrtool("sql", "a.arrow", "select seq, kind from events order by seq limit 2", code=0,
+                    check=lambda p: p.stdout.splitlines()[0] == "seq,kind", what="sql into a pipe (CSV)")  # fmt: skip
+        is_elf: Check = lambda p: (w / "timers.elf").read_bytes()[:4] == b"\x7fELF"  # noqa: E731
+        self.rrtool("guest", "build", "timers", "-o", "timers.elf", code=0, check=is_elf, what="guest build timers")
 
     def notebooks(self) -> None:
         """Execute every notebook as the [notebooks] extra promises (they record a trace themselves)."""

@@ -27,7 +27,7 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_group_by_table(traces: tuple[Path, Path]) -> None:
     a, _ = traces
-    proc = invoke("sql", a, "select kind, count(*) as n from events group by kind order by kind")
+    proc = invoke("sql", a, "--table", "select kind, count(*) as n from events group by kind order by kind")
     assert proc.returncode == 0, proc.stderr
     assert "blk_complete" in proc.stdout and "net_rx" in proc.stdout and "9 rows" in proc.stdout
 

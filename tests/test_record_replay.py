@@ -150,8 +150,10 @@ def test_sigkill_leaves_a_trace_readable_to_its_last_batch(build_c: BuildC, tmp_
     rng = random.Random(1234)
     kills = 0
     for i in range(10):
-        out = tmp_path / f"killed{i}.arrow"
-        proc = subprocess.Popen(_record_cmd(path, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = tmp_path / f"killed{i}.arrow"
+        # A recording is written to <output>.part and renamed when it ends: a SIGKILL leaves the .part.
+        out = tmp_path / f"killed{i}.arrow.part"
+        proc = subprocess.Popen(_record_cmd(path, target), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # The random moment is counted from the trace's creation, not from the process start, which a
         # loaded machine can stretch past the shortest delay (the kill would then test no trace at all).
         deadline = time.monotonic() + 30
@@ -161,6 +163,7 @@ def test_sigkill_leaves_a_trace_readable_to_its_last_batch(build_c: BuildC, tmp_
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
+        assert not target.exists()
         info = trace_info(out)
         assert info["complete"] is False
         cli = invoke("info", out, "--json")
@@ -181,7 +184,12 @@ def test_sigint_and_sigterm_finish_the_trace(build_c: BuildC, tmp_path: Path, si
     path = build_c("sleep_long", guests.SLEEPER, ("-DTICKS=100", "-DSLEEP_NS=1000000000ull"))
     out = tmp_path / "stopped.arrow"
     proc = subprocess.Popen(_record_cmd(path, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # Signal once the recording is under way (its .part file exists), not after a fixed delay that a
+    # loaded machine can stretch past the start-up (the signal would then kill Python before rrtool runs).
+    deadline = time.monotonic() + 30
+    while not out.with_name(out.name + ".part").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.5)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr

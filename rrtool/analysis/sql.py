@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from rrtool._paths import atomic_output
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.progress import Progress
 from rrtool.analysis.trace import Trace, default_name, open_trace
@@ -214,7 +215,10 @@ def write_parquet(
         poller = threading.Thread(target=poll, name="sql-progress", daemon=True)
         poller.start()
     try:
-        rel.write_parquet(str(path))
+        # DuckDB writes the file in place as the query runs: a temporary name renamed at the end means a
+        # killed or failed query leaves no Parquet file that looks complete (nor a clobbered old one).
+        with atomic_output(Path(path)) as tmp:
+            rel.write_parquet(str(tmp))
     except duckdb.Error as exc:
         raise AnalysisError(f"SQL: {error_line(exc)}") from None
     finally:

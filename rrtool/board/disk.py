@@ -20,6 +20,7 @@ from pathlib import Path
 
 import xxhash
 
+from rrtool._paths import PathError, check_input_file
 from rrtool.board.block import OP_FLUSH, OP_NAMES, OP_READ, OP_WRITE, SECTOR, ST_IOERR, ST_OK, Request
 from rrtool.schemas.event import Event
 from rrtool.schemas.names import KIND_BLK_COMPLETE
@@ -49,8 +50,11 @@ class DiskSpec:
         """Validate the image and return its size in whole sectors."""
         if not self.path.exists():
             raise DiskError(f"disk image {self.path}: no such file")
-        if self.path.is_dir():
-            raise DiskError(f"disk image {self.path}: is a directory")
+        # Regular files only: a fifo would block in open(), a device (/dev/zero) never end its digest.
+        try:
+            check_input_file(self.path, "disk image")
+        except PathError as exc:
+            raise DiskError(str(exc)) from None
         if self.writeback and not os.access(self.path, os.W_OK):
             raise DiskError(f"disk image {self.path} is read-only: cannot use writeback")
         if not os.access(self.path, os.R_OK):

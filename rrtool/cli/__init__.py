@@ -20,8 +20,12 @@ import typer
 from rrtool import __version__
 from rrtool.cli import demo, diff, export, guest, info, record, replay, run, sql
 from rrtool.cli.console import out
+from rrtool.cli.core import Command, Group
 
+# `cls=Group`/`Command` (rrtool/cli/core.py): help that never cuts a word, usage errors as one line.
 app = typer.Typer(
+    cls=Group,
+    rich_markup_mode=None,
     add_completion=False,
     no_args_is_help=True,
     help="Deterministic record/replay for an emulated x86-64 machine; the trace is an Arrow dataset.",
@@ -44,16 +48,16 @@ def main_options(
 
 
 # The order here is the order of `rrtool --help`: the machine commands, then the analysis ones.
-app.command("run")(run.run)
-app.command("record")(record.record)
-app.command("replay")(replay.replay)
-app.command("info")(info.info)
-app.command("demo")(demo.demo)
-app.command("sql")(sql.sql)
-app.command("diff")(diff.diff)
+app.command("run", cls=Command)(run.run)
+app.command("record", cls=Command)(record.record)
+app.command("replay", cls=Command)(replay.replay)
+app.command("info", cls=Command)(info.info)
+app.command("demo", cls=Command)(demo.demo)
+app.command("sql", cls=Command)(sql.sql)
+app.command("diff", cls=Command)(diff.diff)
 app.add_typer(export.export_app, name="export")
 app.add_typer(guest.guest_app, name="guest")
 
 
 def main() -> None:
-    app()
+    app(prog_name="rrtool")

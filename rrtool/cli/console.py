@@ -25,6 +25,7 @@ out = Console(highlight=False, soft_wrap=True)
 #: loaded (an exception of a module never imported cannot have been raised), so catching them costs
 #: `rrtool run` no import of the analysis package, nor `rrtool sql` one of Unicorn.
 EXPECTED_ERRORS = (
+    ("rrtool._paths", "PathError"),
     ("rrtool.guest.build", "GuestBuildError"),
     ("rrtool.machine.icount", "CounterError"),
     ("rrtool.board.disk", "DiskError"),
@@ -37,9 +38,23 @@ EXPECTED_ERRORS = (
 )
 
 
+#: Control characters shown escaped, so that a path with a newline in it keeps an error to one line.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F)}
+
+
+def one_line(message: str) -> str:
+    """The message as one line: control characters (a newline in a path) are shown escaped, as Python would."""
+    return message.strip().translate(_ESCAPES)
+
+
+def print_error(message: str) -> None:
+    """`rrtool: error: MESSAGE` on stderr, one line, the message as plain text (never markup)."""
+    err.print(Text.assemble(("rrtool: error:", "bold red"), f" {one_line(message)}"), soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
-    """`rrtool: error: MESSAGE` on stderr (the message as plain text, never markup), then exit."""
-    err.print(Text.assemble(("rrtool: error:", "bold red"), f" {message}"), soft_wrap=True)
+    """`rrtool: error: MESSAGE` on stderr (one line), then exit."""
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -61,6 +76,8 @@ def user_errors() -> Iterator[None]:
     """Turn every expected failure into one line and exit code 2 (never a traceback)."""
     try:
         yield
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): not an error to report; rrtool.cli.core exits quietly
     except Exception as exc:
         message = error_message(exc)
         if message is None:

@@ -13,9 +13,9 @@ from rrtool.cli.options import Quiet
 
 
 def demo(
-    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the disk image and the trace.")] = Path(
-        "rrtool-demo"
-    ),
+    workdir: Annotated[
+        Path, typer.Option("--dir", metavar="DIR", help="Where to write the disk image and the trace.")
+    ] = Path("rrtool-demo"),
     quiet: Quiet = False,
 ) -> None:
     """Record a scripted client session with the kvstore guest, replay it, and show the verified summary.

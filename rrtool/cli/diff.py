@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
-from rrtool.cli.options import Json
+from rrtool.cli.options import MAX_SHOWN, Json
 from rrtool.cli.progress import Bar
 
 if TYPE_CHECKING:
@@ -19,24 +19,39 @@ if TYPE_CHECKING:
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(help="First trace.")],
-    b: Annotated[Path, typer.Argument(help="Second trace.")],
+    a: Annotated[Path, typer.Argument(metavar="A", help="First trace.")],
+    b: Annotated[Path, typer.Argument(metavar="B", help="Second trace.")],
     as_json: Json = False,
     ignore_kind: Annotated[
-        list[str] | None, typer.Option("--ignore-kind", help="Leave out events of this kind (repeatable).")
+        list[str] | None,
+        typer.Option("--ignore-kind", metavar="KIND", help="Leave out events of this kind (repeatable)."),
     ] = None,
     ignore_column: Annotated[
-        list[str] | None, typer.Option("--ignore-column", help="Do not compare this column (repeatable).")
+        list[str] | None,
+        typer.Option("--ignore-column", metavar="COLUMN", help="Do not compare this column (repeatable)."),
     ] = None,
     ignore_meta: Annotated[
         list[str] | None,
-        typer.Option("--ignore-meta", help="Do not compare this metadata key (repeatable; start_time, host always)."),
+        typer.Option(
+            "--ignore-meta",
+            metavar="KEY",
+            help="Do not compare this metadata key (repeatable; start_time, host always).",
+        ),
     ] = None,
     host_time: Annotated[bool, typer.Option("--host-time", help="Also compare host_ns (ignored by default).")] = False,
     resync_window: Annotated[
-        int, typer.Option("--resync-window", min=0, help="Pair moved events at most this many checkpoints apart.")
+        int,
+        typer.Option(
+            "--resync-window",
+            metavar="N",
+            min=0,
+            max=MAX_SHOWN,
+            help="Pair moved events at most this many checkpoints apart.",
+        ),
     ] = 2,
-    show: Annotated[int, typer.Option("--show", min=1, help="Differences listed (all are counted).")] = 10,
+    show: Annotated[
+        int, typer.Option("--show", metavar="N", min=1, max=MAX_SHOWN, help="Differences listed (all are counted).")
+    ] = 10,
 ) -> None:
     """Compare two traces: the first divergence and a per-kind summary (exit 0 same, 1 different, 2 error).
 
@@ -44,10 +59,13 @@ def diff(
     counts as "only in" the other, so the exit code is 1.
     Example: rrtool diff a.arrow b.arrow --ignore-kind rng_read
     """
+    from rrtool._paths import check_input_file
     from rrtool.analysis.diff import DiffOptions, diff_traces
     from rrtool.analysis.diff.model import DEFAULT_IGNORED_META
 
     with user_errors():
+        check_input_file(a, "trace file")
+        check_input_file(b, "trace file")
         options = DiffOptions(
             ignore_kinds=frozenset(ignore_kind or ()),
             ignore_columns=frozenset(ignore_column or ()),

@@ -38,9 +38,11 @@ def info(
 
     Example: rrtool info timers.arrow --json
     """
+    from rrtool._paths import check_input_file
     from rrtool.analysis.info import trace_info
 
     with user_errors():
+        check_input_file(trace, "trace file")
         data = trace_info(trace)
     if as_json:
         out.print_json(json.dumps(data))

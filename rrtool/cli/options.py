@@ -1,35 +1,170 @@
-"""The options and arguments more than one command takes, and turning them into library objects.
+"""The options and arguments more than one command takes, their checks, and turning them into library objects.
 
 Each alias is an `Annotated` type, so a command declares `ram: Ram = "32M"`
 and every command spells, checks and documents the option the same way.
-`machine_setup` and `host_setup` are the one place the CLI builds a
-`MachineConfig`/`Limits` and a `HostSetup`.
+Every value is checked when the command line is parsed, against the range
+the machine, the trace's int64 columns and the host can take, so a bad one is
+a usage error (one line, exit 2) before anything runs, never a traceback from
+deep inside (an `OverflowError` from a socket, a thread that cannot wait
+`inf` seconds). `machine_setup` and `host_setup` are the one place the CLI
+builds a `MachineConfig`/`Limits` and a `HostSetup`.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from rrtool.cli.console import fail
+# ------------------------------------------------------------------- bounds
+#: Instruction counts (limits, cadences, checkpoint ranges) fit the trace's int64 columns with room to add.
+MAX_COUNT = 1 << 62
+#: One millisecond of virtual time per instruction: vclock_ns stays in int64 for 9e12 instructions.
+MAX_NS_PER_INSN = 1_000_000
+#: Guest RAM: the machine's own minimum, and a maximum a host can map (guests use a few tens of MiB).
+MIN_RAM, MAX_RAM = 2 << 20, 4 << 30
+#: Wall-clock timeout: a year is plenty, and far below what a thread can wait (threading.TIMEOUT_MAX).
+MAX_TIMEOUT_S = 365 * 24 * 3600.0
+#: Rows, differences or windows a person asks to see: generous, but ints that every layer can hold.
+MAX_SHOWN = 1_000_000_000
+
+
+# --------------------------------------------------------------- checks
+def parse_size(text: str) -> int:
+    """'32M', '64MiB', '1G' or plain bytes; raises ValueError with the reason."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    digits = t[:-1] if mult > 1 else t
+    if not digits.isdigit():
+        raise ValueError(f"bad size {text!r} (use e.g. 32M)")
+    return int(digits) * mult
+
+
+def check_ram(value: str) -> str:
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not MIN_RAM <= size <= MAX_RAM:
+        raise typer.BadParameter(f"{value!r}: guest RAM must be between 2M and 4G")
+    if size % 0x1000:
+        raise typer.BadParameter(f"{value!r}: guest RAM must be a multiple of 4K")
+    return value
+
+
+def check_timeout(value: float | None) -> float | None:
+    """Seconds: finite and positive (a thread cannot wait `inf` or `nan`; 0 would stop before the start)."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+        raise typer.BadParameter(f"{value}: give seconds, more than 0 and at most {MAX_TIMEOUT_S:.0f}")
+    return value
+
+
+def check_span(value: str | None) -> str | None:
+    """`A:B`, `A:`, `:B` or `A`, non-negative integers within the trace's int64 columns, A <= B."""
+    if value is None:
+        return None
+    lo_text, sep, hi_text = value.strip().replace("_", "").partition(":")
+    if not sep:
+        hi_text = lo_text
+    ends = []
+    for text in (lo_text, hi_text):
+        if text and not text.isdigit():
+            raise typer.BadParameter(f"{value!r}: use A:B, A:, :B or A (non-negative integers, inclusive)")
+        if text and int(text) > MAX_COUNT:
+            raise typer.BadParameter(f"{value!r}: {text} is beyond any trace (at most {MAX_COUNT})")
+        ends.append(int(text) if text else None)
+    if not lo_text and not hi_text:
+        raise typer.BadParameter(f"{value!r}: use A:B, A:, :B or A (non-negative integers, inclusive)")
+    if ends[0] is not None and ends[1] is not None and ends[0] > ends[1]:
+        raise typer.BadParameter(f"{value!r}: start is after end")
+    return value
+
+
+def check_disk(value: str | None) -> str | None:
+    """`PATH[,writeback]`: known options, and PATH a regular file (a fifo would block, a device never end)."""
+    if value is None:
+        return None
+    from rrtool.board.disk import DiskError, DiskSpec
+
+    try:
+        if not value.partition(",")[0].strip():
+            raise DiskError("no disk image path before the options")
+        DiskSpec.parse(value).check()
+    except DiskError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_port(port: int, what: str, text: str, low: int = 1) -> None:
+    if not low <= port <= 65535:
+        raise typer.BadParameter(f"{text!r}: {what} port {port} is out of range ({low}-65535)")
+
+
+def check_nets(values: list[str] | None) -> list[str] | None:
+    """Each `--net` parsed now, with its ports in range and a pcap file a regular file."""
+    if not values:
+        return values
+    from rrtool._paths import PathError, check_input_file
+    from rrtool.board.net.spec import NetError, NetSpec, parse_endpoint
+
+    try:
+        for index, text in enumerate(values):
+            spec = NetSpec.parse(text, index)
+            for fwd in spec.hostfwd:
+                _check_port(fwd.host_port, "host", text)
+                _check_port(fwd.guest_port, "guest", text)
+            for key in ("listen", "peer"):
+                if key in spec.options:
+                    _check_port(parse_endpoint(spec.options[key], f"--net socket {key}")[1], key, text)
+            if spec.kind == "pcap" and "file" in spec.options:
+                check_input_file(Path(spec.options["file"]), "pcap capture")
+    except (NetError, PathError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return values
+
+
+def check_time_base(value: str) -> str:
+    if value not in ("start", "zero"):
+        raise typer.BadParameter(f"{value!r}: use start or zero")
+    return value
+
 
 # ------------------------------------------------------------------ arguments
-Image = Annotated[str, typer.Argument(help="Guest ELF, or the name of a bundled example.")]
-TraceArg = Annotated[Path, typer.Argument(help="Trace file.")]
+Image = Annotated[str, typer.Argument(metavar="IMAGE", help="Guest ELF, or the name of a bundled example.")]
+TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file.")]
 
 # -------------------------------------------------------------------- machine
-Ram = Annotated[str, typer.Option("--ram", help="Guest RAM size, e.g. 32M.")]
-NsPerInsn = Annotated[int, typer.Option("--ns-per-insn", min=1, help="Virtual ns per guest instruction.")]
+Ram = Annotated[
+    str, typer.Option("--ram", metavar="SIZE", callback=check_ram, help="Guest RAM size, 2M to 4G, e.g. 32M.")
+]
+NsPerInsn = Annotated[
+    int,
+    typer.Option("--ns-per-insn", metavar="NS", min=1, max=MAX_NS_PER_INSN, help="Virtual ns per guest instruction."),
+]
 CheckpointEvery = Annotated[
-    int, typer.Option("--checkpoint-every", min=1000, help="Checkpoint at least every N instructions while busy.")
-]
+    int,
+    typer.Option(
+        "--checkpoint-every", metavar="N", min=1000, max=MAX_COUNT,
+        help="Checkpoint at least every N instructions while busy.",
+    ),
+]  # fmt: skip
 MemDigestEvery = Annotated[
-    int, typer.Option("--mem-digest-every", min=1, help="Digest guest RAM at the first checkpoint after every N insns.")
+    int,
+    typer.Option(
+        "--mem-digest-every", metavar="N", min=1, max=MAX_COUNT,
+        help="Digest guest RAM at the first checkpoint after every N insns.",
+    ),
+]  # fmt: skip
+MaxInsns = Annotated[
+    int | None,
+    typer.Option("--max-insns", metavar="N", min=1, max=MAX_COUNT, help="Stop after N guest instructions."),
 ]
-MaxInsns = Annotated[int | None, typer.Option("--max-insns", min=1, help="Stop after N guest instructions.")]
-Timeout = Annotated[float | None, typer.Option("--timeout", min=0.0, help="Stop after S seconds of wall time.")]
+Timeout = Annotated[
+    float | None,
+    typer.Option("--timeout", metavar="SECONDS", callback=check_timeout, help="Stop after S seconds of wall time."),
+]
 
 # ----------------------------------------------------------------------- host
 NoStdin = Annotated[bool, typer.Option("--no-stdin", help="Do not feed stdin to the guest console.")]
@@ -39,13 +174,19 @@ Disk = Annotated[
     str | None,
     typer.Option(
         "--disk",
-        help="Raw disk image for the block device: PATH[,writeback]. Without writeback the "
+        metavar="PATH[,writeback]",
+        callback=check_disk,
+        help="Raw disk image for the block device (a regular file). Without writeback the "
         "image is never modified (writes go to a copy-on-write overlay).",
     ),
 ]
 Chaos = Annotated[
-    int | None, typer.Option("--chaos", help="Seed for random delays of disk completions (rare orders show up).")
-]
+    int | None,
+    typer.Option(
+        "--chaos", metavar="SEED", min=0, max=(1 << 64) - 1,
+        help="Seed for random delays of disk completions (rare orders show up).",
+    ),
+]  # fmt: skip
 LogWriteData = Annotated[
     bool, typer.Option("--log-write-data", help="Also store the data of disk writes in the trace (not just a digest).")
 ]
@@ -53,6 +194,8 @@ Net = Annotated[
     list[str] | None,
     typer.Option(
         "--net",
+        metavar="SPEC",
+        callback=check_nets,
         help="A network card (repeat for more): user[,hostfwd=udp:127.0.0.1:H-:G][,ip=A.B.C.D], "
         "tap[,ifname=rr0], socket,listen=127.0.0.1:P,peer=127.0.0.1:Q, or pcap,file=F.pcap.",
     ),
@@ -64,32 +207,29 @@ Checkpoints = Annotated[
     str | None,
     typer.Option(
         "--checkpoints",
+        metavar="A:B",
+        callback=check_span,
         help="Only checkpoints A:B (inclusive; A: and :B leave an end open). Reads only the batches that hold them.",
     ),
 ]
-Icounts = Annotated[str | None, typer.Option("--icounts", help="Only events with icount in A:B (inclusive).")]
-Output = Annotated[Path, typer.Option("--output", "-o", help="File to write.")]
-
-
-def parse_size(text: str) -> int:
-    """'32M', '64MiB', '1G' or plain bytes."""
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
-    try:
-        return int(t[:-1] if mult > 1 else t) * mult
-    except ValueError:
-        fail(f"bad size {text!r} (use e.g. 32M)")
+Icounts = Annotated[
+    str | None,
+    typer.Option("--icounts", metavar="A:B", callback=check_span, help="Only events with icount in A:B (inclusive)."),
+]
+Output = Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="File to write.")]
 
 
 def resolve_guest(image: str) -> Path:
-    """A path to an ELF, or the name of a bundled example (built on demand)."""
+    """A path to an ELF, or the name of a bundled example (built on demand); the path must be a regular file."""
+    from rrtool._paths import PathError, check_input_file
     from rrtool.guest.build import ensure_example, list_examples
 
+    if not image.strip():
+        raise PathError("empty guest image name")
     path = Path(image)
-    if path.exists() or "/" in image or image.endswith(".elf"):
-        return path
-    if image in list_examples():
+    if not path.exists() and "/" not in image and not image.endswith(".elf") and image in list_examples():
         return ensure_example(image)
+    check_input_file(path, "guest image")
     return path
 
 
@@ -101,7 +241,7 @@ def machine_setup(
     max_insns: int | None,
     timeout: float | None,
 ) -> tuple[Any, Any]:
-    """The `MachineConfig` and `Limits` of `run` and `record`."""
+    """The `MachineConfig` and `Limits` of `run` and `record` (the values were checked at parse time)."""
     from rrtool.machine.config import Limits, MachineConfig
 
     config = MachineConfig(
@@ -126,3 +266,14 @@ def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_da
         log_write_data=log_write_data,
         nets=tuple(NetSpec.parse(text, i) for i, text in enumerate(net or [])),
     )
+
+
+def inputs_of(image: Path, host: Any) -> list[tuple[Path | None, str]]:
+    """Every file a live run reads, with its role: what an output must never be (`refuse_clobber`)."""
+    found: list[tuple[Path | None, str]] = [(image, "guest image")]
+    if host.disk is not None:
+        found.append((host.disk.path, "disk image"))
+    for spec in host.nets:
+        if "file" in spec.options:
+            found.append((Path(spec.options["file"]), f"pcap capture of --net {spec.kind}"))
+    return found

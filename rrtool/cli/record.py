@@ -33,7 +33,12 @@ from rrtool.cli.options import (
 
 def record(
     image: Image,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Trace file to write (.arrow).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Trace file to write (.arrow); <FILE>.part while recording."
+        ),
+    ],
     ram: Ram = "32M",
     ns_per_insn: NsPerInsn = 1,
     checkpoint_every: CheckpointEvery = 1_000_000,
@@ -49,6 +54,9 @@ def record(
 ) -> None:
     """Run a guest live and record every nondeterministic event into an Arrow trace.
 
+    The trace is written to FILE.part and renamed onto FILE when the run ends (exit, fault, limit,
+    timeout, Ctrl-C or SIGTERM); after a SIGKILL, FILE.part is a readable trace cut short. FILE may not
+    be the guest, the disk image or a pcap capture.
     Example: rrtool record timers -o timers.arrow
     """
     from rrtool.machine.config import exit_status

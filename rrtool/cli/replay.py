@@ -29,8 +29,10 @@ def follow(bar: Bar) -> Callable[[ReplayProgress], None]:
 
 
 def replay(
-    trace: Annotated[Path, typer.Argument(help="Trace file written by `rrtool record`.")],
-    image: Annotated[Path | None, typer.Option("--image", help="Guest ELF (default: the recorded path).")] = None,
+    trace: Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file written by `rrtool record`.")],
+    image: Annotated[
+        Path | None, typer.Option("--image", metavar="ELF", help="Guest ELF (default: the recorded path).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replay even if the image hash differs.")] = False,
     quiet: Quiet = False,
     as_json: Json = False,
@@ -40,11 +42,15 @@ def replay(
     Exit 0 when verified, 1 on divergence (with a report), 2 on error.
     Example: rrtool replay timers.arrow
     """
+    from rrtool._paths import check_input_file
     from rrtool.player.session import replay as do_replay
 
     # Replays are the long command: the bar shows at once, by instructions (the best measure of time left).
     bar = Bar("replay", 0, enabled=not (quiet or as_json), delay=0.0)
     with user_errors(), bar:
+        check_input_file(trace, "trace file")
+        if image is not None:
+            check_input_file(image, "guest image")
         result = do_replay(
             trace, image=image, force=force, console_sink=console_writer(quiet or as_json), on_progress=follow(bar)
         )

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
-from rrtool.cli.options import Checkpoints, Icounts, NoProgress
+from rrtool.cli.options import MAX_SHOWN, Checkpoints, Icounts, NoProgress
 from rrtool.cli.progress import Bar
 
 if TYPE_CHECKING:
@@ -33,29 +34,48 @@ TABLE_HEX_BYTES = 16
 def sql(
     args: Annotated[list[str], typer.Argument(metavar="TRACE... [QUERY]", help="Trace files, then the SQL query.")],
     name: Annotated[
-        list[str] | None, typer.Option("--name", help="Schema name of each trace, in order (default: file stem).")
+        list[str] | None,
+        typer.Option("--name", metavar="NAME", help="Schema name of each trace, in order (default: file stem)."),
     ] = None,
     checkpoints: Checkpoints = None,
     icounts: Icounts = None,
-    csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout (binary as hex).")] = False,
+    csv: Annotated[
+        bool,
+        typer.Option("--csv", help="Write CSV to stdout (binary as hex); the default when stdout is not a terminal."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Write a JSON array of rows to stdout.")] = False,
-    parquet: Annotated[Path | None, typer.Option("--parquet", help="Write the result to this Parquet file.")] = None,
-    max_rows: Annotated[int, typer.Option("--max-rows", min=1, help="Rows shown in the table.")] = 100,
+    table: Annotated[
+        bool, typer.Option("--table", help="Draw the table even when stdout is not a terminal (at most --max-rows).")
+    ] = False,
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", metavar="FILE", help="Write the result to this Parquet file.")
+    ] = None,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", metavar="N", min=1, max=MAX_SHOWN, help="Rows shown in the table.")
+    ] = 100,
     quiet: NoProgress = False,
 ) -> None:
     """Query traces with SQL (DuckDB): views events, packets, block_ops, clock, checkpoints, interrupts, console.
 
     Each trace also has its own schema (`a.events`); the unqualified views hold all traces with a `trace`
-    column. Without a query: an interactive prompt (or the query is read from a pipe).
+    column. Without a query: an interactive prompt (or the query is read from a pipe). The result is a
+    table on a terminal; when stdout is not one (a pipe, a file) it is CSV with a header (Python's csv
+    module, binary as hex, nulls as empty fields), every row, as with --csv.
     Example: rrtool sql t.arrow "select kind, count(*) from events group by kind"
     """
+    from rrtool._paths import check_input_file, check_output_path, refuse_clobber
     from rrtool.analysis.errors import AnalysisError
     from rrtool.analysis.sql import csv_chunks, json_chunks, open_session, write_parquet
 
     with user_errors():
-        if sum((csv, as_json, parquet is not None)) > 1:
-            raise AnalysisError("choose one of --csv, --json and --parquet")
+        if sum((csv, as_json, table, parquet is not None)) > 1:
+            raise AnalysisError("choose one of --csv, --json, --table and --parquet")
         paths, query = split_args(args)
+        for path in paths:
+            check_input_file(path, "trace file")
+        if parquet is not None:
+            refuse_clobber(parquet, [(path, "trace file") for path in paths])
+            check_output_path(parquet, "Parquet file")
         session = open_session(paths, name or [], checkpoints, icounts)
         if query is None and not sys.stdin.isatty():
             query = sys.stdin.read()
@@ -70,8 +90,10 @@ def sql(
         if parquet is not None:
             with Bar("sql --parquet", enabled=not quiet) as bar:
                 write_parquet(rel, parquet, con=session.con, progress=bar.progress)
-        elif csv or as_json:
-            for text in csv_chunks(rel) if csv else json_chunks(rel):
+        elif csv or as_json or not (table or sys.stdout.isatty()):
+            # A table drawn for a pipe is cut to 80 columns; a program reading the pipe wants CSV. The real
+            # stdout is asked, not rich (FORCE_COLOR makes rich call a pipe a terminal).
+            for text in json_chunks(rel) if as_json else csv_chunks(rel):
                 sys.stdout.write(text)
         else:
             print_table(rel, out, max_rows)
@@ -121,6 +143,10 @@ def print_table(rel: DuckDBPyRelation, console: Console, max_rows: int) -> None:
             shown += 1
         if more:
             break
+    if not console.is_terminal:
+        # Not a terminal (`--table` into a pipe): the table's own width, not a guessed 80 columns that squash it.
+        width = Measurement.get(console, console.options.update_width(100_000), table).maximum
+        console = Console(file=console.file, width=max(width, console.width), highlight=False)
     console.print(table, soft_wrap=False)
     note = f"first {shown} rows shown; use --max-rows, --csv, --json or --parquet for all" if more else None
     console.print(f"[dim]{note or f'{shown} row' + ('' if shown == 1 else 's')}[/]", soft_wrap=False)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rrtool._host import CompilerNotFoundError, cache_dir, find_c_compiler
+from rrtool._paths import PathError, atomic_output, check_input_file, refuse_clobber
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -27,6 +28,7 @@ __all__ = [
     "ensure_example",
     "example_source",
     "list_examples",
+    "resolve_source",
 ]
 
 # Plain paths rather than importlib.resources: gcc needs real files on disk,
@@ -74,6 +76,7 @@ GUEST_CFLAGS: tuple[str, ...] = (
     "-Wall",
 )
 
+
 class GuestBuildError(Exception):
     """A guest could not be built; ``str()`` is a one-line reason.
 
@@ -111,14 +114,26 @@ def build_guest(sources: Sequence[Path], output: Path, *, extra_cflags: Sequence
         raise GuestBuildError("no guest sources given")
     srcs = [Path(s) for s in sources]
     for src in srcs:
-        if not src.is_file():
+        if not src.exists():
             raise GuestBuildError(f"guest source not found: {src}")
+        try:
+            check_input_file(src, "guest source")  # a fifo would block gcc, a device never end
+        except PathError as exc:
+            raise GuestBuildError(str(exc)) from None
     try:
         cc = find_c_compiler("the guest SDK")
     except CompilerNotFoundError as exc:
         raise GuestBuildError(str(exc)) from exc
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    # gcc writes its output in place (and `-o hello.c` would compile the source onto itself):
+    # refuse an output that is a source, and let gcc write a temporary name renamed when it succeeds.
+    refuse_clobber(output, [(src, "guest source") for src in srcs])
+    with atomic_output(output, mode=0o777) as tmp:
+        _compile(cc, srcs, tmp, extra_cflags)
+    return output
+
+
+def _compile(cc: str, srcs: list[Path], output: Path, extra_cflags: Sequence[str]) -> None:
     cmd = [
         cc,
         *GUEST_CFLAGS,
@@ -140,12 +155,22 @@ def build_guest(sources: Sequence[Path], output: Path, *, extra_cflags: Sequence
         names = ", ".join(s.name for s in srcs)
         first = _first_error_line(proc.stderr)
         raise GuestBuildError(f"building {names} failed: {first}", details=proc.stderr)
-    return output
 
 
 def list_examples() -> list[str]:
     """Names of the bundled example guests (``examples/*.c`` stems), sorted."""
     return sorted(p.stem for p in EXAMPLES_DIR.glob("*.c"))
+
+
+def resolve_source(text: str) -> Path:
+    """A source path, or the name of a bundled example as `rrtool guest list` shows it (`timers`).
+
+    A file of that name in the current directory wins, as for an IMAGE: a path is what the user typed.
+    """
+    path = Path(text)
+    if not path.exists() and "/" not in text and text in list_examples():
+        return example_source(text)
+    return path
 
 
 def example_source(name: str) -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from rrtool._paths import PathError, check_input_file
+
 #: The host keeps 0x1000-0xFFFFF for its own structures (GDT); page 0 stays unmapped so NULL faults.
 IMAGE_BASE = 0x100000
 
@@ -43,10 +45,11 @@ def sha256_file(path: Path) -> str:
 
 def load_image(path: Path, ram_size: int) -> GuestImage:
     """Parse and check an image; nothing is mapped yet (the machine does that)."""
-    if not path.exists():
-        raise ImageError(f"{path}: no such guest image")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not a guest image")
+    # Regular files only: read_bytes() on a fifo blocks, on a device it never ends.
+    try:
+        check_input_file(path, "guest image")
+    except PathError as exc:
+        raise ImageError(str(exc)) from None
     raw = path.read_bytes()
     if not raw:
         raise ImageError(f"{path}: empty file, not an ELF guest image")

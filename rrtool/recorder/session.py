@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import signal
 import socket
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from rrtool import __version__
+from rrtool._paths import check_output_path, part_path, refuse_clobber
 from rrtool.board.host import HostSetup, live_machine
 from rrtool.machine.config import Limits, MachineConfig, RunResult
 from rrtool.recorder.port import RecordPort
@@ -67,7 +69,16 @@ def record(
     console_sink: Callable[[bytes], None] | None = None,
     on_checkpoint: Callable[[Event, RecordPort], None] | None = None,
 ) -> RecordResult:
-    """Run `image_path` live and write its trace to `output` (replaced if it exists)."""
+    """Run `image_path` live and write its trace to `output` (replaced if it exists and is not an input).
+
+    The trace is written to `<output>.part` beside it while the guest runs
+    and renamed onto `output` when the run ends, however it ends (exit,
+    fault, hang, limit, timeout, SIGINT or SIGTERM): until then `output`
+    keeps whatever it held, and a SIGKILL leaves `<output>.part`, readable as
+    a trace cut short at its last batch. An output that is one of the inputs
+    (the guest, the disk image, a pcap capture) is refused before anything is
+    written, and so is a `.part` name that is one.
+    """
     config = config or MachineConfig()
     host = host or HostSetup()
     port: RecordPort
@@ -76,6 +87,13 @@ def record(
         if on_checkpoint is not None:
             on_checkpoint(cp, port)
 
+    inputs = [(image_path, "guest image"), (host.disk.path if host.disk else None, "disk image")]
+    inputs += [(Path(n.options["file"]), "pcap capture") for n in host.nets if "file" in n.options]
+    check_output_path(output, "trace file")
+    partial = part_path(output)
+    check_output_path(partial, "trace file")
+    refuse_clobber(output, inputs)
+    refuse_clobber(partial, inputs)
     writer: TraceWriter | None = None
     start = time.monotonic()
     # The writer needs the metadata, which needs the machine, which needs the port: attach it last.
@@ -83,7 +101,7 @@ def record(
     try:
         live = live_machine(image_path, config, port, host, limits=limits, console_sink=console_sink)
         meta = {**trace_metadata(image_path, live.image.sha256), **live.metadata()}
-        writer = TraceWriter(output, meta)
+        writer = TraceWriter(partial, meta)
         port.writer = writer
         with stop_on_signals(port.request_stop):
             result = live.machine.run()
@@ -91,6 +109,8 @@ def record(
         if writer is not None:
             writer.close()
         port.close()
+    # Only a run that ended (for any of its reasons) is renamed; an exception leaves the closed `.part`.
+    os.replace(partial, output)
     return RecordResult(
         run=result,
         trace=output,

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rrtool._paths import atomic_directory, refuse_clobber
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.progress import Progress, Tally
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
@@ -39,17 +40,20 @@ def export_parquet(
     checkpoints_per_partition: int = DEFAULT_CHECKPOINTS_PER_PARTITION,
     progress: Progress | None = None,
 ) -> ParquetStats:
-    """Write the trace under directory `output` (which must not exist or be empty). `progress`: batches read."""
+    """Write the trace under directory `output` (which must not exist or be empty). `progress`: batches read.
+
+    Its parent directory must exist (as for every output, rrtool creates no directories on the way).
+    """
     if checkpoints_per_partition < 1:
         raise AnalysisError("--checkpoints-per-partition must be at least 1")
-    with open_tracefile(trace_path) as trace:
-        return _export(trace, Path(output), checkpoints_per_partition, progress)
+    refuse_clobber(Path(output), [(Path(trace_path), "trace file")])
+    # The dataset is built under a temporary name beside `output` and renamed when every part is closed,
+    # so an interrupted export never leaves a directory that looks like a complete dataset.
+    with open_tracefile(trace_path) as trace, atomic_directory(Path(output)) as tmp:
+        return _export(trace, tmp, checkpoints_per_partition, progress)
 
 
 def _export(trace: TraceFile, out: Path, checkpoints_per_partition: int, progress: Progress | None) -> ParquetStats:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise AnalysisError(f"{out}: exists and is not an empty directory")
-    out.mkdir(parents=True, exist_ok=True)
     stats = ParquetStats()
     writer: pq.ParquetWriter | None = None
     current: int | None = None

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rrtool import __version__
+from rrtool._paths import atomic_output, refuse_clobber
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.export.pcapng import INBOUND, OUTBOUND, PcapngWriter
-from rrtool.analysis.export.rows import prepare_output_file, rows, start_epoch_ns
+from rrtool.analysis.export.rows import rows, start_epoch_ns
 from rrtool.analysis.progress import Progress
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
@@ -50,12 +51,13 @@ def export_pcap(
     """Write the trace's frames to `output` (pcapng); returns what was written. `progress`: batches read."""
     if time_base not in ("start", "zero"):
         raise AnalysisError(f"bad time base {time_base!r}: use start or zero")
-    with open_tracefile(trace_path) as trace:
-        return _export(trace, Path(output), time_base, progress)
+    # Refused before the trace is opened: writing onto it would destroy the very file being read.
+    refuse_clobber(Path(output), [(Path(trace_path), "trace file")])
+    with open_tracefile(trace_path) as trace, atomic_output(Path(output)) as tmp:
+        return _export(trace, tmp, time_base, progress)
 
 
 def _export(trace: TraceFile, output: Path, time_base: str, progress: Progress | None) -> PcapStats:
-    prepare_output_file(output)
     base = start_epoch_ns(trace) if time_base == "start" else 0
     descriptions = _card_descriptions(trace)
     stats = PcapStats()

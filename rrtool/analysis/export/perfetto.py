@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from rrtool.analysis.export.rows import prepare_output_file, rows
+from rrtool._paths import atomic_output, refuse_clobber
+from rrtool.analysis.export.rows import rows
 from rrtool.analysis.progress import Progress
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
@@ -80,12 +81,13 @@ class _Writer:
 
 def export_perfetto(trace_path: str | Path, output: str | Path, *, progress: Progress | None = None) -> PerfettoStats:
     """Write the timeline of the trace to `output` (JSON). `progress`: batches read."""
-    with open_tracefile(trace_path) as trace:
-        return _export(trace, Path(output), progress)
+    # Refused before the trace is opened: truncating the mapped trace to write onto it ended in SIGBUS.
+    refuse_clobber(Path(output), [(Path(trace_path), "trace file")])
+    with open_tracefile(trace_path) as trace, atomic_output(Path(output)) as tmp:
+        return _export(trace, tmp, progress)
 
 
 def _export(trace: TraceFile, output: Path, progress: Progress | None) -> PerfettoStats:
-    prepare_output_file(output)
     stats = PerfettoStats()
     tracks: set[str] = set()
     in_flight: dict[tuple[str, int], str] = {}  # (device, req_id) -> slice name

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.progress import Progress, Tally
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile
@@ -43,11 +41,3 @@ def start_epoch_ns(trace: TraceFile) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp()) * 1_000_000_000
-
-
-def prepare_output_file(path: Path) -> None:
-    """Refuse to write into a directory or a missing parent directory (one line instead of a traceback)."""
-    if path.is_dir():
-        raise AnalysisError(f"{path}: is a directory")
-    if not path.parent.exists():
-        raise AnalysisError(f"{path.parent}: no such directory")
