@@ -41,7 +41,7 @@ def run(
     from rrtool.board.host import live_machine
     from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, exit_status
     from rrtool.machine.port import EventPort
-    from rrtool.recorder.session import stop_on_signals
+    from rrtool.machine.signals import stop_on_signals
 
     with user_errors():
         config, limits = machine_setup(

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
-import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from rrtool import __version__
 from rrtool._paths import check_output_path, part_path, refuse_clobber
 from rrtool.board.host import HostSetup, live_machine
 from rrtool.machine.config import Limits, MachineConfig, RunResult
+from rrtool.machine.signals import stop_on_signals
 from rrtool.recorder.port import RecordPort
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
@@ -31,21 +29,6 @@ class RecordResult:
     bytes: int
     wall_s: float
     counts: dict[str, int] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM end the run at the next checkpoint, so the trace is closed cleanly."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop()
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, prev in old.items():
-            signal.signal(sig, prev)
 
 
 def trace_metadata(image_path: Path, sha256: str) -> dict[str, str]:
