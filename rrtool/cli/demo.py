@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from rrtool.cli.console import console_writer, err, fail, out, user_errors
 from rrtool.cli.options import Quiet
@@ -30,6 +29,8 @@ def demo(
         result = run_demo(workdir, console_sink=console_writer(quiet), say=lambda m: err.print(m, markup=False))
         data = trace_info(result.trace)
     rec, rep = result.recording, result.replay
+    from rich.table import Table  # here, not at the top: `rrtool run` imports every command module
+
     talk = Table(title="client session (UDP through user networking)")
     talk.add_column("request")
     talk.add_column("reply")

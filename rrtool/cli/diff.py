@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
 from rrtool.cli.options import MAX_SHOWN, Json
 from rrtool.cli.progress import Bar
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from rrtool.analysis.diff import DiffResult
 
 
@@ -85,6 +86,8 @@ def diff(
 
 def summary_table(result: DiffResult) -> Table:
     """Per kind: events and payload bytes on each side, then how they lined up (fits 80 columns)."""
+    from rich.table import Table  # here, not at the top: `rrtool run` imports every command module
+
     table = Table(title="per kind", show_header=True, header_style="bold")
     for name in ("kind", "events a / b", "bytes a / b", "matched", "changed", "only a", "only b"):
         table.add_column(name, justify="left" if name == "kind" else "right", no_wrap=True)

@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
 from rrtool.cli.options import TraceArg
@@ -47,6 +46,8 @@ def info(
     if as_json:
         out.print_json(json.dumps(data))
         return
+    from rich.table import Table  # here, not at the top: `rrtool run` imports every command module
+
     table = Table(title=str(trace), show_header=False)
     for key in FIELDS:
         table.add_row(key, str(data[key]))

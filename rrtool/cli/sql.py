@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
 
 from rrtool.cli.console import out, user_errors
 from rrtool.cli.options import MAX_SHOWN, Checkpoints, Icounts, NoProgress
@@ -126,6 +124,9 @@ def _cell(value: object) -> str:
 
 def print_table(rel: DuckDBPyRelation, console: Console, max_rows: int) -> None:
     """The first `max_rows` rows as a rich table, with a note when there are more."""
+    from rich.measure import Measurement  # here, not at the top: `rrtool run` imports every command module
+    from rich.table import Table
+
     from rrtool.analysis.sql import row_chunks
 
     table = Table(show_header=True, header_style="bold", show_lines=False)
