@@ -190,7 +190,7 @@ def mutate(data: bytes, source: Path, rng: random.Random, out: Path) -> str:
         _write(out, schema, batches)
         return f"{how}:{op}:{name}"
     meta = dict(schema.metadata or {})
-    op = rng.choice(["drop-key", "bad-json", "bad-utf8", "version", "machine-values"])
+    op = rng.choice(["drop-key", "bad-json", "bad-utf8", "version", "machine-values", "host-json"])
     keys = sorted(meta)
     if op == "drop-key":
         meta.pop(rng.choice(keys))
@@ -199,6 +199,9 @@ def mutate(data: bytes, source: Path, rng: random.Random, out: Path) -> str:
     elif op == "bad-utf8":
         key = rng.choice(keys)
         meta[key] = meta[key] + b"\xff\xfe"
+    elif op == "host-json":
+        key = rng.choice([b"rrtool.net", b"rrtool.disk"])
+        meta[key] = rng.choice([b'[{"index": "x"}]', b'[{"index": 99}]', b"[1, null]", b'{"a": [', b'"x"', b"[]"])
     elif op == "version":
         meta[b"rrtool.format_version"] = rng.choice([b"3", b"x", b"", b"99999999999999999999"])
     else:

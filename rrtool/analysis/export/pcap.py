@@ -32,6 +32,8 @@ class PcapStats:
 
 
 def _card_descriptions(trace: TraceFile) -> dict[int, str]:
+    """Interface descriptions from `rrtool.net`, which only describes the host side: anything odd there is
+    ignored (the interface keeps a plain name) rather than failing the export."""
     try:
         cards = json.loads(trace.metadata.get(ev.META_NET, "[]"))
     except ValueError:
@@ -39,9 +41,11 @@ def _card_descriptions(trace: TraceFile) -> dict[int, str]:
     out = {}
     for i, card in enumerate(cards if isinstance(cards, list) else []):
         if isinstance(card, dict):
-            index = int(str(card.get("index", card.get("card", i))))
+            index = card.get("index", card.get("card", i))
+            if type(index) is not int or not 0 <= index < 4:
+                continue
             details = ", ".join(f"{k} {v}" for k, v in card.items() if k not in ("index", "card"))
-            out[index] = f"rrtool card {index}" + (f" ({details})" if details else "")
+            out[index] = f"rrtool card {index}" + (f" ({details})"[:200] if details else "")
     return out
 
 
