@@ -34,6 +34,9 @@ typedef int (*uc_reg_read_fn)(uc_engine *, int, void *);
 
 #define TABLE_BITS 16
 #define TABLE_SIZE (1u << TABLE_BITS)
+/* The front cache: direct-mapped, one cache line per 4 blocks, so a hot loop's blocks stay in L1. */
+#define FRONT_BITS 8
+#define FRONT_SIZE (1u << FRONT_BITS)
 #define NO_DEADLINE UINT64_MAX
 
 /* uc_ctl(UC_CTL_TB_REQUEST_CACHE, read|write, 2 args) as encoded by unicorn.h */
@@ -71,6 +74,7 @@ typedef struct rr_counter {
     uc_emu_stop_fn emu_stop;
     uc_ctl_fn ctl;
     uc_reg_read_fn reg_read;
+    struct { uint64_t key; uint32_t n; uint32_t unused; } front[FRONT_SIZE];
     uint64_t keys[TABLE_SIZE];
     uint32_t vals[TABLE_SIZE];
 } rr_counter;
@@ -91,15 +95,13 @@ void rr_counter_init(rr_counter *c, void *emu_stop, void *ctl, void *reg_read, u
 /* Forget cached block sizes: code at these addresses may have changed. */
 void rr_counter_clear_table(rr_counter *c)
 {
+    memset(c->front, 0, sizeof(c->front));
     memset(c->keys, 0, sizeof(c->keys));
     c->clears++;
 }
 
-static uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size)
+static uint32_t table_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size, uint64_t key)
 {
-    /* key 0 means empty; (addr, size) identifies a translation uniquely enough:
-       a block starting mid-way through another one has a different addr. */
-    uint64_t key = (addr << 12) ^ size ^ 1;
     uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - TABLE_BITS));
     for (uint32_t probe = 0; probe < TABLE_SIZE; probe++) {
         uint32_t i = (h + probe) & (TABLE_SIZE - 1);
@@ -117,7 +119,24 @@ static uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_
     }
     /* Table full (a huge guest): start over rather than fail. */
     rr_counter_clear_table(c);
-    return block_insns(c, uc, addr, size);
+    return table_insns(c, uc, addr, size, key);
+}
+
+/* Why two levels: the block hook runs once per executed block (hundreds of millions of times a second
+   on a register-only loop), and hashing into the 768 KiB table and probing it was about half of the
+   hook's cost there. The front cache answers a hot loop's blocks with one load and one compare. */
+static inline uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size)
+{
+    /* key 0 means empty; (addr, size) identifies a translation uniquely enough:
+       a block starting mid-way through another one has a different addr. */
+    uint64_t key = (addr << 12) ^ size ^ 1;
+    uint32_t slot = (uint32_t)(addr ^ (addr >> FRONT_BITS)) & (FRONT_SIZE - 1);
+    if (c->front[slot].key == key)
+        return c->front[slot].n;
+    uint32_t n = table_insns(c, uc, addr, size, key);
+    c->front[slot].key = key;
+    c->front[slot].n = n;
+    return n;
 }
 
 void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
