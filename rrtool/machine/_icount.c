@@ -17,6 +17,7 @@
  * Unicorn's symbols are passed in as function pointers (rr_counter_init), so
  * this library links against nothing and loads with plain ctypes.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,6 +34,9 @@ typedef int (*uc_reg_read_fn)(uc_engine *, int, void *);
 
 #define TABLE_BITS 16
 #define TABLE_SIZE (1u << TABLE_BITS)
+/* The front cache: direct-mapped, one cache line per 4 blocks, so a hot loop's blocks stay in L1. */
+#define FRONT_BITS 8
+#define FRONT_SIZE (1u << FRONT_BITS)
 #define NO_DEADLINE UINT64_MAX
 
 /* uc_ctl(UC_CTL_TB_REQUEST_CACHE, read|write, 2 args) as encoded by unicorn.h */
@@ -60,6 +64,7 @@ typedef struct rr_counter {
     uint64_t last_insn;     /* step mode: address of the last counted instruction */
     uint64_t refused_addr;  /* block refused at the hard deadline */
     uint64_t misses;        /* table misses (translations seen) */
+    uint64_t clears;        /* times the table was cleared: the host drops what it cached from code with it */
     uint32_t block_size;
     uint32_t block_insns;
     uint32_t stop_reason;
@@ -69,6 +74,7 @@ typedef struct rr_counter {
     uc_emu_stop_fn emu_stop;
     uc_ctl_fn ctl;
     uc_reg_read_fn reg_read;
+    struct { uint64_t key; uint32_t n; uint32_t unused; } front[FRONT_SIZE];
     uint64_t keys[TABLE_SIZE];
     uint32_t vals[TABLE_SIZE];
 } rr_counter;
@@ -87,13 +93,15 @@ void rr_counter_init(rr_counter *c, void *emu_stop, void *ctl, void *reg_read, u
 }
 
 /* Forget cached block sizes: code at these addresses may have changed. */
-void rr_counter_clear_table(rr_counter *c) { memset(c->keys, 0, sizeof(c->keys)); }
-
-static uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size)
+void rr_counter_clear_table(rr_counter *c)
 {
-    /* key 0 means empty; (addr, size) identifies a translation uniquely enough:
-       a block starting mid-way through another one has a different addr. */
-    uint64_t key = (addr << 12) ^ size ^ 1;
+    memset(c->front, 0, sizeof(c->front));
+    memset(c->keys, 0, sizeof(c->keys));
+    c->clears++;
+}
+
+static uint32_t table_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size, uint64_t key)
+{
     uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - TABLE_BITS));
     for (uint32_t probe = 0; probe < TABLE_SIZE; probe++) {
         uint32_t i = (h + probe) & (TABLE_SIZE - 1);
@@ -111,7 +119,24 @@ static uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_
     }
     /* Table full (a huge guest): start over rather than fail. */
     rr_counter_clear_table(c);
-    return block_insns(c, uc, addr, size);
+    return table_insns(c, uc, addr, size, key);
+}
+
+/* Why two levels: the block hook runs once per executed block (hundreds of millions of times a second
+   on a register-only loop), and hashing into the 768 KiB table and probing it was about half of the
+   hook's cost there. The front cache answers a hot loop's blocks with one load and one compare. */
+static inline uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size)
+{
+    /* key 0 means empty; (addr, size) identifies a translation uniquely enough:
+       a block starting mid-way through another one has a different addr. */
+    uint64_t key = (addr << 12) ^ size ^ 1;
+    uint32_t slot = (uint32_t)(addr ^ (addr >> FRONT_BITS)) & (FRONT_SIZE - 1);
+    if (c->front[slot].key == key)
+        return c->front[slot].n;
+    uint32_t n = table_insns(c, uc, addr, size, key);
+    c->front[slot].key = key;
+    c->front[slot].n = n;
+    return n;
 }
 
 void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
@@ -167,4 +192,115 @@ void rr_code_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
     }
     c->icount++;
     c->last_insn = addr;
+}
+
+/*
+ * The TLB fill callback (UC_HOOK_TLB_FILL, with uc_ctl_set_tlb_mode(UC_TLB_VIRTUAL)).
+ *
+ * Why: with Unicorn 2.1.4's default TLB every entry is readable, writable and executable, and a store
+ * to a page whose entry is executable goes through the softmmu slow path on every store, forever
+ * (notdirty_write never clears TLB_NOTDIRTY while the entry has a code mapping): about 6x on
+ * memory-heavy guests. Here each page is mapped identity with either R|X or R|W, never both, so
+ * data stores stay on the fast path. Which one is the page policy (see rrtool/machine/pages.py):
+ *   - PAGE_DATA (the image's non-executable segments): R|W; a fetch is refused (NX, as on real
+ *     hardware) unless it is the translator decoding on past the end of a block that starts on
+ *     another page (it reads bytes it may never run: refusing would fault correct code that ends
+ *     right before the page, as the guard page above RAM exists for); such a page becomes
+ *     PAGE_DATA_DECODED until its next store, which forgets the counter's cached block sizes;
+ *   - PAGE_WRITE / PAGE_EXEC (code segments and RAM outside the image): W^X, switched on the access
+ *     that misses: a store makes the page R|W, a fetch makes it R|X again. Unicorn invalidates the
+ *     page's translations on the first store to it (its self-modifying-code path), and a switch back
+ *     to executable forgets the counter's cached block sizes, since the code there may have changed.
+ * Addresses outside RAM are granted everything: the region's own permissions and the invalid-memory
+ * hooks (limited to outside RAM) then report them as before.
+ * This is called only on a TLB miss (a few hundred times in a run), so it costs nothing measurable.
+ */
+typedef struct {
+    uint64_t paddr;
+    uint32_t perms;
+} uc_tlb_entry;
+
+#define UC_MEM_READ 16
+#define UC_MEM_WRITE 17
+#define UC_MEM_FETCH 18
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define PROT_EXEC 4
+#define PAGE_MASK (~(uint64_t)0xfff)
+
+/* PAGE_DATA_DECODED: a data page the translator decoded into (see rr_tlb_fill); it still refuses jumps. */
+enum page_kind { PAGE_DATA = 0, PAGE_WRITE = 1, PAGE_EXEC = 2, PAGE_DATA_DECODED = 3 };
+
+/* Shared with Python through ctypes (rrtool/machine/pages.py mirrors it). */
+typedef struct rr_pages {
+    uint64_t base;          /* RAM is [base, limit) */
+    uint64_t limit;
+    uint64_t refused_addr;  /* the page of the last refused fetch (valid while refused != 0) */
+    uint64_t fills;         /* calls, for tests and benchmarks */
+    uint64_t to_exec;       /* W -> X switches */
+    uint64_t to_write;      /* X -> W switches */
+    uint32_t refused;       /* set when a fetch was refused; the host clears it */
+    uint32_t rip_reg;       /* Unicorn's id of RIP */
+    rr_counter *counter;
+    uint8_t *kinds;         /* one enum page_kind per page of [base, limit) */
+} rr_pages;
+
+uint64_t rr_pages_size(void) { return sizeof(rr_pages); }
+
+void rr_pages_init(rr_pages *p, rr_counter *counter, uint8_t *kinds, uint64_t base, uint64_t limit, uint32_t rip_reg)
+{
+    memset(p, 0, sizeof(*p));
+    p->counter = counter;
+    p->kinds = kinds;
+    p->base = base;
+    p->limit = limit;
+    p->rip_reg = rip_reg;
+}
+
+bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *user)
+{
+    rr_pages *p = (rr_pages *)user;
+    p->fills++;
+    addr &= PAGE_MASK;
+    e->paddr = addr;
+    if (addr < p->base || addr >= p->limit) {
+        e->perms = PROT_READ | PROT_WRITE | PROT_EXEC;
+        return true;
+    }
+    uint8_t *kind = &p->kinds[(addr - p->base) >> 12];
+    if (type == UC_MEM_FETCH) {
+        if (*kind == PAGE_DATA || *kind == PAGE_DATA_DECODED) {
+            /* While a block is translated RIP is its first instruction: a fetch from RIP's own page is
+               a jump into data; from another page, the translator decoding on past a block's page. */
+            uint64_t rip = 0;
+            p->counter->reg_read(uc, (int)p->rip_reg, &rip);
+            if ((rip & PAGE_MASK) == addr) {
+                p->refused = 1;
+                p->refused_addr = addr;
+                return false;
+            }
+            *kind = PAGE_DATA_DECODED;
+        } else if (*kind == PAGE_WRITE) {
+            *kind = PAGE_EXEC;
+            p->to_exec++;
+            rr_counter_clear_table(p->counter);
+        }
+        e->perms = PROT_READ | PROT_EXEC;
+        return true;
+    }
+    if (type == UC_MEM_WRITE) {
+        if (*kind == PAGE_DATA_DECODED) {
+            /* A block decoded from these bytes is dropped by this store; its retranslation must not
+               reuse the cached count of the old bytes. */
+            *kind = PAGE_DATA;
+            rr_counter_clear_table(p->counter);
+        } else if (*kind == PAGE_EXEC) {
+            *kind = PAGE_WRITE;
+            p->to_write++;
+        }
+        e->perms = PROT_READ | PROT_WRITE;
+        return true;
+    }
+    e->perms = *kind == PAGE_EXEC ? PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE;
+    return true;
 }

@@ -50,6 +50,7 @@ class _Counter(ctypes.Structure):
         ("last_insn", ctypes.c_uint64),
         ("refused_addr", ctypes.c_uint64),
         ("misses", ctypes.c_uint64),
+        ("clears", ctypes.c_uint64),
         ("block_size", ctypes.c_uint32),
         ("block_insns", ctypes.c_uint32),
         ("stop_reason", ctypes.c_uint32),
@@ -106,6 +107,9 @@ def native_library() -> ctypes.CDLL:
         lib.rr_counter_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                         ctypes.c_uint32]  # fmt: skip
         lib.rr_counter_clear_table.argtypes = [ctypes.c_void_p]
+        lib.rr_pages_size.restype = ctypes.c_uint64
+        lib.rr_pages_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                      ctypes.c_uint64, ctypes.c_uint32]  # fmt: skip
         _LIB = lib
     return _LIB
 
@@ -177,12 +181,18 @@ class Counter:
         self.state = _Counter.from_buffer(self._buf)
         self._block_hook = add_native_hook(emu, uc.UC_HOOK_BLOCK, lib.rr_block_hook, self._ptr)
         self._index_cache: dict[tuple[int, int], int] = {}
+        self._clears_seen = 0  # the native table's clear count when _index_cache was last known good
         self._disasm: Any = None
         self._after_tail = False
 
     @property
     def icount(self) -> int:
         return int(self.state.icount)
+
+    @property
+    def native(self) -> ctypes.c_void_p:
+        """The native counter's address, for other native hooks that share it (rrtool.machine.pages)."""
+        return self._ptr
 
     def run(self, begin: int, soft: int, hard: int) -> StopInfo:
         """Run from `begin` until a deadline, hlt or a fault (a fault raises UcError).
@@ -231,6 +241,9 @@ class Counter:
             return int(st.icount)
         start = int(st.block_addr)
         key = (start, pc)
+        if st.clears != self._clears_seen:  # code may have changed (rrtool.machine.pages switched a page to X)
+            self._index_cache.clear()
+            self._clears_seen = int(st.clears)
         idx = self._index_cache.get(key)
         if idx is None:
             idx = self._index_in_block(start, pc, int(st.block_size))

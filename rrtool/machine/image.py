@@ -25,6 +25,8 @@ class Segment:
     vaddr: int
     data: bytes
     memsz: int
+    #: ELF p_flags (PF_X=1, PF_W=2, PF_R=4): which pages may run code (rrtool.machine.pages).
+    flags: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def load_image(path: Path, ram_size: int) -> GuestImage:
                 if seg["p_type"] in ("PT_INTERP", "PT_DYNAMIC"):
                     raise ImageError(f"{path}: dynamically linked; guests must be static executables")
                 if seg["p_type"] == "PT_LOAD" and seg["p_memsz"] > 0:
-                    segments.append(Segment(seg["p_vaddr"], seg.data(), seg["p_memsz"]))
+                    segments.append(Segment(seg["p_vaddr"], seg.data(), seg["p_memsz"], seg["p_flags"]))
             entry = elf["e_entry"]
     except ELFError as exc:
         raise ImageError(f"{path}: malformed ELF ({exc})") from None

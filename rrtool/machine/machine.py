@@ -42,6 +42,7 @@ from rrtool.machine.cpu import (
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
+from rrtool.machine.pages import Pages
 from rrtool.machine.platform import Platform
 from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
 from rrtool.machine.units import Units
@@ -86,6 +87,7 @@ class Machine:
             self.emu.mem_write(seg.vaddr, seg.data)  # the rest of memsz is already zero
         setup_cpu(self.emu, image.entry, config.ram_size)
         self.counter = Counter(self.emu)
+        self.pages = Pages(self.emu, image, RAM_BASE, config.ram_size, self.counter)
         self._regs = RegisterDigester(self.emu)
         self._read_pc = PcReader(self.emu)
         self.clock = Clock(config.ns_per_insn, platform.timers)
@@ -94,9 +96,13 @@ class Machine:
         port.connect(self.units.async_kinds)
         self._sink = console_sink
         self.output = bytearray()  # everything the guest printed, for callers and tests
+        # The invalid-memory hooks cover only what is not RAM: a hook whose range includes a RAM page puts
+        # every store to that page back on Unicorn's slow path (see rrtool.machine.pages).
+        bad_mem = uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT
         self._hooks = [
             self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
-            self.emu.hook_add(uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT, self._on_bad_mem),
+            self.emu.hook_add(bad_mem, self._on_bad_mem, None, 0, RAM_BASE - 1),
+            self.emu.hook_add(bad_mem, self._on_bad_mem, None, config.ram_size, (1 << 64) - 1),
         ]
         # Instructions whose result would come from the host: rdtsc and rdtscp read virtual time, CPUID
         # answers from a fixed table (cpu.CPUID_TABLE); rdrand and rdseed do not exist on CPU_MODEL (#UD).
@@ -317,6 +323,10 @@ class Machine:
             self._running = False
         if self._hook_error is not None:
             raise self._hook_error
+        if self.pages.take_refused() is not None:
+            # The page policy refused a fetch from a data page (NX). Unicorn reports that as an exception
+            # (#PF), with RIP at the target: the name comes from what the fill callback saw.
+            self._fault = (f"jump to non-executable data at {self.pc:#x}", self.pc)
         if self._fault is not None and self._ending is None:
             # A CPU fault is precise (Unicorn aborts the instruction): the end is exactly before it.
             # After an exit or a hook fault it is only the rest of that block running on: the first end wins.
@@ -468,7 +478,7 @@ class Machine:
             emu.reg_write(reg, 0)
         emu.reg_write(x86.UC_X86_REG_RFLAGS, 0x2)
         setup_cpu(emu, self.image.entry, self.config.ram_size)
-        self.counter.flush()
+        self.forget_translations()
         self.clock.reset()
         self.platform.reset()
 
@@ -491,6 +501,13 @@ class Machine:
         """Replay of a run that ended for a host reason (signal, limit, timeout): end as the log says."""
         reason, _, message = (text or "interrupted: ").partition(": ")
         self._end(reason, message)
+
+    def forget_translations(self) -> None:
+        """RAM was replaced behind Unicorn's back (reset, a snapshot restore): drop translated code, the
+        counter's cached block sizes and the TLB, so nothing decoded from the old bytes runs again and
+        each page's first access asks the page policy afresh."""
+        self.counter.flush()
+        self.pages.flush()
 
     # ------------------------------------------------------------- inspection
     def disassemble(self, pc: int, count: int = 1) -> list[str]:

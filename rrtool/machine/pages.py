@@ -1,0 +1,126 @@
+"""Who may execute and who may write each page of guest RAM: the TLB fill policy.
+
+Why this exists: with Unicorn 2.1.4's default (CPU) TLB every entry is readable, writable and
+executable whatever `mem_map` said, and every store to a page whose entry is executable takes the
+softmmu slow path, forever. On a memory-heavy guest that costs about 6x (unicorn-notes.md, "Stores").
+The machine therefore runs Unicorn's virtual TLB: a native fill callback (`rr_tlb_fill` in
+`_icount.c`) maps each page identity, either R|X or R|W and never both, so data pages keep their
+stores on the fast path. The policy, page by page:
+
+- the image's non-executable segments (rodata, data, bss; ELF ``p_flags`` without PF_X) are data:
+  readable and writable, never executable. A jump into one is a fault, as with NX on real hardware:
+  "jump to non-executable data at ADDR", with the exact pc and icount of the usual fault line;
+- the image's executable segments and all RAM outside the image (stack, free memory the guest uses
+  as it likes, the host's page of GDT) are W^X: a page is writable or executable at a time and
+  switches on the access that misses. A store makes it R|W (Unicorn drops the page's translations on
+  the first store, its own self-modifying-code path); a fetch makes it R|X again and the counter
+  forgets its cached block sizes, since the code there may have changed. So a guest that writes code
+  (to the stack, free RAM or its own text) and then runs it works, at the price of one switch per
+  change of mind: a page that mixes hot code and hot stores switches often, each switch costing a
+  TLB fill and a retranslation, not a wrong result;
+- memory outside RAM (page 0, above the guard page) is left to Unicorn's region permissions and the
+  invalid-memory hooks, which cover only addresses outside RAM (a hook over RAM would put every
+  store back on the slow path), so those faults read as before.
+
+One known gap: when the translator decodes a block that starts on an executable page and runs on
+past its end, the fetch of the next page is granted even if that page is data (refusing it would
+fault correct code that never runs those bytes). Until that TLB entry is replaced, a jump into that
+data page is not refused.
+
+The W/X state of a page is only a cache of the last access kind: it changes no guest-visible result,
+so it is neither digested nor saved in snapshots. After RAM is replaced behind Unicorn's back (a
+restore, a reset) the machine flushes the TLB with the translations (`Machine.forget_translations`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import unicorn as uc
+from unicorn import x86_const as x86
+
+from rrtool.machine.icount import Counter, add_native_hook, native_library
+from rrtool.machine.image import GuestImage
+
+PAGE_SIZE = 0x1000
+PF_X = 1  # ELF p_flags bit: executable
+
+#: Page kinds, as `_icount.c` numbers them (enum page_kind).
+PAGE_DATA = 0
+PAGE_WRITE = 1
+PAGE_EXEC = 2
+PAGE_DATA_DECODED = 3  # data the translator decoded into past a block's page; still never executable
+
+
+class _Pages(ctypes.Structure):
+    """Mirror of the head of `struct rr_pages` (the pointers after it stay opaque)."""
+
+    _fields_ = [
+        ("base", ctypes.c_uint64),
+        ("limit", ctypes.c_uint64),
+        ("refused_addr", ctypes.c_uint64),
+        ("fills", ctypes.c_uint64),
+        ("to_exec", ctypes.c_uint64),
+        ("to_write", ctypes.c_uint64),
+        ("refused", ctypes.c_uint32),
+        ("rip_reg", ctypes.c_uint32),
+    ]
+
+
+def initial_kinds(image: GuestImage, base: int, limit: int) -> bytearray:
+    """One kind per page of [base, limit): data for non-executable segments, executable for code, else W.
+
+    A page shared by an executable and a non-executable segment is executable (W^X): the SDK's linker
+    script page-aligns its segments, so this only matters for images built otherwise.
+    """
+    kinds = bytearray([PAGE_WRITE]) * ((limit - base) // PAGE_SIZE)
+    for executable in (False, True):  # code last: it wins a shared page
+        for seg in image.segments:
+            if bool(seg.flags & PF_X) != executable:
+                continue
+            first = (seg.vaddr - base) // PAGE_SIZE
+            last = (seg.vaddr + seg.memsz - 1 - base) // PAGE_SIZE
+            kinds[first : last + 1] = bytes([PAGE_EXEC if executable else PAGE_DATA]) * (last - first + 1)
+    return kinds
+
+
+class Pages:
+    """The virtual TLB and its native fill policy for one Unicorn instance.
+
+    Every ctypes object the native hook points at is kept on `self`, for the life of the instance.
+    """
+
+    def __init__(self, emu: uc.Uc, image: GuestImage, base: int, limit: int, counter: Counter) -> None:
+        lib = native_library()
+        self._emu = emu
+        self._kinds = (ctypes.c_uint8 * ((limit - base) // PAGE_SIZE)).from_buffer_copy(
+            initial_kinds(image, base, limit)
+        )
+        self._buf = ctypes.create_string_buffer(lib.rr_pages_size())
+        self._ptr = ctypes.cast(self._buf, ctypes.c_void_p)
+        self._counter = counter  # the native hook clears its table: keep it alive as long as this
+        lib.rr_pages_init(self._ptr, counter.native, ctypes.cast(self._kinds, ctypes.c_void_p), base, limit,
+                          x86.UC_X86_REG_RIP)  # fmt: skip
+        self.state = _Pages.from_buffer(self._buf)
+        emu.ctl_set_tlb_mode(uc.UC_TLB_VIRTUAL)
+        self._hook = add_native_hook(emu, uc.UC_HOOK_TLB_FILL, lib.rr_tlb_fill, self._ptr)
+        self.flush()
+
+    def kind(self, addr: int) -> int:
+        """The page kind of a RAM address (PAGE_DATA, PAGE_WRITE, PAGE_EXEC or PAGE_DATA_DECODED)."""
+        return int(self._kinds[(addr - int(self.state.base)) // PAGE_SIZE])
+
+    def take_refused(self) -> int | None:
+        """The page of a fetch the policy refused since the last call (the run then stopped), or None."""
+        if not self.state.refused:
+            return None
+        self.state.refused = 0
+        return int(self.state.refused_addr)
+
+    def flush(self) -> None:
+        """Drop every TLB entry: the next access to each page asks the policy again.
+
+        The Python wrapper has no method for UC_CTL_TLB_FLUSH (a write with no arguments), so it goes
+        through the generic `ctl`.
+        """
+        self._emu.ctl(uc.UC_CTL_TLB_FLUSH, uc.UC_CTL_IO_WRITE)
