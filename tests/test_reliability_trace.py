@@ -306,3 +306,13 @@ def test_a_damaged_footer_is_damage_not_a_crash(timers: Path, tmp_path: Path) ->
 
 def test_machine_json_round_trip_stays_valid(timers: Path) -> None:
     assert json.loads(read_meta(timers)[ev.META_MACHINE])["ram_size"] > 0
+
+
+def test_an_edited_machine_record_diverges_at_the_first_checkpoint(timers: Path, tmp_path: Path) -> None:
+    def slower_cadence(meta: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        machine = json.loads(meta[ev.META_MACHINE.encode()])
+        machine["checkpoint_every"] += 100  # replay stops where the log says, so only the digest can notice
+        return {**meta, ev.META_MACHINE.encode(): json.dumps(machine).encode()}
+
+    proc = run("replay", rewrite(timers, tmp_path / "cadence.arrow", meta=slower_cadence), "-q")
+    assert proc.returncode == 1 and "checkpoint 0" in proc.stderr and "dev_digest differs" in proc.stderr, proc.stderr

@@ -45,7 +45,7 @@ from rrtool.machine.image import GuestImage
 from rrtool.machine.pages import Pages
 from rrtool.machine.platform import Platform
 from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
-from rrtool.machine.units import Units
+from rrtool.machine.units import ShapeUnit, Units
 from rrtool.schemas import names as ev
 from rrtool.schemas.event import Event
 
@@ -92,7 +92,7 @@ class Machine:
         self._read_pc = PcReader(self.emu)
         self.clock = Clock(config.ns_per_insn, platform.timers)
         self.platform = platform
-        self.units = Units([self.clock, *platform.units])
+        self.units = Units([ShapeUnit(config), self.clock, *platform.units])
         port.connect(self.units.async_kinds)
         self._sink = console_sink
         self.output = bytearray()  # everything the guest printed, for callers and tests

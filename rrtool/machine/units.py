@@ -13,11 +13,13 @@ keeps a hand-written list of async kinds in step with the devices.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Protocol
 
 import xxhash
 
+from rrtool.machine.config import MachineConfig
 from rrtool.schemas.event import Event
 
 
@@ -144,3 +146,22 @@ class Units:
     def load(self, saved: dict[str, Any]) -> None:
         for unit in self._units:
             unit.load(saved[unit.name])
+
+
+class ShapeUnit(UnitBase):
+    """The machine's shape as a unit of the digest: its state is the config, so every checkpoint covers it.
+
+    Replay builds the machine from the trace's `rrtool.machine` record. Some of its fields change
+    what replay computes (RAM size, ns per instruction, the memory digest cadence), but the
+    checkpoint cadence does not: replay stops where the log says. With the whole record in the
+    digest, an edited record diverges at the first checkpoint instead of replaying a machine
+    that only happens to agree with the log.
+    """
+
+    name = "shape"
+
+    def __init__(self, config: MachineConfig) -> None:
+        self._state = json.dumps(config.to_dict(), sort_keys=True).encode()
+
+    def state(self) -> bytes:
+        return self._state

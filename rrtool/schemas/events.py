@@ -56,8 +56,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "dev_digest",
         pa.uint64(),
-        "checkpoint: xxh3-64 of every unit's name and state in registry order (the core clock, then the "
-        "platform's devices).",
+        "checkpoint: xxh3-64 of every unit's name and state in registry order (the machine's shape, the core "
+        "clock, then the platform's devices).",
     ),
     Column(
         "mem_digest", pa.uint64(), "checkpoint: xxh3-64 of guest RAM; only at the memory digest cadence and at end."
