@@ -155,11 +155,14 @@ def test_the_guard_page_above_ram_is_not_memory(build_c: BuildC, tmp_path: Path,
 
 
 # -- 5. a recording killed in its first second keeps what it reached ----------------------------------------
-def test_sigkill_early_in_a_recording_keeps_its_first_checkpoints(example: object, tmp_path: Path) -> None:
-    image = example("compute")  # type: ignore[operator]
-    trace = tmp_path / "killed.arrow"
+def test_sigkill_early_in_a_recording_keeps_its_first_checkpoints(build_c: BuildC, tmp_path: Path) -> None:
+    # A guest that sleeps 100 s of virtual time, a second per tick, waited in real time while recording: it
+    # is still running when killed however fast the machine is.
+    image = build_c("sleep_long", guests.SLEEPER, ("-DTICKS=100", "-DSLEEP_NS=1000000000ull"))
+    output = tmp_path / "killed.arrow"
+    trace = tmp_path / "killed.arrow.part"  # a recording is written under this name until it ends
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rrtool.cli", "record", image, "-o", trace, "--no-stdin", "-q"],
+        [sys.executable, "-m", "rrtool.cli", "record", image, "-o", output, "--no-stdin", "-q"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -168,7 +171,7 @@ def test_sigkill_early_in_a_recording_keeps_its_first_checkpoints(example: objec
         while not (trace.exists() and trace.stat().st_size > 0) and time.monotonic() < deadline:
             time.sleep(0.01)  # the header is on disk as soon as the recording starts
         time.sleep(0.3)  # well inside the writer's one-second rule
-        assert proc.poll() is None, "compute finished before it could be killed"
+        assert proc.poll() is None, "the guest finished before it could be killed"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
