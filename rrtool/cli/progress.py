@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from rrtool.cli.console import err
+
+if TYPE_CHECKING:
+    # rich.progress is imported when a bar is first shown: ~15 ms that `run`, `record -q` and scripts never need.
+    from rich.progress import Progress, TaskID
 
 #: Seconds between two redraws.
 REFRESH_S = 0.1
@@ -59,6 +63,8 @@ class Bar:
         if self._progress is None:
             if now - self._start < self.delay:
                 return
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                 TextColumn("{task.fields[note]}"), TimeRemainingColumn(),
