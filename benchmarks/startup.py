@@ -48,6 +48,8 @@ TARGET_RECORD_MIB = 100.0
 @dataclass(frozen=True)
 class Sample:
     wall_s: float
+    #: user + system CPU time: steadier than wall time when another process shares the host.
+    cpu_s: float
     max_rss_mib: float
 
 
@@ -79,7 +81,7 @@ def measure(args: Sequence[str], cwd: Path) -> Sample:
     proc.stderr.close()
     if proc.returncode != 0:
         raise SystemExit(f"rrtool {' '.join(args)} exited {proc.returncode}: {err.decode(errors='replace')}")
-    return Sample(wall, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)  # ru_maxrss: KiB on Linux
 
 
 def vclock_end_s(trace: Path, cwd: Path) -> float:
@@ -112,12 +114,14 @@ def main() -> int:
     table.add_column("command")
     table.add_column("wall s (median)", justify="right")
     table.add_column("min-max s", justify="right")
+    table.add_column("CPU s (median)", justify="right")
     table.add_column("peak RSS MiB (median)", justify="right")
     walls = [median([s.wall_s for s in samples]) for samples in runs]
     rss = [median([s.max_rss_mib for s in samples]) for samples in runs]
     for (name, _), samples, wall, mib in zip(commands, runs, walls, rss, strict=True):
         ws = [s.wall_s for s in samples]
-        table.add_row(name, f"{wall:.3f}", f"{min(ws):.3f}-{max(ws):.3f}", f"{mib:.1f}")
+        cpu = median([s.cpu_s for s in samples])
+        table.add_row(name, f"{wall:.3f}", f"{min(ws):.3f}-{max(ws):.3f}", f"{cpu:.3f}", f"{mib:.1f}")
     show(console, table, args.markdown)
 
     targets = Table(title="targets (issue 11)", box=table_box(args.markdown))
