@@ -37,12 +37,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-#: Metadata replay does not check: a change there may still verify.
-#: (`rrtool.disk` and `rrtool.net` describe the host side for people and tools; the machine record holds
-#: what replay builds from.)
-UNCHECKED_META = {
-    "rrtool.start_time", "rrtool.host", "rrtool.tool_version", "rrtool.image_path", "rrtool.disk", "rrtool.net",
-}  # fmt: skip
+#: The metadata replay checks; a change anywhere else (start time, host, tool version, image path, and
+#: `rrtool.disk` and `rrtool.net`, which describe the host side for people and tools), or a key it does not
+#: know, may still verify: the machine record holds what replay builds from.
+CHECKED_META = ("rrtool.format_version", "rrtool.machine", "rrtool.image_sha256")
 #: Seconds one command may take on one mutant before it counts as a hang.
 RUN_TIMEOUT = 30.0
 
@@ -231,7 +229,7 @@ def _rows_and_meta(path: Path) -> tuple[list[dict[str, Any]], dict[str, str], bo
     try:
         with open_tracefile(path) as trace:
             rows = trace.read_all().drop_columns(["host_ns"]).to_pylist()
-            meta = {k: v for k, v in trace.metadata.items() if k not in UNCHECKED_META}
+            meta = {k: v for k, v in trace.metadata.items() if k in CHECKED_META}
             return rows, meta, trace.complete
     except TraceError:
         return None

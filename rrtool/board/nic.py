@@ -46,7 +46,15 @@ class NicConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> NicConfig:
-        return cls(bytes.fromhex(data["mac"].replace(":", "")), bytes(int(x) for x in data["ipv4"].split(".")))
+        """A card from a trace's machine record (hostile input): a ValueError unless a 6-byte MAC and an IPv4."""
+        mac, ipv4 = data.get("mac"), data.get("ipv4")
+        if not isinstance(mac, str) or not isinstance(ipv4, str):
+            raise ValueError("a card without a mac and an ipv4 string")
+        mac_bytes = bytes.fromhex(mac.replace(":", ""))
+        ip_bytes = bytes(int(x) for x in ipv4.split("."))  # int() and bytes() raise ValueError when out of range
+        if len(mac_bytes) != 6 or len(ip_bytes) != 4:
+            raise ValueError(f"card mac {mac!r} or ipv4 {ipv4!r} is malformed")
+        return cls(mac_bytes, ip_bytes)
 
 
 class NetBackend(Protocol):

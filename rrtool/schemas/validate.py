@@ -59,7 +59,10 @@ _END_CODE = ev.CHECKPOINT_KINDS.index(ev.CP_END)
 
 def check_schema(schema: pa.Schema) -> None:
     """The columns must be exactly the events table's: same names, order, types and nullability."""
-    names = list(schema.names)
+    try:
+        names = list(schema.names)
+    except UnicodeDecodeError:
+        raise TraceError("a column name is not UTF-8 text") from None
     expected = list(ev.COLUMN_NAMES)
     if names != expected:
         missing = [n for n in expected if n not in names]
