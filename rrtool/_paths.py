@@ -81,17 +81,22 @@ def check_output_path(path: Path, what: str = "output file") -> None:
     because "replacing" it would rename a file over something the user did
     not mean as a file.
     """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        st = None
-    except (OSError, ValueError) as exc:
-        raise PathError(f"{path}: cannot use as {what}: {getattr(exc, 'strerror', None) or exc}") from None
+    st = _stat_output(path, what)
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise PathError(f"{path}: is a directory; give a file name for the {what}")
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise PathError(f"{path}: not a regular file (a fifo or device?); give a file name for the {what}")
     _check_directory(path)
+
+
+def _stat_output(path: Path, what: str) -> os.stat_result | None:
+    """What is at an output path now (None: nothing yet); a path that cannot even be looked at is a PathError."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise PathError(f"{path}: cannot use as {what}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _check_directory(path: Path) -> Path:
@@ -148,12 +153,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     a directory with contents would mean deleting files rrtool did not write.
     The temporary tree is removed when the block raises.
     """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        st = None
-    except (OSError, ValueError) as exc:
-        raise PathError(f"{path}: cannot use as output directory: {getattr(exc, 'strerror', None) or exc}") from None
+    st = _stat_output(path, "output directory")
     if st is not None:
         if not stat.S_ISDIR(st.st_mode):
             raise PathError(f"{path}: exists and is not a directory; give a new directory name")
