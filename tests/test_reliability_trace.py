@@ -306,10 +306,6 @@ def test_a_damaged_footer_is_damage_not_a_crash(timers: Path, tmp_path: Path) ->
         assert "damaged" in line or "footer" in line, line
 
 
-def test_machine_json_round_trip_stays_valid(timers: Path) -> None:
-    assert json.loads(read_meta(timers)[ev.META_MACHINE])["ram_size"] > 0
-
-
 def test_an_edited_machine_record_diverges_at_the_first_checkpoint(timers: Path, tmp_path: Path) -> None:
     def slower_cadence(meta: dict[bytes, bytes]) -> dict[bytes, bytes]:
         machine = json.loads(meta[ev.META_MACHINE.encode()])
@@ -318,3 +314,20 @@ def test_an_edited_machine_record_diverges_at_the_first_checkpoint(timers: Path,
 
     proc = run("replay", rewrite(timers, tmp_path / "cadence.arrow", meta=slower_cadence), "-q")
     assert proc.returncode == 1 and "checkpoint 0" in proc.stderr and "dev_digest differs" in proc.stderr, proc.stderr
+
+
+def test_a_successful_block_read_without_its_data_diverges(blk: Path, tmp_path: Path) -> None:
+    def drop_read_data(t: pa.Table) -> pa.Table:
+        kinds, ops, data = t.column("kind").to_pylist(), t.column("op").to_pylist(), t.column("data").to_pylist()
+        row = next(i for i in range(t.num_rows) if kinds[i] == "blk_complete" and ops[i] == "read" and data[i])
+        return set_value(t, "data", row, None)
+
+    proc = run("replay", rewrite(blk, tmp_path / "nodata.arrow", drop_read_data), "-q")
+    assert proc.returncode == 1 and "without its data" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["sql", "{t}", "select 1", "--checkpoints", "\u00b2"], ["run", "hello", "--ram", "\u00b2M"]]
+)
+def test_digits_that_are_not_ascii_are_usage_errors(timers: Path, args: list[str]) -> None:
+    one_line_error(run(*[timers if a == "{t}" else a for a in args]))

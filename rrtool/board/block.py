@@ -180,6 +180,8 @@ class BlockDevice(UnitBase):
             raise EventRejected(event, f"a completion of block request {event.req_id}, which is not in flight")
         if (event.op, event.sector, event.sectors) != (OP_NAMES.get(req.op), req.sector, req.sectors):
             raise EventRejected(event, f"a completion of block request {event.req_id} for another transfer")
+        if req.op == OP_READ and (event.status or 0) == ST_OK and event.data is None:
+            raise EventRejected(event, f"a successful read of block request {event.req_id} without its data")
         if event.data is not None and len(event.data) != req.sectors * SECTOR:
             raise EventRejected(event, f"a completion of block request {event.req_id} with the wrong length")
         del self.in_flight[event.req_id]

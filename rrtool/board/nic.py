@@ -184,7 +184,9 @@ class Nic(UnitBase):
                                   status=reason, length=len(frame), data=frame or None))  # fmt: skip
 
     def state(self) -> bytes:
-        return struct.pack(
+        """Registers and counters, and the card's MAC and IPv4: they come from the trace's machine record, so an
+        edited record diverges at the first checkpoint."""
+        return self.config.mac + self.config.ipv4 + struct.pack(
             "<?12I", self.enabled, self.rx_ring, self.rx_size, self.rx_head, self.rx_tail, self.tx_ring,
             self.tx_size, self.tx_head, self.tx_tail, self.rx_drops, self.rx_errors, self.tx_errors, self.index,
         )  # fmt: skip

@@ -37,7 +37,7 @@ def parse_size(text: str) -> int:
     t = text.strip().upper().removesuffix("IB").removesuffix("B")
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
     digits = t[:-1] if mult > 1 else t
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):  # isdigit alone takes '²', which int() refuses
         raise ValueError(f"bad size {text!r} (use e.g. 32M)")
     return int(digits) * mult
 
@@ -70,7 +70,7 @@ def check_span(value: str | None) -> str | None:
         hi_text = lo_text
     ends = []
     for text in (lo_text, hi_text):
-        if text and not text.isdigit():
+        if text and not (text.isascii() and text.isdigit()):  # isdigit alone takes '²', which int() refuses
             raise typer.BadParameter(f"{value!r}: use A:B, A:, :B or A (non-negative integers, inclusive)")
         if text and int(text) > MAX_COUNT:
             raise typer.BadParameter(f"{value!r}: {text} is beyond any trace (at most {MAX_COUNT})")
@@ -266,14 +266,3 @@ def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_da
         log_write_data=log_write_data,
         nets=tuple(NetSpec.parse(text, i) for i, text in enumerate(net or [])),
     )
-
-
-def inputs_of(image: Path, host: Any) -> list[tuple[Path | None, str]]:
-    """Every file a live run reads, with its role: what an output must never be (`refuse_clobber`)."""
-    found: list[tuple[Path | None, str]] = [(image, "guest image")]
-    if host.disk is not None:
-        found.append((host.disk.path, "disk image"))
-    for spec in host.nets:
-        if "file" in spec.options:
-            found.append((Path(spec.options["file"]), f"pcap capture of --net {spec.kind}"))
-    return found

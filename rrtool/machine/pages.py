@@ -25,10 +25,12 @@ stores on the fast path. The policy, page by page:
 One known gap: when the translator decodes a block that starts on an executable page and runs on
 past its end, the fetch of the next page is granted even if that page is data (refusing it would
 fault correct code that never runs those bytes). Until that TLB entry is replaced, a jump into that
-data page is not refused.
+data page is not refused. Whether it is still cached depends on translation and TLB history, which a
+replay need not share with its recording, so a guest that jumps into data right after such a
+read-ahead may fault in one and not the other: a false divergence (never a false verification).
 
-The W/X state of a page is only a cache of the last access kind: it changes no guest-visible result,
-so it is neither digested nor saved in snapshots. After RAM is replaced behind Unicorn's back (a
+Apart from that gap, the W/X state of a page is only a cache of the last access kind: it changes no
+guest-visible result, so it is neither digested nor saved in snapshots. After RAM is replaced behind Unicorn's back (a
 restore, a reset) the machine flushes the TLB with the translations (`Machine.forget_translations`).
 """
 

@@ -32,7 +32,7 @@ from rrtool.schemas.validate import (
     decode_file_metadata,
     first_line,
 )
-from rrtool.schemas.verified import remember_verified, was_verified
+from rrtool.schemas.verified import file_identity, remember_verified, was_verified
 
 __all__ = ["TraceError", "TraceFile", "open_tracefile"]
 
@@ -63,6 +63,7 @@ class TraceFile:
             check_input_file(path, "trace file")
         except PathError as exc:
             raise TraceError(str(exc)) from None
+        self._identity = file_identity(path)  # before the file is read: see rrtool.schemas.verified
         self._source = pa.memory_map(str(path))
         self._checked: set[int] = set()
         self.verified = False
@@ -224,15 +225,15 @@ class TraceFile:
         """
         if self.verified:
             return
-        if self.complete_file and was_verified(self.path):
+        if self.complete_file and was_verified(self._identity):
             self.verified = True
             return
         order = RowOrder()
         for i in range(self.num_batches):
             self._feed(order, self.batch(i)[0], i)
         self.verified = True
-        if self.complete_file:
-            remember_verified(self.path)
+        if self.complete_file and file_identity(self.path) == self._identity:
+            remember_verified(self._identity)
 
     def batch_info(self, index: int) -> BatchInfo:
         """Batch `index`'s checkpoint and icount range, from its metadata; no batch is decompressed for it."""

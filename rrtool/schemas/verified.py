@@ -17,31 +17,40 @@ from pathlib import Path
 
 from rrtool._host import cache_dir
 
-__all__ = ["remember_verified", "was_verified"]
+__all__ = ["file_identity", "remember_verified", "was_verified"]
 
 
-def _marker(path: Path) -> Path | None:
+def file_identity(path: Path) -> str | None:
+    """The file's path, device, inode, size, modification and change time; None when it cannot be looked at.
+
+    Taken when a trace is opened and again after its check: a check is remembered only under the identity
+    the file had before it started, and only if the file still has it, so a write during the check is never
+    remembered as checked.
+    """
     if os.environ.get("RRTOOL_VERIFY_CACHE") == "0":
         return None
     try:
         st = path.stat()
-    except OSError:
+        where = path.resolve()
+    except (OSError, RuntimeError):
         return None
-    identity = f"{path.resolve()}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+    return f"{where}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+
+
+def _marker(identity: str) -> Path:
     return cache_dir() / "verified" / hashlib.sha256(identity.encode()).hexdigest()
 
 
-def was_verified(path: Path) -> bool:
-    """True when this exact file (same identity and change time) passed a full check before."""
-    marker = _marker(path)
-    return marker is not None and marker.is_file()
+def was_verified(identity: str | None) -> bool:
+    """True when a file with exactly this identity passed a full check before."""
+    return identity is not None and _marker(identity).is_file()
 
 
-def remember_verified(path: Path) -> None:
-    """Note that `path`, as it is now, passed a full check; best effort."""
-    marker = _marker(path)
-    if marker is None:
+def remember_verified(identity: str | None) -> None:
+    """Note that the file with this identity passed a full check; best effort."""
+    if identity is None:
         return
+    marker = _marker(identity)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
