@@ -25,6 +25,9 @@ from rrtool.analysis.errors import AnalysisError
 from rrtool.schemas.batchindex import BatchInfo, index_reader, read_info
 from rrtool.schemas.tracefile import TraceFile
 
+#: The largest range end accepted: instruction counts up to 2^62 (as the CLI's counts), inside int64.
+MAX_END = 1 << 62
+
 
 @dataclass(frozen=True)
 class Span:
@@ -35,16 +38,26 @@ class Span:
 
     @classmethod
     def parse(cls, text: str, what: str = "range") -> Span:
-        """`A:B`, `A:`, `:B` or `A` (just A), both ends inclusive, like SQL's BETWEEN."""
-        raw = text.strip().replace("_", "")
-        lo_text, sep, hi_text = raw.partition(":")
+        """`A:B`, `A:`, `:B` or `A` (just A), both ends inclusive, like SQL's BETWEEN.
+
+        The ends are non-negative decimal integers (ASCII digits only: `str.isdigit` alone takes
+        '²', which `int` refuses) no larger than `MAX_END`, since checkpoints and icounts are
+        never negative and live in int64 columns. The CLI checks its options with this too.
+        """
+        bad = f"bad {what} {text!r}: use A:B, A:, :B or A (non-negative integers, inclusive)"
+        lo_text, sep, hi_text = text.strip().replace("_", "").partition(":")
         if not sep:
             hi_text = lo_text
-        try:
-            lo = int(lo_text) if lo_text else None
-            hi = int(hi_text) if hi_text else None
-        except ValueError:
-            raise AnalysisError(f"bad {what} {text!r}: use A:B, A:, :B or A (inclusive)") from None
+        if not lo_text and not hi_text:
+            raise AnalysisError(bad)
+        ends: list[int | None] = []
+        for end in (lo_text, hi_text):
+            if end and not (end.isascii() and end.isdigit()):
+                raise AnalysisError(bad)
+            if end and int(end) > MAX_END:
+                raise AnalysisError(f"bad {what} {text!r}: {end} is beyond any trace (at most {MAX_END})")
+            ends.append(int(end) if end else None)
+        lo, hi = ends
         if lo is not None and hi is not None and lo > hi:
             raise AnalysisError(f"bad {what} {text!r}: start is after end")
         return cls(lo, hi)

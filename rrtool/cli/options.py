@@ -62,23 +62,16 @@ def check_timeout(value: float | None) -> float | None:
 
 
 def check_span(value: str | None) -> str | None:
-    """`A:B`, `A:`, `:B` or `A`, non-negative integers within the trace's int64 columns, A <= B."""
+    """`A:B`, `A:`, `:B` or `A`, checked at parse time by the same parser the analysis uses (`Span.parse`)."""
     if value is None:
         return None
-    lo_text, sep, hi_text = value.strip().replace("_", "").partition(":")
-    if not sep:
-        hi_text = lo_text
-    ends = []
-    for text in (lo_text, hi_text):
-        if text and not (text.isascii() and text.isdigit()):  # isdigit alone takes '²', which int() refuses
-            raise typer.BadParameter(f"{value!r}: use A:B, A:, :B or A (non-negative integers, inclusive)")
-        if text and int(text) > MAX_COUNT:
-            raise typer.BadParameter(f"{value!r}: {text} is beyond any trace (at most {MAX_COUNT})")
-        ends.append(int(text) if text else None)
-    if not lo_text and not hi_text:
-        raise typer.BadParameter(f"{value!r}: use A:B, A:, :B or A (non-negative integers, inclusive)")
-    if ends[0] is not None and ends[1] is not None and ends[0] > ends[1]:
-        raise typer.BadParameter(f"{value!r}: start is after end")
+    from rrtool.analysis.errors import AnalysisError
+    from rrtool.analysis.window import Span  # only commands that read traces take ranges: polars is theirs
+
+    try:
+        Span.parse(value)
+    except AnalysisError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("bad range ")) from None
     return value
 
 
