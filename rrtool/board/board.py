@@ -25,7 +25,7 @@ from rrtool.board.rng import Rng
 from rrtool.board.rtc import Rtc
 from rrtool.board.system import System
 from rrtool.machine.clock import Clock
-from rrtool.machine.config import MachineError
+from rrtool.machine.config import Fault, MachineError
 from rrtool.machine.port import EventPort
 
 if TYPE_CHECKING:
@@ -77,6 +77,12 @@ class Board:
 
     def before_checkpoint(self, icount: int) -> None:
         self.console.flush(icount)
+
+    def wants_idle(self) -> bool:
+        return False  # the board idles only on hlt
+
+    def on_fault(self, fault: Fault) -> bool:
+        return False  # an SDK guest has no fault handlers: the fault ends the run
 
     def reset(self) -> None:
         self.timer_regs.reset()

@@ -211,6 +211,9 @@ void rr_code_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
  *     that misses: a store makes the page R|W, a fetch makes it R|X again. Unicorn invalidates the
  *     page's translations on the first store to it (its self-modifying-code path), and a switch back
  *     to executable forgets the counter's cached block sizes, since the code there may have changed.
+ *   - PAGE_NONE (the Linux platform's unmapped pages): every access is refused, so a wild pointer
+ *     faults as it would on Linux; the translator may decode into one past a block's page (granted,
+ *     as for data pages) but a jump to it, a read and a write are refused and named in `refused`.
  * Addresses outside RAM are granted everything: the region's own permissions and the invalid-memory
  * hooks (limited to outside RAM) then report them as before.
  * This is called only on a TLB miss (a few hundred times in a run), so it costs nothing measurable.
@@ -229,17 +232,19 @@ typedef struct {
 #define PAGE_MASK (~(uint64_t)0xfff)
 
 /* PAGE_DATA_DECODED: a data page the translator decoded into (see rr_tlb_fill); it still refuses jumps. */
-enum page_kind { PAGE_DATA = 0, PAGE_WRITE = 1, PAGE_EXEC = 2, PAGE_DATA_DECODED = 3 };
+enum page_kind { PAGE_DATA = 0, PAGE_WRITE = 1, PAGE_EXEC = 2, PAGE_DATA_DECODED = 3, PAGE_NONE = 4 };
+/* What `refused` says was refused. */
+enum refusal { REFUSED_NONE = 0, REFUSED_FETCH = 1, REFUSED_READ = 2, REFUSED_WRITE = 3 };
 
 /* Shared with Python through ctypes (rrtool/machine/pages.py mirrors it). */
 typedef struct rr_pages {
     uint64_t base;          /* RAM is [base, limit) */
     uint64_t limit;
-    uint64_t refused_addr;  /* the page of the last refused fetch (valid while refused != 0) */
+    uint64_t refused_addr;  /* the address of the last refused access (valid while refused != 0) */
     uint64_t fills;         /* calls, for tests and benchmarks */
     uint64_t to_exec;       /* W -> X switches */
     uint64_t to_write;      /* X -> W switches */
-    uint32_t refused;       /* set when a fetch was refused; the host clears it */
+    uint32_t refused;       /* enum refusal of the last refused access; the host clears it */
     uint32_t rip_reg;       /* Unicorn's id of RIP */
     rr_counter *counter;
     uint8_t *kinds;         /* one enum page_kind per page of [base, limit) */
@@ -260,6 +265,7 @@ void rr_pages_init(rr_pages *p, rr_counter *counter, uint8_t *kinds, uint64_t ba
 bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *user)
 {
     rr_pages *p = (rr_pages *)user;
+    uint64_t full_addr = addr;
     p->fills++;
     addr &= PAGE_MASK;
     e->paddr = addr;
@@ -268,6 +274,17 @@ bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *
         return true;
     }
     uint8_t *kind = &p->kinds[(addr - p->base) >> 12];
+    if (*kind == PAGE_NONE) {
+        uint64_t rip = 0;
+        p->counter->reg_read(uc, (int)p->rip_reg, &rip);
+        if (type == UC_MEM_FETCH && (rip & PAGE_MASK) != addr) {
+            e->perms = PROT_READ | PROT_EXEC;  /* the translator decoding on past a block's page */
+            return true;
+        }
+        p->refused = type == UC_MEM_FETCH ? REFUSED_FETCH : type == UC_MEM_WRITE ? REFUSED_WRITE : REFUSED_READ;
+        p->refused_addr = full_addr;
+        return false;
+    }
     if (type == UC_MEM_FETCH) {
         if (*kind == PAGE_DATA || *kind == PAGE_DATA_DECODED) {
             /* While a block is translated RIP is its first instruction: a fetch from RIP's own page is
@@ -275,7 +292,7 @@ bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *
             uint64_t rip = 0;
             p->counter->reg_read(uc, (int)p->rip_reg, &rip);
             if ((rip & PAGE_MASK) == addr) {
-                p->refused = 1;
+                p->refused = REFUSED_FETCH;
                 p->refused_addr = addr;
                 return false;
             }

@@ -56,10 +56,31 @@ class RunResult:
     exit_code: int | None = None
     message: str = ""
     output: bytes = field(default=b"", repr=False)
+    #: For a fault that ended the run: the signal its platform names for it (Linux), reported as 128 + signal.
+    signal: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.reason == "exit" and self.exit_code == 0
+
+
+@dataclass
+class Fault:
+    """A precise CPU fault (the instruction at `pc` did not retire), as the machine hands it to its platform.
+
+    A platform that delivers it to the guest (a Linux signal handler) returns True from `on_fault`; one
+    that does not may name the `signal` and the `message` of the run's end.
+    """
+
+    name: str
+    pc: int
+    icount: int
+    #: The memory address the faulting access touched, when it was a memory access.
+    address: int | None = None
+    #: The CPU exception vector (0 divide error, 6 invalid opcode, 13 #GP, 14 #PF), when one was raised.
+    vector: int | None = None
+    signal: int | None = None
+    message: str | None = None
 
 
 class MachineError(Exception):
@@ -70,6 +91,8 @@ def exit_status(result: RunResult) -> int:
     """Process exit code for a run: the guest's own code on exit, 3 for faults and hangs, 4 for limits."""
     if result.reason == "exit":
         return (result.exit_code or 0) & 0xFF
+    if result.reason == "fault" and result.signal is not None:
+        return 128 + result.signal  # as a shell reports a process killed by a signal
     if result.reason in ("fault", "hang"):
         return 3
     if result.reason in ("limit", "timeout"):

@@ -89,3 +89,11 @@ class GuestRam:
 
     def zero(self) -> None:
         ctypes.memset(self.address, 0, self.size)
+
+    def discard(self, start: int, end: int) -> None:
+        """Give [start, end) (page-aligned guest addresses) back as zero pages: madvise, no copy, no RSS.
+
+        For the Linux platform's munmap and MADV_DONTNEED. The caller drops translations of code there.
+        """
+        offset = start - self.base
+        self._map.madvise(mmap.MADV_DONTNEED, offset, end - start)

@@ -45,6 +45,39 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: The platforms a trace or an image can name.
+PLATFORM_BOARD = "board"
+PLATFORM_LINUX = "linux"
+#: The SDK's marker note (rrtool/guest/sdk/crt0.S): its name and type.
+SDK_NOTE_NAME = "rrtool"
+SDK_NOTE_TYPE = 1
+
+
+def platform_of(path: Path) -> str:
+    """`board` for a guest built with the SDK (it carries the SDK's note), else `linux`.
+
+    Only the marker is looked at: whether a Linux executable can run (static, x86-64) is the Linux
+    loader's to say, with its own messages. A file that is not a readable ELF is left to the loaders too.
+    """
+    try:
+        with path.open("rb") as f:
+            if f.read(4) != b"\x7fELF":
+                return PLATFORM_LINUX
+            f.seek(0)
+            elf = ELFFile(f)
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_NOTE":
+                    continue
+                for note in seg.iter_notes():  # type: ignore[attr-defined]  # NoteSegment, untyped
+                    # pyelftools names type 1 after GNU's note of that number whatever the owner: compare the
+                    # owner and the raw type word.
+                    if note["n_name"] == SDK_NOTE_NAME and note["n_type"] in (SDK_NOTE_TYPE, "NT_GNU_ABI_TAG"):
+                        return PLATFORM_BOARD
+    except (OSError, ELFError, ValueError, KeyError, UnicodeDecodeError):
+        pass
+    return PLATFORM_LINUX
+
+
 def load_image(path: Path, ram_size: int) -> GuestImage:
     """Parse and check an image; nothing is mapped yet (the machine does that)."""
     # Regular files only: read_bytes() on a fifo blocks, on a device it never ends.

@@ -19,7 +19,7 @@ import unicorn as uc
 from unicorn import x86_const as x86
 
 from rrtool.machine.clock import Clock
-from rrtool.machine.config import Limits, MachineConfig, MachineError, RunResult, exit_status
+from rrtool.machine.config import Fault, Limits, MachineConfig, MachineError, RunResult, exit_status
 from rrtool.machine.cpu import (
     CPU_MODEL,
     EXCEPTION_NAMES,
@@ -42,7 +42,7 @@ from rrtool.machine.cpu import (
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, Counter, add_insn_hook
 from rrtool.machine.image import GuestImage
-from rrtool.machine.pages import Pages
+from rrtool.machine.pages import PAGE_NONE, REFUSED_FETCH, REFUSED_WRITE, Pages
 from rrtool.machine.platform import Platform
 from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
 from rrtool.machine.units import ShapeUnit, Units
@@ -123,6 +123,9 @@ class Machine:
         self._internal_stop_slice: int | None = None
         self._last_stop_reason = STOP_NONE
         self._fault: tuple[str, int] | None = None
+        self._fault_addr: int | None = None  # the address a memory fault touched
+        self._fault_vector: int | None = None  # the CPU exception, when one was raised
+        self._signal: int | None = None  # the signal a platform named for the fault that ended the run
         #: How the guest ended the run from inside a hook (exit or a hook fault): (reason, message).
         self._ending: tuple[str, str] | None = None
         self._hook_error: Exception | None = None
@@ -192,7 +195,7 @@ class Machine:
             self._hook_error = exc
         self.emu.emu_stop()
 
-    def guest_fault(self, message: str) -> None:
+    def guest_fault(self, message: str, *, signal: int | None = None) -> None:
         """The guest did what its platform forbids (an unassigned port), seen from inside a hook.
 
         The fault is the instruction at RIP (exact in port I/O hooks), and the message names it with
@@ -210,6 +213,7 @@ class Machine:
             return  # the run already ended (exit or an earlier fault) on this instruction or before it
         pc = self._read_pc()
         self._ending = ("fault", f"{message} (pc={pc:#x}, icount={self.counter.icount_at(pc) - 1})")
+        self._signal = signal
         self.request_stop()
 
     @property
@@ -243,6 +247,7 @@ class Machine:
     def _on_intr(self, emu: uc.Uc, intno: int, _user: object) -> None:
         pc = emu.reg_read(x86.UC_X86_REG_RIP)
         self._fault = (EXCEPTION_NAMES.get(intno, f"CPU exception {intno}"), pc)
+        self._fault_vector = intno
         emu.emu_stop()
 
     def _on_bad_mem(self, emu: uc.Uc, access: int, address: int, size: int, value: int, _user: object) -> bool:
@@ -252,6 +257,7 @@ class Machine:
         else:
             kind = "write" if access in (uc.UC_MEM_WRITE_UNMAPPED, uc.UC_MEM_WRITE_PROT) else "read"
             self._fault = (f"invalid memory {kind} at {address:#x}", pc)
+        self._fault_addr = address
         return False
 
     # -------------------------------------------------------------- run loop
@@ -323,10 +329,19 @@ class Machine:
             self._running = False
         if self._hook_error is not None:
             raise self._hook_error
-        if self.pages.take_refused() is not None:
-            # The page policy refused a fetch from a data page (NX). Unicorn reports that as an exception
-            # (#PF), with RIP at the target: the name comes from what the fill callback saw.
-            self._fault = (f"jump to non-executable data at {self.pc:#x}", self.pc)
+        refused = self.pages.take_refused()
+        if refused is not None:
+            # The page policy refused an access (a fetch from a data page, NX; any access to an unmapped
+            # page). Unicorn reports that as an exception (#PF) with RIP at the instruction (for a fetch,
+            # the target): the name comes from what the fill callback saw.
+            what, addr = refused
+            if what == REFUSED_FETCH:
+                unmapped = self.pages.kind(addr) == PAGE_NONE
+                self._fault = (f"jump to {'unmapped memory' if unmapped else 'non-executable data'} at {self.pc:#x}",
+                               self.pc)  # fmt: skip
+            else:
+                self._fault = (f"invalid memory {'write' if what == REFUSED_WRITE else 'read'} at {addr:#x}", self.pc)
+            self._fault_addr = addr
         if self._fault is not None and self._ending is None:
             # A CPU fault is precise (Unicorn aborts the instruction): the end is exactly before it.
             # After an exit or a hook fault it is only the rest of that block running on: the first end wins.
@@ -334,7 +349,17 @@ class Machine:
             if self.config.ram_size <= pc < self.config.ram_size + GUARD_SIZE:
                 name = f"jump outside RAM to {pc:#x}"  # the ud2 of the guard page (cpu.map_guard_page)
             exact = self.counter.instructions_before(pc)
-            self._end("fault", f"{name} (pc={pc:#x}, icount={exact})", at=exact)
+            fault = Fault(name, pc, exact, self._fault_addr, self._fault_vector)
+            self._fault = None
+            self._fault_addr = None
+            self._fault_vector = None
+            if self.platform.on_fault(fault):
+                # The platform handed the fault to the guest (a Linux signal handler): the faulting
+                # instruction did not retire, so the count is exactly the instructions before it.
+                self.counter.state.icount = exact
+                return False
+            self._signal = fault.signal
+            self._end("fault", fault.message or f"{name} (pc={pc:#x}, icount={exact})", at=exact)
             return False
         self._last_stop_reason = STOP_NONE if stop is None else stop.reason
         return stop is not None and stop.reason == STOP_NONE
@@ -361,7 +386,7 @@ class Machine:
         if plan.kind == ev.CP_END and plan.at == icount:
             self._end_as_planned(plan.end_text)
             return
-        if halted:
+        if halted or self.platform.wants_idle():
             self._idle()
         else:
             kind = self._stop_kind(icount, plan)
@@ -495,6 +520,7 @@ class Machine:
             exit_code=exit_code,
             message=message,
             output=bytes(self.output),
+            signal=self._signal if reason == "fault" else None,
         )
 
     def _end_as_planned(self, text: str | None) -> None:

@@ -52,6 +52,12 @@ PAGE_DATA = 0
 PAGE_WRITE = 1
 PAGE_EXEC = 2
 PAGE_DATA_DECODED = 3  # data the translator decoded into past a block's page; still never executable
+PAGE_NONE = 4  # unmapped (the Linux platform): every access faults
+
+#: What `take_refused` reports (enum refusal in `_icount.c`).
+REFUSED_FETCH = 1
+REFUSED_READ = 2
+REFUSED_WRITE = 3
 
 
 class _Pages(ctypes.Structure):
@@ -109,15 +115,31 @@ class Pages:
         self.flush()
 
     def kind(self, addr: int) -> int:
-        """The page kind of a RAM address (PAGE_DATA, PAGE_WRITE, PAGE_EXEC or PAGE_DATA_DECODED)."""
+        """The page kind of a RAM address (PAGE_DATA, PAGE_WRITE, PAGE_EXEC, PAGE_DATA_DECODED or PAGE_NONE)."""
         return int(self._kinds[(addr - int(self.state.base)) // PAGE_SIZE])
 
-    def take_refused(self) -> int | None:
-        """The page of a fetch the policy refused since the last call (the run then stopped), or None."""
+    def take_refused(self) -> tuple[int, int] | None:
+        """(REFUSED_FETCH/READ/WRITE, address) of an access the policy refused since the last call, or None.
+
+        For a fetch the address is the page; the run stopped there.
+        """
         if not self.state.refused:
             return None
+        what = int(self.state.refused)
         self.state.refused = 0
-        return int(self.state.refused_addr)
+        return what, int(self.state.refused_addr)
+
+    def set_kinds(self, start: int, end: int, kind: int) -> None:
+        """Give every page of [start, end) (page-aligned, inside RAM) `kind`, and drop the TLB.
+
+        The Linux platform calls this for mmap, munmap, mprotect and brk. A page that becomes executable
+        must also lose the counter's cached block sizes, which the next fetch's switch to PAGE_EXEC does
+        for W pages; for pages set to PAGE_EXEC directly the caller flushes the counter too.
+        """
+        base = int(self.state.base)
+        first, last = (start - base) // PAGE_SIZE, (end - base) // PAGE_SIZE
+        ctypes.memset(ctypes.addressof(self._kinds) + first, kind, last - first)
+        self.flush()
 
     def flush(self) -> None:
         """Drop every TLB entry: the next access to each page asks the policy again.

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from rrtool.machine.config import Fault
 from rrtool.machine.units import Unit
 
 if TYPE_CHECKING:
@@ -48,4 +49,15 @@ class Platform(Protocol):
 
     def reset(self) -> None:
         """The guest restarted: put every device back to its power-on state (the disk keeps its data)."""
+        ...
+
+    def wants_idle(self) -> bool:
+        """After a stop: the guest is blocked in the platform (a sleeping system call) and idles as after hlt."""
+        ...
+
+    def on_fault(self, fault: Fault) -> bool:
+        """A precise CPU fault: True when the platform delivered it to the guest, which then runs on.
+
+        Otherwise the run ends with the fault; the platform may fill in `fault.signal` and `fault.message`.
+        """
         ...

@@ -139,6 +139,19 @@ class EventPort:
         ev.value = value
         return value
 
+    def syscall(self, ev: Event, perform: Callable[[], tuple[int, bytes | None]] | None) -> Event:
+        """A system call: `ev` holds what the program passed (number, arguments, path, digest of data out).
+
+        With `perform` (a call whose result comes from the host: files, clocks, randomness, sockets) the
+        live and record modes call it for (ret, bytes in) and replay takes both from the trace instead,
+        never touching the host. Without it the platform computed `ev.ret` itself (memory, signals,
+        identity) and replay checks it against the trace. Returns the event, results filled in.
+        """
+        ev.checkpoint = self.current_checkpoint
+        if perform is not None:
+            ev.ret, ev.data = perform()
+        return ev
+
     def emit(self, ev: Event) -> None:
         """A deterministic output or note (console output, interrupt delivered)."""
         ev.checkpoint = self.current_checkpoint

@@ -22,6 +22,9 @@ from rrtool.schemas.tracefile import TraceFile
 
 #: Every field is compared except the row number and host time, which no replay can reproduce.
 _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("seq", "host_ns"))
+#: What a program passes into a system call whose result comes from the host: compared in replay, while the
+#: result (`ret`, `data`, and `warp_ns` for a call that slept) is taken from the trace.
+_SYSCALL_OUT = ("sysno", "syscall", "args", "path", "fd", "length", "data_digest")
 
 
 class ReplayPort(EventPort):
@@ -150,6 +153,16 @@ class ReplayPort(EventPort):
         assert logged.value is not None
         ev_.value = logged.value
         return logged.value
+
+    def syscall(self, event: Event, perform: Callable[[], tuple[int, bytes | None]] | None) -> Event:
+        """What the program passed is compared; what the host returned comes from the trace (see EventPort)."""
+        logged = self._take(event)
+        if perform is None:
+            self._compare(logged, event, _COMPARED)
+            return event
+        self._compare(logged, event, _SYSCALL_OUT)
+        event.ret, event.data = logged.ret, logged.data
+        return event
 
     def emit(self, event: Event) -> None:
         logged = self._take(event)

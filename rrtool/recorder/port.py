@@ -46,6 +46,11 @@ class RecordPort(EventPort):
         self._log(ev_)
         return value
 
+    def syscall(self, event: Event, perform: Callable[[], tuple[int, bytes | None]] | None) -> Event:
+        super().syscall(event, perform)
+        self._log(event)
+        return event
+
     def emit(self, event: Event) -> None:
         super().emit(event)
         self._log(event)

@@ -39,6 +39,12 @@ class Event:
     length: int | None = None
     card: int | None = None
     flags: int | None = None
+    sysno: int | None = None
+    syscall: str | None = None
+    args: list[int] | None = None
+    ret: int | None = None
+    path: str | None = None
+    fd: int | None = None
 
     def describe(self) -> str:
         """A short human form for divergence reports."""
@@ -55,4 +61,11 @@ class Event:
             parts.append(f"data={self.data[:48]!r}{'...' if len(self.data) > 48 else ''}")
         if self.text is not None:
             parts.append(f"text={self.text}")
+        if self.syscall is not None:
+            args = ", ".join(f"{a:#x}" for a in self.args or ())
+            parts.append(f"{self.syscall}({args}) = {self.ret}")
+        for name in ("path", "fd", "length", "data_digest"):
+            val = getattr(self, name)
+            if val is not None and self.syscall is not None:
+                parts.append(f"{name}={val!r}")
         return " ".join(parts)

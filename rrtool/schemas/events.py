@@ -40,11 +40,14 @@ COLUMNS: tuple[Column, ...] = (
         "kind",
         _DICT,
         "Event kind: checkpoint, clock_warp, rtc_read, rng_read, console_in, console_out, irq, blk_submit, "
-        "blk_complete, net_rx, net_tx, net_drop.",
+        "blk_complete, net_rx, net_tx, net_drop, syscall.",
         False,
     ),
     Column(
-        "device", _DICT, "Device the event belongs to (machine, clock, rtc, rng, console, intc, block, net0-3).", False
+        "device",
+        _DICT,
+        "Device the event belongs to (machine, clock, rtc, rng, console, intc, block, net0-3; linux, stdout, stderr).",
+        False,
     ),
     Column(
         "cp_kind",
@@ -62,7 +65,11 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "mem_digest", pa.uint64(), "checkpoint: xxh3-64 of guest RAM; only at the memory digest cadence and at end."
     ),
-    Column("warp_ns", pa.int64(), "clock_warp: virtual ns the clock jumped while the CPU slept."),
+    Column(
+        "warp_ns",
+        pa.int64(),
+        "clock_warp: virtual ns the clock jumped while the CPU slept; syscall: ns a blocking call slept.",
+    ),
     Column(
         "value",
         pa.uint64(),
@@ -73,7 +80,8 @@ COLUMNS: tuple[Column, ...] = (
         "data",
         pa.large_binary(),
         "console_in, console_out: the bytes; blk_complete: the data read (or written, when asked); "
-        "net_rx, net_tx, net_drop: the Ethernet frame.",
+        "net_rx, net_tx, net_drop: the Ethernet frame; syscall: the bytes the host gave the program (read data, "
+        "a stat buffer, a directory listing, a clock value, random bytes), or written data with --log-write-data.",
     ),
     Column("req_id", pa.int64(), "blk_submit, blk_complete: the request's tag, unique among requests in flight."),
     Column("op", _DICT, "blk_submit, blk_complete: read, write, flush or invalid."),
@@ -81,8 +89,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("sectors", pa.int32(), "blk_submit, blk_complete: number of sectors."),
     Column("status", pa.int32(), "blk_complete: 0 ok, else an error status given to the guest; net_drop: reason code."),
     Column("order", pa.int64(), "blk_complete: completion order, from 0, as the host backend finished requests."),
-    Column("data_digest", pa.uint64(), "blk_submit of a write: xxh3-64 of the data written (compared in replay)."),
-    Column("length", pa.int32(), "net_rx, net_tx, net_drop: frame length in bytes; block: bytes transferred."),
+    Column(
+        "data_digest",
+        pa.uint64(),
+        "blk_submit of a write, syscall writing data: xxh3-64 of the data written (compared in replay).",
+    ),
+    Column(
+        "length",
+        pa.int32(),
+        "net_rx, net_tx, net_drop: frame length in bytes; block: bytes transferred; syscall: bytes the program "
+        "passed out (written, sent).",
+    ),
     Column("card", pa.int16(), "net_rx, net_tx, net_drop: network card index (also in `device` as net<N>)."),
     Column(
         "flags",
@@ -97,6 +114,12 @@ COLUMNS: tuple[Column, ...] = (
         "checkpoint: host monotonic time in ns since the start of the recording "
         "(nondeterministic, for analysis only; replay ignores it).",
     ),
+    Column("sysno", pa.int32(), "syscall: the x86-64 system call number (RAX at the `syscall` instruction)."),
+    Column("syscall", pa.string(), "syscall: its name (`unknown_<N>` for a number Linux does not define)."),
+    Column("args", pa.list_(pa.uint64()), "syscall: the six argument registers (RDI, RSI, RDX, R10, R8, R9)."),
+    Column("ret", pa.int64(), "syscall: the result the program got in RAX; -4095..-1 is -errno."),
+    Column("path", pa.string(), "syscall: the path argument as the program passed it (the first, for two)."),
+    Column("fd", pa.int32(), "syscall: the file descriptor argument, or the new descriptor an open returned."),
 )
 
 EVENTS_SCHEMA = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])

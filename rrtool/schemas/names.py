@@ -9,7 +9,7 @@ name here, so readers and writers of traces use one module.
 from __future__ import annotations
 
 #: Bump on any change to the columns below or to their meaning; readers refuse other versions.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 #: Event kinds (the `kind` column).
 KIND_CHECKPOINT = "checkpoint"
@@ -24,14 +24,20 @@ KIND_BLK_COMPLETE = "blk_complete"
 KIND_NET_RX = "net_rx"
 KIND_NET_TX = "net_tx"
 KIND_NET_DROP = "net_drop"
+KIND_SYSCALL = "syscall"  # the Linux platform: one row per system call
 
 #: Every value the dictionary-encoded columns may hold, in a fixed order: an Arrow IPC file
 #: allows one dictionary per field, so every batch must carry the same one.
 KINDS = (
     KIND_CHECKPOINT, KIND_CLOCK_WARP, KIND_RTC_READ, KIND_RNG_READ, KIND_CONSOLE_IN, KIND_CONSOLE_OUT, KIND_IRQ,
-    KIND_BLK_SUBMIT, KIND_BLK_COMPLETE, KIND_NET_RX, KIND_NET_TX, KIND_NET_DROP,
+    KIND_BLK_SUBMIT, KIND_BLK_COMPLETE, KIND_NET_RX, KIND_NET_TX, KIND_NET_DROP, KIND_SYSCALL,
 )  # fmt: skip
-DEVICES = ("machine", "clock", "rtc", "rng", "console", "intc", "system", "block", "net0", "net1", "net2", "net3")
+#: The board's devices, then the Linux platform's: "linux" (its system calls), "stdout" and "stderr" (console output
+#: per file descriptor).
+DEVICES = (
+    "machine", "clock", "rtc", "rng", "console", "intc", "system", "block", "net0", "net1", "net2", "net3",
+    "linux", "stdout", "stderr",
+)  # fmt: skip
 
 #: Block operations (the `op` column).
 BLOCK_OPS = ("read", "write", "flush", "invalid")
@@ -81,6 +87,8 @@ KIND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     KIND_NET_RX: (frozenset({"card", "data", "length", "flags"}), frozenset()),
     KIND_NET_TX: (frozenset({"card", "data", "length", "flags"}), frozenset()),
     KIND_NET_DROP: (frozenset({"card", "length", "status"}), frozenset({"data"})),  # no data: an empty frame
+    KIND_SYSCALL: (frozenset({"sysno", "syscall", "args", "ret"}),
+                   frozenset({"path", "fd", "data", "data_digest", "length", "warp_ns"})),
 }  # fmt: skip
 
 #: The device(s) each kind comes from; a net kind's card is the digit in its device name.
@@ -90,13 +98,14 @@ KIND_DEVICES: dict[str, frozenset[str]] = {
     KIND_RTC_READ: frozenset({"rtc"}),
     KIND_RNG_READ: frozenset({"rng"}),
     KIND_CONSOLE_IN: frozenset({"console"}),
-    KIND_CONSOLE_OUT: frozenset({"console"}),
+    KIND_CONSOLE_OUT: frozenset({"console", "stdout", "stderr"}),
     KIND_IRQ: frozenset({"intc"}),
     KIND_BLK_SUBMIT: frozenset({"block"}),
     KIND_BLK_COMPLETE: frozenset({"block"}),
     KIND_NET_RX: frozenset(d for d in DEVICES if d.startswith("net")),
     KIND_NET_TX: frozenset(d for d in DEVICES if d.startswith("net")),
     KIND_NET_DROP: frozenset(d for d in DEVICES if d.startswith("net")),
+    KIND_SYSCALL: frozenset({"linux"}),
 }
 
 #: File-level metadata keys (schema metadata of the Arrow file).

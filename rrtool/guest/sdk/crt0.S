@@ -78,5 +78,17 @@ rr_irq_entry:
     iretq
     .size rr_irq_entry, . - rr_irq_entry
 
+/* The SDK's marker: an ELF note (name "rrtool", type 1, one word: the SDK ABI version) in its own PT_NOTE
+   segment (guest.ld), which is how rrtool tells an SDK guest from a Linux executable. Program headers
+   survive `strip`, so a stripped guest is still recognised. */
+    .section .note.rrtool, "a"
+    .balign 4
+    .long 7         /* namesz: "rrtool" and its NUL */
+    .long 4         /* descsz */
+    .long 1         /* type: an SDK guest */
+    .asciz "rrtool"
+    .balign 4
+    .long 1         /* SDK ABI version */
+
 /* No executable stack wanted (silences ld's warning). */
     .section .note.GNU-stack, "", @progbits

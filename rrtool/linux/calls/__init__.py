@@ -1,0 +1,1 @@
+"""System calls by family; each module registers its handlers with `rrtool.linux.kernel.syscall`."""

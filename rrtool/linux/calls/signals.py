@@ -1,0 +1,193 @@
+"""Signals of one process: actions, the mask, the alternate stack, and synchronous faults.
+
+A CPU fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE) is precise: the machine hands it
+to `deliver_fault` with the faulting instruction not retired. With a handler
+installed (and the signal not blocked) the kernel builds the frame Linux
+builds (`rt_sigframe`: return address, ucontext with the registers, siginfo)
+and the handler runs; `rt_sigreturn` puts the registers back. Without one the
+run ends with the signal's name, the pc, icount and fault address, and the
+process's status is 128 + the signal, as a shell reports it. A signal the
+program sends itself (`kill`, `tgkill`, e.g. from abort()) with no handler
+ends the run the same way. Floating-point state is not saved in the frame
+(fpstate is NULL), which handlers that return normally do not notice.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+from unicorn import x86_const as x86
+
+from rrtool.linux.kernel import PID, Call, Kernel, SigAction, syscall
+from rrtool.machine.config import Fault
+
+SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL = 1, 2, 3, 4, 5, 6, 7, 8, 9
+SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGCHLD, SIGSTOP = 10, 11, 12, 13, 14, 15, 17, 19
+NAMES = {SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
+         SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
+         SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
+         SIGCHLD: "SIGCHLD", SIGSTOP: "SIGSTOP"}  # fmt: skip
+SIG_DFL, SIG_IGN = 0, 1
+SA_SIGINFO, SA_ONSTACK, SA_RESTORER, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x04000000, 0x40000000, 0x80000000
+SS_ONSTACK, SS_DISABLE = 1, 2
+#: Signals whose default action is to do nothing.
+_IGNORED_BY_DEFAULT = frozenset({SIGCHLD, 23, 28})  # SIGCHLD, SIGURG, SIGWINCH
+#: CPU exception vector -> (signal, si_code).
+_VECTORS = {0: (SIGFPE, 1), 6: (SIGILL, 2), 13: (SIGSEGV, 128), 14: (SIGSEGV, 1)}
+#: The registers in a sigcontext, in order (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip).
+_CTX_REGS = (x86.UC_X86_REG_R8, x86.UC_X86_REG_R9, x86.UC_X86_REG_R10, x86.UC_X86_REG_R11, x86.UC_X86_REG_R12,
+             x86.UC_X86_REG_R13, x86.UC_X86_REG_R14, x86.UC_X86_REG_R15, x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI,
+             x86.UC_X86_REG_RBP, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RDX, x86.UC_X86_REG_RAX, x86.UC_X86_REG_RCX,
+             x86.UC_X86_REG_RSP, x86.UC_X86_REG_RIP)  # fmt: skip
+_UCONTEXT = 8 + 8 + 24 + 256 + 8  # uc_flags, uc_link, uc_stack, mcontext (sigcontext 256), uc_sigmask
+_SIGINFO = 128
+_FRAME = 8 + _UCONTEXT + _SIGINFO
+
+
+def signal_name(sig: int) -> str:
+    return NAMES.get(sig, f"signal {sig}")
+
+
+def _bit(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
+@syscall("rt_sigaction")
+def sys_rt_sigaction(k: Kernel, call: Call) -> int:
+    sig, act, oact, size = call.a[:4]
+    if not 1 <= sig <= 64 or size != 8 or (sig in (SIGKILL, SIGSTOP) and act):
+        return -errno.EINVAL
+    old = k.proc.actions.get(sig, SigAction())
+    if oact:
+        k.write(oact, struct.pack("<QQQQ", old.handler, old.flags, old.restorer, old.mask))
+    if act:
+        handler, flags, restorer, mask = struct.unpack("<QQQQ", k.read(act, 32))
+        k.proc.actions[sig] = SigAction(handler, flags, restorer, mask)
+    return 0
+
+
+@syscall("rt_sigprocmask")
+def sys_rt_sigprocmask(k: Kernel, call: Call) -> int:
+    how, new, old, size = call.a[:4]
+    if size != 8:
+        return -errno.EINVAL
+    if old:
+        k.write(old, struct.pack("<Q", k.proc.sigmask))
+    if new:
+        (mask,) = struct.unpack("<Q", k.read(new, 8))
+        mask &= ~(_bit(SIGKILL) | _bit(SIGSTOP))
+        if how == 0:
+            k.proc.sigmask |= mask
+        elif how == 1:
+            k.proc.sigmask &= ~mask
+        elif how == 2:
+            k.proc.sigmask = mask
+        else:
+            return -errno.EINVAL
+    return 0
+
+
+@syscall("sigaltstack")
+def sys_sigaltstack(k: Kernel, call: Call) -> int:
+    new, old = call.a[0], call.a[1]
+    if old:
+        sp, flags, size = k.proc.altstack
+        k.write(old, struct.pack("<QiiQ", sp, flags, 0, size))
+    if new:
+        sp, flags, _pad, size = struct.unpack("<QiiQ", k.read(new, 24))
+        if flags & ~SS_DISABLE:
+            return -errno.EINVAL
+        k.proc.altstack = (sp, flags, size)
+    return 0
+
+
+@syscall("rt_sigreturn")
+def sys_rt_sigreturn(k: Kernel, call: Call) -> int:
+    """The handler returned through its restorer: RSP points just past the frame's return address."""
+    emu = k.machine.emu
+    uctx = emu.reg_read(x86.UC_X86_REG_RSP)
+    mctx = uctx + 40
+    values = struct.unpack("<17Q", k.read(mctx, 17 * 8))
+    (rflags,) = struct.unpack("<Q", k.read(mctx + 17 * 8, 8))
+    (mask,) = struct.unpack("<Q", k.read(uctx + 40 + 256, 8))
+    for reg, value in zip(_CTX_REGS, values, strict=True):
+        emu.reg_write(reg, value)
+    # The hook's caller adds the length of `syscall` to RIP after the hook: land on the saved RIP.
+    emu.reg_write(x86.UC_X86_REG_RIP, values[-1] - 2)
+    emu.reg_write(x86.UC_X86_REG_RFLAGS, (rflags & 0xCD5) | 0x202)
+    k.proc.sigmask = mask & ~(_bit(SIGKILL) | _bit(SIGSTOP))
+    call.keep_regs = True
+    return int(values[13])  # RAX as it was: the dispatcher writes it back
+
+
+@syscall("kill", "tgkill", "tkill")
+def sys_kill(k: Kernel, call: Call) -> int:
+    if call.ev.syscall == "tgkill":
+        pid, sig = call.a[1], call.a[2]
+    else:
+        pid, sig = call.a[0], call.a[1]
+    if pid not in (PID, 0) and call.ev.syscall == "kill":
+        return -errno.ESRCH
+    if not 0 <= sig <= 64:
+        return -errno.EINVAL
+    if sig == 0:
+        return 0
+    action = k.proc.actions.get(sig, SigAction())
+    if sig in (SIGKILL, SIGSTOP) or (action.handler == SIG_DFL and sig not in _IGNORED_BY_DEFAULT):
+        k.machine.guest_fault(f"killed by {signal_name(sig)} (sent by the program itself)", signal=sig)
+    # A handler for a signal the program sends itself is not run yet (asynchronous delivery comes with
+    # the scheduler); an ignored one is simply dropped.
+    return 0
+
+
+def deliver_fault(k: Kernel, fault: Fault) -> bool:
+    """Run the program's handler for a synchronous fault, or name the signal that ends the run."""
+    sig, code = _VECTORS.get(fault.vector if fault.vector is not None else -1, (SIGSEGV, 1))
+    if fault.vector is None and "opcode" in fault.name:
+        sig, code = SIGILL, 2
+    action = k.proc.actions.get(sig, SigAction())
+    blocked = k.proc.sigmask & _bit(sig)
+    if action.handler in (SIG_DFL, SIG_IGN) or blocked or not action.flags & SA_RESTORER:
+        where = f" at address {fault.address:#x}" if fault.address is not None else ""
+        fault.signal = sig
+        fault.message = f"killed by {signal_name(sig)}: {fault.name}{where} (pc={fault.pc:#x}, icount={fault.icount})"
+        return False
+    emu = k.machine.emu
+    values = [emu.reg_read(r) for r in _CTX_REGS]
+    values[-1] = fault.pc
+    rflags = emu.reg_read(x86.UC_X86_REG_RFLAGS)
+    sp = values[15]
+    alt_sp, alt_flags, alt_size = k.proc.altstack
+    if action.flags & SA_ONSTACK and not alt_flags & SS_DISABLE and not alt_sp <= sp < alt_sp + alt_size:
+        sp = alt_sp + alt_size
+    else:
+        sp -= 128  # the red zone
+    frame = ((sp - _FRAME) & ~0xF) - 8  # the handler starts as if called: RSP+8 is 16-byte aligned
+    uctx = frame + 8
+    info = frame + 8 + _UCONTEXT
+    addr = fault.address or 0
+    mctx = struct.pack("<17QQHHHHQQQQQ8Q", *values, rflags, 0x33, 0, 0, 0x2B, 0, 14 if sig == SIGSEGV else 0,
+                       k.proc.sigmask, addr, 0, *([0] * 8))  # fmt: skip
+    ucontext = struct.pack("<QQQiiQ", 0, 0, alt_sp, alt_flags, 0, alt_size)[:40] + mctx[:256]
+    ucontext += struct.pack("<Q", k.proc.sigmask)
+    siginfo = struct.pack("<iii4xQ", sig, 0, code, addr).ljust(_SIGINFO, b"\0")
+    try:
+        k.write(frame, struct.pack("<Q", action.restorer) + ucontext + siginfo)
+    except Exception:
+        fault.signal = sig
+        fault.message = (
+            f"killed by {signal_name(sig)}: no room for the signal frame (pc={fault.pc:#x}, icount={fault.icount})"
+        )
+        return False
+    if not action.flags & SA_NODEFER:
+        k.proc.sigmask |= _bit(sig) | action.mask
+    if action.flags & SA_RESETHAND:
+        k.proc.actions[sig] = SigAction()
+    emu.reg_write(x86.UC_X86_REG_RSP, frame)
+    emu.reg_write(x86.UC_X86_REG_RDI, sig)
+    emu.reg_write(x86.UC_X86_REG_RSI, info)
+    emu.reg_write(x86.UC_X86_REG_RDX, uctx)
+    emu.reg_write(x86.UC_X86_REG_RAX, 0)
+    emu.reg_write(x86.UC_X86_REG_RIP, action.handler)
+    return True

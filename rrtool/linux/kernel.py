@@ -1,0 +1,428 @@
+"""The Linux platform: a process on the machine core, its system calls as events.
+
+The `syscall` instruction is hooked; its exact icount is known there (the
+instruction ends its translation block, and the hook sees RIP at it). Each
+call is one `syscall` row in the trace, written through the port:
+
+- a call whose result the kernel decides from guest-visible state (memory,
+  signals, identity, descriptors, virtual time) is computed in every mode and
+  replay checks the result against the trace;
+- a call whose result comes from the host (a file, the wall clock, random
+  bytes, the terminal, a socket) runs on the host only when live or
+  recording; replay takes the result and the bytes the host returned from the
+  trace and compares what the program passed in (arguments, path, a digest of
+  the data it wrote). Replay therefore opens no host file and no socket.
+
+System calls are grouped by family in `rrtool.linux.calls`; each module
+registers its handlers with `syscall(...)`, so adding a family is a new module
+and one import. The kernel itself keeps the state every family shares (the
+address space, descriptors, working directory, signal actions) and is the
+platform the machine core talks to.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import unicorn as uc
+import xxhash
+from unicorn import x86_const as x86
+
+from rrtool.linux.config import LinuxConfig
+from rrtool.linux.fds import Errno, FdTable, OpenFile
+from rrtool.linux.loader import Program
+from rrtool.linux.memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, kind_of
+from rrtool.linux.sandbox import Root
+from rrtool.linux.sysnames import NUMBERS, syscall_name
+from rrtool.machine.config import Fault
+from rrtool.machine.cpu import RAM_BASE, cpuid
+from rrtool.machine.pages import PAGE_NONE
+from rrtool.machine.units import EventRejected
+from rrtool.schemas import names as ev
+from rrtool.schemas.event import Event
+
+if TYPE_CHECKING:
+    from rrtool.machine.machine import Machine
+
+MASK64 = (1 << 64) - 1
+#: The guest's process identity (fixed, so it is the same in every run).
+PID = 1000
+PPID = 1
+#: Results from -4095 to -1 are -errno.
+MAX_ERRNO = 4095
+_ARG_REGS = (x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX,
+             x86.UC_X86_REG_R10, x86.UC_X86_REG_R8, x86.UC_X86_REG_R9)  # fmt: skip
+#: Auxiliary vector keys (linux/auxvec.h).
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN = 23, 25, 26, 31
+
+
+@dataclass
+class Call:
+    """One system call as its handler sees it: the row being built and the six argument registers."""
+
+    ev: Event
+    a: list[int]
+    #: Set once the row went through the port (a host call logs it there).
+    logged: bool = False
+    #: The handler set every register itself (rt_sigreturn): leave RCX and R11 alone.
+    keep_regs: bool = False
+
+
+Handler = Callable[["Kernel", Call], int]
+#: Every system call rrtool implements, by number (filled in by the modules of `rrtool.linux.calls`).
+TABLE: dict[int, Handler] = {}
+
+
+def syscall(*names: str) -> Callable[[Handler], Handler]:
+    """Register a handler for the named calls (x86-64 names, as in `sysnames`)."""
+
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            TABLE[NUMBERS[name]] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class SigAction:
+    handler: int = 0
+    flags: int = 0
+    restorer: int = 0
+    mask: int = 0
+
+
+@dataclass
+class Process:
+    """Guest-visible process state beyond memory and descriptors (digested and saved)."""
+
+    cwd: str = "/"
+    umask: int = 0o022
+    sigmask: int = 0
+    actions: dict[int, SigAction] = field(default_factory=dict)
+    altstack: tuple[int, int, int] = (0, 2, 0)  # ss_sp, ss_flags (SS_DISABLE), ss_size
+    #: Where to write 0 at exit (set_tid_address), the robust list (kept only to be reported back).
+    clear_tid: int = 0
+    name: bytes = b""
+
+
+class Kernel:
+    """The platform of a Linux process; also its unit (`linux`) in the digest."""
+
+    name = "linux"
+    kinds = (ev.KIND_SYSCALL, ev.KIND_CONSOLE_OUT)
+    applies: tuple[str, ...] = ()
+    timers = 1  # timer 0: the end of a sleeping call
+
+    def __init__(
+        self,
+        program: Program,
+        config: LinuxConfig,
+        root: Root | None,
+        *,
+        stdin_fd: int | None = None,
+        stderr_sink: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.program = program
+        self.config = config
+        #: The host root; None in replay, where no host file is ever touched.
+        self.root = root
+        self.stdin_fd = stdin_fd
+        self.stderr_sink = stderr_sink
+        self.fds = FdTable()
+        self.proc = Process(name=config.argv[0].rsplit("/", 1)[-1].encode()[:15])
+        self.mem: AddressSpace
+        self.sleeping = False
+        self.unknown: Tally[str] = Tally()
+        self.calls = 0
+        self._machine: Machine | None = None
+        for fd, kind in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+            self.fds.install(fd, OpenFile(kind, f"/dev/{kind}", 0 if fd == 0 else 1, host=None))
+
+    @property
+    def units(self) -> list[Any]:
+        return [self]
+
+    @property
+    def machine(self) -> Machine:
+        assert self._machine is not None, "attached at machine construction"
+        return self._machine
+
+    @property
+    def live(self) -> bool:
+        """True when the host is there (live and record); False in replay. Only for host-side bookkeeping."""
+        return self.root is not None
+
+    # -- Platform --------------------------------------------------------------
+    def attach(self, machine: Machine) -> None:
+        self._machine = machine
+        emu = machine.emu
+        size = machine.config.ram_size
+        self.mem = AddressSpace(RAM_BASE, size, self.program.end)
+        pages = machine.pages
+        pages.set_kinds(RAM_BASE, size, PAGE_NONE)
+        prot_of: dict[int, int] = {}
+        for seg in self.program.image.segments:
+            prot = (PROT_READ if seg.flags & 4 else 0) | (PROT_WRITE if seg.flags & 2 else 0)
+            prot |= PROT_EXEC if seg.flags & 1 else 0
+            start, end = seg.vaddr & ~(PAGE - 1), -(-(seg.vaddr + seg.memsz) // PAGE) * PAGE
+            for page in range(start, end, PAGE):
+                prot_of[page] = prot_of.get(page, 0) | prot
+        for page, prot in sorted(prot_of.items()):
+            self.mem.add(page, page + PAGE, prot, "[program]")
+            pages.set_kinds(page, page + PAGE, kind_of(prot | PROT_READ))
+        self.map(self.mem.stack_bottom, self.mem.stack_top, PROT_READ | PROT_WRITE, "[stack]")
+        sp = self._build_stack()
+        for reg in (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX,
+                    x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDI, x86.UC_X86_REG_RBP):  # fmt: skip
+            emu.reg_write(reg, 0)
+        emu.reg_write(x86.UC_X86_REG_RSP, sp)
+        emu.reg_write(x86.UC_X86_REG_RIP, self.program.image.entry)
+        emu.reg_write(x86.UC_X86_REG_RFLAGS, 0x202)  # IF set: a sleeping call idles as hlt would
+        self._hook = emu.hook_add(uc.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+
+    def timers_fired(self, mask: int) -> None:
+        if mask & 1:
+            self.sleeping = False
+
+    def pending_interrupt(self) -> tuple[int, int] | None:
+        return None
+
+    def before_checkpoint(self, icount: int) -> None:
+        return None
+
+    def reset(self) -> None:
+        return None  # a Linux process never asks the machine for a reset
+
+    def wants_idle(self) -> bool:
+        return self.sleeping
+
+    def on_fault(self, fault: Fault) -> bool:
+        from rrtool.linux.calls.signals import deliver_fault
+
+        return deliver_fault(self, fault)
+
+    # -- the unit --------------------------------------------------------------
+    def state(self) -> bytes:
+        p = self.proc
+        actions = ";".join(
+            f"{n}:{a.handler:x}:{a.flags:x}:{a.restorer:x}:{a.mask:x}" for n, a in sorted(p.actions.items())
+        )
+        head = f"{p.cwd}|{p.umask:o}|{p.sigmask:x}|{p.altstack}|{p.clear_tid:x}|{actions}|{int(self.sleeping)}|"
+        return head.encode() + self.mem.state() + b"|" + self.fds.state()
+
+    def save(self) -> object:
+        raise NotImplementedError("snapshots of a Linux process hold host descriptors; not supported yet")
+
+    def load(self, saved: object) -> None:
+        raise NotImplementedError("snapshots of a Linux process are not supported yet")
+
+    # -- process start -----------------------------------------------------------
+    def _build_stack(self) -> int:
+        """argv, envp and auxv as the kernel lays them out at the top of the stack; returns RSP."""
+        cfg = self.config
+        top = self.mem.stack_top - 16
+        blob = bytearray()
+
+        def put(data: bytes) -> int:
+            blob[:0] = data  # strings grow down from the top
+            return top - len(blob)
+
+        offsets: dict[str, list[int]] = {"argv": [], "env": []}
+        execfn = put(cfg.exe.encode() + b"\0")
+        platform = put(b"x86_64\0")
+        for key, values in (("env", cfg.env), ("argv", cfg.argv)):
+            for value in reversed(values):
+                offsets[key].insert(0, put(value.encode() + b"\0"))
+        random = put(cfg.at_random)
+        base = top - len(blob)  # the blob ends at `top`, so each address `put` returned stays right
+
+        auxv = [
+            (AT_PHDR, self.program.phdr), (AT_PHENT, self.program.phent), (AT_PHNUM, self.program.phnum),
+            (AT_PAGESZ, PAGE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, self.program.image.entry),
+            (AT_UID, cfg.uid), (AT_EUID, cfg.uid), (AT_GID, cfg.gid), (AT_EGID, cfg.gid),
+            (AT_PLATFORM, platform), (AT_HWCAP, cpuid(1, 0)[3]), (AT_CLKTCK, 100), (AT_SECURE, 0),
+            (AT_RANDOM, random), (AT_HWCAP2, 0), (AT_EXECFN, execfn), (AT_NULL, 0),
+        ]  # fmt: skip
+        words: list[int] = [len(cfg.argv), *offsets["argv"], 0, *offsets["env"], 0]
+        for tag, value in auxv:
+            words += [tag, value]
+        vector = struct.pack(f"<{len(words)}Q", *words)
+        sp = (base - len(vector)) & ~0xF
+        self.machine.mem_write(base, bytes(blob))
+        self.machine.mem_write(sp, vector)
+        return sp
+
+    # -- memory services for the calls -----------------------------------------
+    def map(self, start: int, end: int, prot: int, name: str) -> None:
+        self.mem.add(start, end, prot, name)
+        self.machine.pages.set_kinds(start, end, kind_of(prot))
+        if prot & PROT_EXEC:
+            self.machine.counter.flush()
+
+    def unmap(self, start: int, end: int) -> None:
+        """Unmap and zero [start, end): a later mapping there starts as zeros, as fresh pages do."""
+        for piece in self.mem.remove(start, end):
+            self.machine.ram.discard(piece.start, piece.end)
+            if piece.prot & PROT_EXEC:
+                self.machine.counter.flush()
+        self.machine.pages.set_kinds(start, end, PAGE_NONE)
+
+    def check(self, addr: int, length: int) -> None:
+        """EFAULT unless [addr, addr+length) is mapped guest memory."""
+        if length == 0:
+            return
+        if addr < RAM_BASE or addr + length > self.machine.config.ram_size or length < 0:
+            raise Errno(errno.EFAULT)
+        if not self.mem.mapped(addr & ~(PAGE - 1), addr + length):
+            raise Errno(errno.EFAULT)
+
+    def read(self, addr: int, length: int) -> bytes:
+        self.check(addr, length)
+        return self.machine.mem_read(addr, length) if length else b""
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.check(addr, len(data))
+        if data:
+            self.machine.mem_write(addr, data)
+
+    def u64(self, addr: int) -> int:
+        return int(struct.unpack("<Q", self.read(addr, 8))[0])
+
+    def cstr(self, addr: int, limit: int = 4096) -> bytes:
+        """A NUL-terminated string, read page by page (one that runs into an unmapped page is EFAULT)."""
+        out = bytearray()
+        while len(out) < limit:
+            chunk = min(PAGE - (addr % PAGE), limit - len(out))
+            data = self.read(addr, chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                return bytes(out + data[:nul])
+            out += data
+            addr += chunk
+        raise Errno(errno.ENAMETOOLONG)
+
+    def path_arg(self, call: Call, addr: int) -> str:
+        """A path argument, recorded in the row (the first one a call passes)."""
+        raw = self.cstr(addr)
+        path = raw.decode("utf-8", "surrogateescape")
+        if call.ev.path is None:
+            call.ev.path = raw.decode("utf-8", "replace")
+        return path
+
+    # -- the port ----------------------------------------------------------------
+    def host(self, call: Call, perform: Callable[[], tuple[int, bytes | None]], *, max_data: int = 0,
+             max_ret: int = MASK64 >> 1) -> tuple[int, bytes | None]:  # fmt: skip
+        """Run `perform` on the host (live, record) or take its result from the trace (replay).
+
+        An OSError from `perform` is the call's -errno. In replay the logged result is checked against what
+        the call could have returned (a result or data the program could not have got is `EventRejected`),
+        since it is written into guest memory.
+        """
+
+        def run() -> tuple[int, bytes | None]:
+            try:
+                return perform()
+            except OSError as exc:
+                return -(exc.errno or errno.EIO), None
+
+        call.logged = True
+        self.machine.port.syscall(call.ev, run)
+        ret, data = call.ev.ret, call.ev.data
+        if type(ret) is not int or not -MAX_ERRNO <= ret <= max_ret:
+            raise EventRejected(call.ev, f"{call.ev.syscall} cannot return {ret!r} here")
+        if data is not None and (len(data) > max_data or ret < 0):
+            raise EventRejected(call.ev, f"{call.ev.syscall} cannot return {len(data)} bytes here")
+        return ret, data
+
+    def out_data(self, call: Call, data: bytes) -> None:
+        """What the program passed out: its length and digest are compared in replay (bytes too, if asked)."""
+        call.ev.length = len(data)
+        call.ev.data_digest = xxhash.xxh3_64_intdigest(data)
+        if self.config.log_write_data and not call.logged:
+            call.ev.data = data
+
+    def console(self, fd_kind: str, data: bytes) -> None:
+        """Bytes to stdout or stderr: a console_out row on that device, and to the user's terminal."""
+        m = self.machine
+        now = m.now()
+        m.port.emit(Event(ev.KIND_CONSOLE_OUT, fd_kind, now, m.vclock_at(now), data=data))
+        if fd_kind == "stdout":
+            m.guest_output(data)
+        elif self.stderr_sink is not None:
+            self.stderr_sink(data)
+
+    def sleep(self, ns: int) -> None:
+        """Block the program for `ns` of virtual time: the CPU stops after the call and idles (a warp)."""
+        m = self.machine
+        now = m.clock.vclock_at(m.now())
+        if ns <= 0:
+            return
+        if not m.clock.arm(0, now + ns, 0):
+            raise Errno(errno.EINVAL)
+        self.sleeping = True
+        m.timers_changed()
+        m.request_stop()
+
+    # -- the hook ------------------------------------------------------------------
+    def _on_syscall(self, emu: uc.Uc, _user: object) -> None:
+        m = self.machine
+        if m.bus_inert:
+            return  # the run ended in this block (exit, fault); the CPU is only finishing it
+        nr = emu.reg_read(x86.UC_X86_REG_RAX)
+        args = [emu.reg_read(r) for r in _ARG_REGS]
+        now = m.now()
+        name = syscall_name(nr)
+        row = Event(ev.KIND_SYSCALL, "linux", now, m.vclock_at(now), sysno=nr & 0x7FFFFFFF, syscall=name, args=args)
+        call = Call(row, args)
+        self.calls += 1
+        try:
+            handler = TABLE.get(nr)
+            if handler is None:
+                ret = self._unknown(call)
+            else:
+                try:
+                    ret = handler(self, call)
+                except Errno as exc:
+                    ret = -exc.errno
+            if not call.logged:
+                row.ret = ret
+                m.port.syscall(row, None)
+            elif ret != row.ret:
+                raise AssertionError(f"{name} returned {ret}, but its row says {row.ret}")
+            emu.reg_write(x86.UC_X86_REG_RAX, ret & MASK64)
+            if not call.keep_regs:  # what the syscall instruction itself does to RCX and R11
+                emu.reg_write(x86.UC_X86_REG_RCX, emu.reg_read(x86.UC_X86_REG_RIP) + 2)
+                emu.reg_write(x86.UC_X86_REG_R11, emu.reg_read(x86.UC_X86_REG_RFLAGS))
+        except Exception as exc:  # a replay divergence, a rejected event: surface it after emu_start returns
+            m.hook_failed(exc)
+
+    def _unknown(self, call: Call) -> int:
+        self.unknown[call.ev.syscall or "?"] += 1
+        if self.config.strict_syscalls:
+            self.machine.guest_fault(
+                f"unsupported system call {call.ev.syscall} ({call.ev.sysno}) with --strict-syscalls"
+            )
+        return -errno.ENOSYS
+
+    def summary(self) -> str | None:
+        """One line naming the calls that got ENOSYS, for the end of a run."""
+        if not self.unknown:
+            return None
+        parts = ", ".join(f"{name} x{n}" for name, n in self.unknown.most_common())
+        return f"unsupported system calls answered ENOSYS: {parts}"
+
+
+def _register_families() -> None:
+    """Import every family so its handlers are in TABLE (done once, when the platform is first used)."""
+    from rrtool.linux.calls import files, memory, process, random, signals, time  # noqa: F401
+
+
+_register_families()
