@@ -239,8 +239,8 @@ class Kernel:
         execfn = put(cfg.exe.encode() + b"\0")
         platform = put(b"x86_64\0")
         for key, values in (("env", cfg.env), ("argv", cfg.argv)):
-            for value in reversed(values):
-                offsets[key].insert(0, put(value.encode() + b"\0"))
+            for text in reversed(values):
+                offsets[key].insert(0, put(text.encode() + b"\0"))
         random = put(cfg.at_random)
         base = top - len(blob)  # the blob ends at `top`, so each address `put` returned stays right
 
