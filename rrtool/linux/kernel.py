@@ -422,7 +422,7 @@ class Kernel:
 
 def _register_families() -> None:
     """Import every family so its handlers are in TABLE (done once, when the platform is first used)."""
-    from rrtool.linux.calls import files, memory, process, random, signals, time  # noqa: F401
+    from rrtool.linux.calls import files, memory, net, pipes, poll, process, random, signals, time  # noqa: F401
 
 
 _register_families()
