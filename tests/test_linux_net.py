@@ -10,11 +10,13 @@ the sandbox refuses it.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,24 +127,37 @@ def round_trip(rec: Recorded) -> bytes:
     return out
 
 
-@pytest.fixture
-def tcp_server() -> Iterator[tuple[int, list[bytes]]]:
-    """A one-connection TCP server on 127.0.0.1: reads a line, answers in two pieces, closes."""
+@contextlib.contextmanager
+def serve_once(*, hold_open: bool = False) -> Iterator[tuple[int, list[bytes]]]:
+    """A one-connection TCP server on 127.0.0.1: reads once, answers in two pieces, then closes (or, with
+    `hold_open`, waits for the client to close first, so the client sees no end of file)."""
     listener = socket.create_server(("127.0.0.1", 0))
     got: list[bytes] = []
 
     def serve() -> None:
         conn, _ = listener.accept()
         with conn:
+            conn.settimeout(5)
             got.append(conn.recv(100))
             conn.sendall(b"first piece, ")
+            time.sleep(0.02)
             conn.sendall(b"second piece\n")
+            while hold_open and conn.recv(100):
+                pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield listener.getsockname()[1], got
-    thread.join(5)
-    listener.close()
+    try:
+        yield listener.getsockname()[1], got
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+@pytest.fixture
+def tcp_server() -> Iterator[tuple[int, list[bytes]]]:
+    with serve_once() as server:
+        yield server
 
 
 TCP_CLIENT = r"""
@@ -424,3 +439,82 @@ def test_busybox_wget_fetches_from_a_local_http_server(tmp_path: Path) -> None:
         server.server_close()
     assert rec.output == b"served over loopback\n" * 50, rec.result
     assert round_trip(rec) == rec.output
+
+
+TCP_NONBLOCKING = r"""
+int main(int argc, char **argv) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int r = socket(AF_INET, SOCK_STREAM, 0);
+    show("refused", connect(r, (struct sockaddr *)&a, sizeof a));
+    a.sin_port = htons(atoi(argv[1]));
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    show("connect", connect(s, (struct sockaddr *)&a, sizeof a));
+    struct pollfd p = {.fd = s, .events = POLLOUT};
+    int n = poll(&p, 1, 5000);
+    printf("writable: %d %d\n", n, p.revents);
+    int err = -1; socklen_t len = sizeof err;
+    getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+    printf("SO_ERROR %d len %u\n", err, len);
+    fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK);
+    struct timeval tv = {0, 200000};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct iovec v[2] = {{"hello ", 6}, {"there\n", 6}};
+    show("writev", writev(s, v, 2));
+    char buf[64];
+    show("waitall", recv(s, buf, 26, MSG_WAITALL));
+    printf("%.26s", buf);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    show("timed out", recv(s, buf, sizeof buf, 0));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("after 200 ms: %d\n", (t1.tv_sec - t0.tv_sec) * 1000000000L + t1.tv_nsec - t0.tv_nsec >= 200000000L);
+    show("peek", recv(s, buf, 1, MSG_PEEK | MSG_DONTWAIT));
+    return 0;
+}
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_nonblocking_connect_poll_and_receive_timeouts(tmp_path: Path) -> None:
+    """EINPROGRESS then POLLOUT, a refused port, MSG_WAITALL across two sends, SO_RCVTIMEO running out."""
+    prog = build(tmp_path, "tcp_nonblocking", TCP_NONBLOCKING)
+    with serve_once(hold_open=True) as (port, got):
+        rec = record(prog, (str(port), str(_closed_port())), tmp_path)
+    assert rec.output.decode().splitlines() == [
+        "refused: -1 Connection refused",
+        "connect: -1 Operation now in progress",
+        "writable: 1 4",
+        "SO_ERROR 0 len 4",
+        "writev: 12 ok",
+        "waitall: 26 ok",
+        "first piece, second piece",
+        "timed out: -1 Resource temporarily unavailable",
+        "after 200 ms: 1",
+        "peek: -1 Resource temporarily unavailable",
+    ], rec.result
+    assert got == [b"hello there\n"]
+    assert round_trip(rec) == rec.output
+
+
+def test_a_tampered_receive_is_rejected(tmp_path: Path, tcp_server: tuple[int, list[bytes]]) -> None:
+    """A trace whose received bytes disagree with the call's result cannot be replayed into guest memory."""
+    from rrtool.machine.units import EventRejected
+    from tests.tracetools import read_rows, write_rows
+
+    port, _ = tcp_server
+    prog = build(tmp_path, "tcp_client", TCP_CLIENT)
+    rec = record(prog, (str(port),), tmp_path)
+    table = read_rows(rec.trace)
+    row = next(r for r in table if r["syscall"] == "read" and r["fd"] == 3 and r["data"])
+    row["data"] = row["data"] + b"extra"
+    bad = tmp_path / "bad.arrow"
+    write_rows(rec.trace, bad, table)
+    with pytest.raises(EventRejected, match="not the number of bytes"):
+        replay(Recorded(rec.result, rec.output, bad, prog))

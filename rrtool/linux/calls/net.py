@@ -70,7 +70,8 @@ def host_wait(k: Kernel, wanted: list[tuple[int, int]], timeout_ns: int | None) 
 
     Returns each entry's revents (0 for all of them when the time ran out). The wait is sliced so that
     a stop request (SIGINT, SIGTERM) ends it with EINTR within WAIT_SLICE_S: the call's row then says
-    EINTR and the run ends at the next checkpoint. Only ever called inside a host call (live, record).
+    EINTR and the run ends at the next checkpoint. Each slice also lets the recorder flush what it holds,
+    as a long sleep does. Only ever called inside a host call (live, record).
     """
     merged: dict[int, int] = {}
     for fd, events in wanted:
@@ -86,8 +87,10 @@ def host_wait(k: Kernel, wanted: list[tuple[int, int]], timeout_ns: int | None) 
             return [got.get(fd, 0) & (events | POLLERR | POLLHUP | POLLNVAL) for fd, events in wanted]
         if deadline is not None and time.monotonic_ns() >= deadline:
             return [0] * len(wanted)
-        if k.machine.port.stop_requested:
+        port = k.machine.port
+        if port.stop_requested:
             raise OSError(errno.EINTR, "interrupted by a stop request")
+        port.idle_tick()  # a long wait must not hold back the recording's crash-safe flush
 
 
 def _sock(file: OpenFile) -> socket.socket:
@@ -455,6 +458,9 @@ def _recv(k: Kernel, call: Call, file: OpenFile, count: int, flags: int, want_ad
         return len(got), bytes([len(raw)]) + raw + got
 
     ret, data = k.host(call, perform, max_data=count + 1 + SOCKADDR_MAX, max_ret=count)
+    timeout = file.extra.get("rcvtimeo")
+    if ret == -errno.EAGAIN and not nonblock and timeout:
+        k.sleep(timeout)  # SO_RCVTIMEO ran out: the program sees that much virtual time pass, as with poll
     if ret < 0:
         return ret
     data = data or b""
