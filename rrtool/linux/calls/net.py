@@ -260,7 +260,7 @@ def sys_bind(k: Kernel, call: Call) -> int:
     file = _socket_file(k, call)
     family, where = _parse_addr(k, call.a[1], call.a[2])
     if family != file.extra["family"]:
-        return -errno.EINVAL if family == AF_INET6 else -errno.EAFNOSUPPORT
+        return -errno.EAFNOSUPPORT
     if not _loopback(where[0], wildcard=True):
         return -errno.EADDRNOTAVAIL
     call.ev.path = f"{where[0]}:{where[1]}"
