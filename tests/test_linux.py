@@ -318,3 +318,23 @@ def test_programs_that_cannot_run_are_one_line_errors(tmp_path: Path) -> None:
         line = one_line_error(invoke("run", program))
         assert words in line or (words == "missing" and "no such" in line.lower()), line
     assert "-static" in one_line_error(invoke("record", "-o", tmp_path / "t.arrow", dynamic))
+
+
+# -- the command line ---------------------------------------------------------------------
+@needs_busybox
+def test_everything_after_the_program_is_its_own_and_stdin_is_recorded(tmp_path: Path) -> None:
+    import sys
+
+    root = make_root(tmp_path)
+    proc = invoke("run", "--root", root, BUSYBOX, "ls", "-l", "/")
+    assert proc.returncode == 0, proc.stderr
+    assert "f.txt" in proc.stdout and "-rw" in proc.stdout  # `-l` reached ls, not rrtool
+
+    trace = tmp_path / "in.arrow"
+    cmd = [sys.executable, "-m", "rrtool", "record", "-o", str(trace), "--root", str(root), str(BUSYBOX), "wc", "-c"]
+    done = subprocess.run(cmd, input=b"four\n", capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [b"5"]
+    again = subprocess.run([sys.executable, "-m", "rrtool", "replay", str(trace)], capture_output=True, timeout=120,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+    assert again.returncode == 0 and again.stdout.split() == [b"5"], again.stderr  # stdin came from the trace
