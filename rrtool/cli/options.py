@@ -312,9 +312,8 @@ def linux_setup(
     log_write_data: bool, quiet: bool,
 ) -> Any:  # fmt: skip
     """The `LinuxSetup` of `run` and `record`, or None for an SDK guest (which takes no ARGS)."""
-    import sys
-
     from rrtool._paths import PathError
+    from rrtool.cli.console import stderr_writer
     from rrtool.linux.config import merge_env
     from rrtool.linux.host import LinuxSetup
 
@@ -345,14 +344,5 @@ def linux_setup(
         stdin=not no_stdin,
         strict_syscalls=strict,
         log_write_data=log_write_data,
-        stderr_sink=None if quiet else _stderr_writer(sys.stderr),
+        stderr_sink=stderr_writer(quiet),
     )
-
-
-def _stderr_writer(stream: Any) -> Any:
-    def write(data: bytes) -> None:
-        stream.flush()
-        stream.buffer.write(data)
-        stream.buffer.flush()
-
-    return write
