@@ -338,3 +338,54 @@ def test_everything_after_the_program_is_its_own_and_stdin_is_recorded(tmp_path:
     again = subprocess.run([sys.executable, "-m", "rrtool", "replay", str(trace)], capture_output=True, timeout=120,
                            stdin=subprocess.DEVNULL)  # fmt: skip
     assert again.returncode == 0 and again.stdout.split() == [b"5"], again.stderr  # stdin came from the trace
+
+
+TORTURE = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+/* Every system call number with hostile arguments: wild pointers, -1, huge sizes. Calls that would
+   end or reshape the process (exit, signals to itself, unmapping its own code, sleeping) are skipped. */
+static const long skip[] = {SYS_exit, SYS_exit_group, SYS_kill, SYS_tkill, SYS_tgkill, SYS_munmap, SYS_mprotect,
+    SYS_mremap, SYS_brk, SYS_rt_sigreturn, SYS_nanosleep, SYS_clock_nanosleep, SYS_arch_prctl, SYS_mmap,
+    SYS_madvise, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_close, SYS_dup2, SYS_dup3, SYS_read, SYS_readv,
+    SYS_pread64, SYS_preadv, SYS_set_tid_address, SYS_select, SYS_pselect6, SYS_poll, SYS_ppoll,
+    SYS_epoll_wait, SYS_epoll_pwait, SYS_pause, SYS_vfork, SYS_fork, SYS_clone, SYS_clone3, SYS_execve,
+    SYS_execveat, SYS_wait4, SYS_waitid, SYS_rt_sigsuspend, SYS_rt_sigtimedwait, SYS_accept, SYS_accept4,
+    SYS_recvfrom, SYS_recvmsg, SYS_futex, SYS_exit};
+int main(void) {
+    const unsigned long args[][6] = {
+        {0xdeadbeef000UL, 0xdeadbeef000UL, 0xdeadbeef000UL, 0xdeadbeef000UL, 0, 0},
+        {-1UL, -1UL, -1UL, -1UL, -1UL, -1UL},
+        {3, 0x7fffffffffffffffUL, 1UL << 40, 0x10, 4096, 1},
+    };
+    long answered = 0;
+    for (long nr = 0; nr < 460; nr++) {
+        int skipped = 0;
+        for (unsigned i = 0; i < sizeof skip / sizeof skip[0]; i++)
+            if (skip[i] == nr)
+                skipped = 1;
+        if (skipped)
+            continue;
+        for (unsigned a = 0; a < 3; a++) {
+            syscall(nr, args[a][0], args[a][1], args[a][2], args[a][3], args[a][4], args[a][5]);
+            answered++;
+        }
+    }
+    printf("survived %ld calls\n", answered);
+    return 0;
+}
+"""
+
+
+def test_hostile_system_call_arguments_never_crash_the_recorder(tmp_path: Path) -> None:
+    prog = build(tmp_path, TORTURE, "torture")
+    root = make_root(tmp_path)
+    trace = tmp_path / "t.arrow"
+    result, out, errs = rec(prog, (), root, trace)
+    assert result.run.ok, (result.run.message, errs)
+    assert out.startswith(b"survived ") and b" calls" in out
+    assert sorted(p.name for p in root.iterdir()) == ["d", "f.txt", "s.txt"]  # nothing in the root changed
+    replayed, again = rep(trace)
+    assert replayed.verified, replayed.divergence
+    assert again == out
