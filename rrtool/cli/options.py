@@ -308,7 +308,7 @@ def platform_ram(ram: str | None, path: Path) -> str | None:
 
 
 def linux_setup(
-    path: Path, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool, strict: bool,
+    path: Path, program: str, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool, strict: bool,
     log_write_data: bool, quiet: bool,
 ) -> Any:  # fmt: skip
     """The `LinuxSetup` of `run` and `record`, or None for an SDK guest (which takes no ARGS)."""
@@ -338,6 +338,7 @@ def linux_setup(
         raise PathError(str(exc)) from None
     return LinuxSetup(
         args=tuple(args or ()),
+        argv0=program,
         root=root_dir,
         writeback=writeback,
         env=tuple(env or ()),
