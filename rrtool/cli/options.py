@@ -308,8 +308,8 @@ def platform_ram(ram: str | None, path: Path) -> str | None:
 
 
 def linux_setup(
-    path: Path, program: str, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool, strict: bool,
-    log_write_data: bool, quiet: bool,
+    path: Path, program: str, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool,
+    strict: bool, log_write_data: bool, quiet: bool,
 ) -> Any:  # fmt: skip
     """The `LinuxSetup` of `run` and `record`, or None for an SDK guest (which takes no ARGS)."""
     from rrtool._paths import PathError
