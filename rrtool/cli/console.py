@@ -91,8 +91,23 @@ def console_writer(quiet: bool) -> Callable[[bytes], None] | None:
         return None
 
     def write(data: bytes) -> None:
-        sys.stdout.write(data.decode("utf-8", "replace"))
+        # Bytes as the guest wrote them: a Linux program's output may be binary (gzip -c).
         sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    return write
+
+
+def stderr_writer(quiet: bool) -> Callable[[bytes], None] | None:
+    """Where a Linux program's stderr goes: rrtool's stderr, as raw bytes, or nowhere."""
+    if quiet:
+        return None
+
+    def write(data: bytes) -> None:
+        sys.stderr.flush()
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
 
     return write
 
