@@ -23,15 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup, live_linux, replay_kernel
-from rrtool.machine.config import MachineConfig, RunResult
-from rrtool.machine.machine import Machine
-from rrtool.player.port import ReplayPort
-from rrtool.recorder.port import RecordPort
-from rrtool.recorder.session import trace_metadata
+from rrtool.linux.host import LinuxSetup
+from rrtool.machine.config import RunResult
+from rrtool.player import session as player
+from rrtool.recorder import session
 from rrtool.schemas.event import Event
 from rrtool.schemas.tracefile import open_tracefile
-from rrtool.schemas.writer import TraceWriter
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs the host gcc to build static programs")
 
@@ -75,7 +72,7 @@ def build(tmp_path: Path, name: str, source: str) -> Path:
 
 def record(program: Path, args: tuple[str, ...], root: Path, *,
            on_output: Callable[[bytes], None] | None = None) -> Recorded:  # fmt: skip
-    """Record a live run of `program` (no stdin) into a trace beside it."""
+    """Record a live run of `program` (no stdin) through the record session, into a trace beside it."""
     out = bytearray()
 
     def sink(data: bytes) -> None:
@@ -84,32 +81,17 @@ def record(program: Path, args: tuple[str, ...], root: Path, *,
             on_output(bytes(out))
 
     trace = root / f"{program.name}.arrow"
-    port = RecordPort(None)
-    setup = LinuxSetup(args=args, root=root, stdin=False)
-    live = live_linux(program, MachineConfig(ram_size=DEFAULT_LINUX_RAM), port, setup, console_sink=sink)
-    writer = TraceWriter(trace, {**trace_metadata(program, live.image.sha256), **live.metadata()})
-    port.writer = writer
-    try:
-        result = live.machine.run()
-    finally:
-        live.close()
-        writer.close()
-        port.close()
-    return Recorded(result, bytes(out), trace, program)
+    done = session.record(program, trace, linux=LinuxSetup(args=args, root=root, stdin=False), console_sink=sink)
+    return Recorded(done.run, bytes(out), trace, program)
 
 
 def replay(rec: Recorded) -> tuple[RunResult, bytes]:
-    """Replay a recording with no host behind the process; a divergence raises, the trace must be used up."""
-    with open_tracefile(rec.trace) as trace:
-        port = ReplayPort(trace)
-        data = trace.machine
-        config = MachineConfig.from_dict(data)
-        kernel = replay_kernel(data, rec.program, config.ram_size)
-        out = bytearray()
-        machine = Machine(kernel.program.image, config, port, kernel, console_sink=out.extend)
-        result = machine.run()
-        assert port.exhausted, "the replay ended before the trace did"
-    return result, bytes(out)
+    """Replay a recording through the replay session (no host behind the process); it must verify."""
+    out = bytearray()
+    done = player.replay(rec.trace, image=rec.program, console_sink=out.extend)
+    assert done.verified, done.divergence
+    assert done.run is not None
+    return done.run, bytes(out)
 
 
 def rows(rec: Recorded, name: str) -> list[Event]:
@@ -505,7 +487,6 @@ def test_nonblocking_connect_poll_and_receive_timeouts(tmp_path: Path) -> None:
 
 def test_a_tampered_receive_is_rejected(tmp_path: Path, tcp_server: tuple[int, list[bytes]]) -> None:
     """A trace whose received bytes disagree with the call's result cannot be replayed into guest memory."""
-    from rrtool.machine.units import EventRejected
     from tests.tracetools import read_rows, write_rows
 
     port, _ = tcp_server
@@ -516,5 +497,5 @@ def test_a_tampered_receive_is_rejected(tmp_path: Path, tcp_server: tuple[int, l
     row["data"] = row["data"] + b"extra"
     bad = tmp_path / "bad.arrow"
     write_rows(rec.trace, bad, table)
-    with pytest.raises(EventRejected, match="not the number of bytes"):
-        replay(Recorded(rec.result, rec.output, bad, prog))
+    done = player.replay(bad, image=prog)
+    assert done.divergence is not None and "not the number of bytes" in done.divergence.what

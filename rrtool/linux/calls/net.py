@@ -59,7 +59,8 @@ _NS = 1_000_000_000
 _T = TypeVar("_T")
 
 
-def _fd(value: int) -> int:
+def fd_arg(value: int) -> int:
+    """A descriptor argument: the low 32 bits, signed (as the kernel reads an int)."""
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value
 
@@ -204,7 +205,7 @@ def _check_out_addr(k: Kernel, addr: int, len_ptr: int) -> None:
 
 
 def _socket_file(k: Kernel, call: Call) -> OpenFile:
-    fd = _fd(call.a[0])
+    fd = fd_arg(call.a[0])
     call.ev.fd = fd
     file = k.fds.file(fd)
     if file.kind != "socket":

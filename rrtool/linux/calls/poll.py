@@ -33,7 +33,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rrtool.linux.calls.net import host_wait
+from rrtool.linux.calls.net import fd_arg, host_wait
 from rrtool.linux.calls.pipes import is_pipe, pipe_ready
 from rrtool.linux.fds import O_CLOEXEC, O_RDWR, Errno, OpenFile
 from rrtool.linux.kernel import Call, Kernel, syscall
@@ -321,7 +321,7 @@ def _interest(k: Kernel, epfd: int) -> dict[int, Interest]:
 
 @syscall("epoll_ctl")
 def sys_epoll_ctl(k: Kernel, call: Call) -> int:
-    epfd, op, fd, ptr = call.a[0] & 0xFFFFFFFF, call.a[1] & 0xFFFFFFFF, call.a[2] & 0xFFFFFFFF, call.a[3]
+    epfd, op, fd, ptr = fd_arg(call.a[0]), call.a[1] & 0xFFFFFFFF, fd_arg(call.a[2]), call.a[3]
     call.ev.fd = fd
     table = _interest(k, epfd)
     target = k.fds.file(fd)
@@ -356,7 +356,7 @@ def _open_file(k: Kernel, fd: int) -> OpenFile | None:
 
 
 def _epoll_wait(k: Kernel, call: Call, timeout_ns: int | None) -> int:
-    epfd, out, maxevents = call.a[0] & 0xFFFFFFFF, call.a[1], call.a[2] & 0xFFFFFFFF
+    epfd, out, maxevents = fd_arg(call.a[0]), call.a[1], call.a[2] & 0xFFFFFFFF
     call.ev.fd = epfd
     table = _interest(k, epfd)
     if maxevents == 0 or maxevents & 0x80000000:
