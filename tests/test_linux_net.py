@@ -330,6 +330,9 @@ int main(void) {
     n = read(p[0], buf, sizeof buf);
     printf("rest %zd: %.*s\n", n, (int)n, buf);
     printf("eof: %zd\n", read(p[0], buf, sizeof buf));
+    struct pollfd in = {.fd = 0, .events = POLLIN};
+    r = poll(&in, 1, -1);
+    printf("stdin: %d %d\n", r, in.revents);
     return 0;
 }
 """
@@ -353,8 +356,12 @@ def test_pipe_and_poll_are_the_kernels_own(tmp_path: Path) -> None:
         "poll after close: 1 hup=1",
         "rest 9:  the pipe",
         "eof: 0",
+        "stdin: 1 1",
     ], rec.result
     assert all(e.data is None for e in rows(rec, "read") if e.fd == 3)  # a pipe's bytes are never event data
+    polls = rows(rec, "poll")
+    assert [e.data for e in polls][-1] == b"\x01\x00"  # stdin is a host object: its revents are the row's data
+    assert all(e.data is None for e in polls[:-1])  # pipes and files are computed, in replay too
     assert round_trip(rec) == rec.output
 
 
