@@ -20,7 +20,7 @@ import typer
 import rrtool
 from rrtool.cli import demo, diff, export, guest, info, record, replay, run, sql
 from rrtool.cli.console import out
-from rrtool.cli.core import Command, Group
+from rrtool.cli.core import Command, Group, ProgramCommand
 
 # `cls=Group`/`Command` (rrtool/cli/core.py): help that never cuts a word, usage errors as one line.
 app = typer.Typer(
@@ -49,8 +49,8 @@ def main_options(
 
 
 # The order here is the order of `rrtool --help`: the machine commands, then the analysis ones.
-app.command("run", cls=Command)(run.run)
-app.command("record", cls=Command)(record.record)
+app.command("run", cls=ProgramCommand)(run.run)
+app.command("record", cls=ProgramCommand)(record.record)
 app.command("replay", cls=Command)(replay.replay)
 app.command("info", cls=Command)(info.info)
 app.command("demo", cls=Command)(demo.demo)

@@ -91,8 +91,10 @@ def console_writer(quiet: bool) -> Callable[[bytes], None] | None:
         return None
 
     def write(data: bytes) -> None:
-        sys.stdout.write(data.decode("utf-8", "replace"))
+        # Bytes as the guest wrote them: a Linux program's output may be binary (gzip -c).
         sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
     return write
 

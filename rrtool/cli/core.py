@@ -145,6 +145,47 @@ class Command(typer.core.TyperCommand):
         formatter.write(render_help(self, ctx, formatter.width))
 
 
+class ProgramCommand(Command):
+    """`run` and `record`: everything after a Linux PROGRAM belongs to the program, as with rr and qemu-user.
+
+    `rrtool record -o t.arrow /bin/busybox ls -l` must hand `-l` to ls, not to rrtool, so a `--` is put
+    right after the program before click parses. An SDK guest takes no arguments, and its options have
+    always been allowed after it (`rrtool run timers --max-insns 100`): for one, the line is left alone.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.params
+            if getattr(param, "param_type_name", "") == "option" and not getattr(param, "is_flag", False)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        i = 0
+        while i < len(args):
+            token = args[i]
+            if token == "--":
+                return super().parse_args(ctx, args)
+            if token.startswith("-") and token != "-":
+                i += 2 if token in takes_value else 1
+                continue
+            if _is_linux_program(token):
+                args = [*args[: i + 1], "--", *args[i + 1 :]]
+            break
+        return super().parse_args(ctx, args)
+
+
+def _is_linux_program(token: str) -> bool:
+    """A path to a file that is not an SDK guest (bundled example names are SDK guests)."""
+    from pathlib import Path
+
+    path = Path(token)
+    if not path.is_file():
+        return False
+    from rrtool.machine.image import PLATFORM_LINUX, platform_of
+
+    return platform_of(path) == PLATFORM_LINUX
+
+
 class Group(typer.core.TyperGroup):
     """A group whose help is `render_help`'s and whose `main` prints usage errors as one line."""
 

@@ -42,7 +42,9 @@ def parse_size(text: str) -> int:
     return int(digits) * mult
 
 
-def check_ram(value: str) -> str:
+def check_ram(value: str | None) -> str | None:
+    if value is None:
+        return None  # the platform's default
     try:
         size = parse_size(value)
     except ValueError as exc:
@@ -125,12 +127,43 @@ def check_time_base(value: str) -> str:
 
 
 # ------------------------------------------------------------------ arguments
-Image = Annotated[str, typer.Argument(metavar="IMAGE", help="Guest ELF, or the name of a bundled example.")]
+Image = Annotated[
+    str,
+    typer.Argument(
+        metavar="PROGRAM",
+        help="An SDK guest (ELF or the name of a bundled example) or a static Linux x86-64 executable.",
+    ),
+]
+ProgramArgs = Annotated[
+    list[str] | None, typer.Argument(metavar="[ARGS]...", help="Arguments for a Linux program (after PROGRAM).")
+]
+Root = Annotated[
+    str | None,
+    typer.Option(
+        "--root",
+        metavar="DIR[,writeback]",
+        help="Linux: the program's / (default: the current directory). Writes go to a private copy-on-write "
+        "overlay unless ,writeback is given.",
+    ),
+]
+Env = Annotated[
+    list[str] | None,
+    typer.Option("--env", metavar="KEY=VALUE", help="Linux: set an environment variable (repeatable)."),
+]
+StrictSyscalls = Annotated[
+    bool, typer.Option("--strict-syscalls", help="Linux: an unsupported system call is a fault, not ENOSYS.")
+]
 TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file.")]
 
 # -------------------------------------------------------------------- machine
 Ram = Annotated[
-    str, typer.Option("--ram", metavar="SIZE", callback=check_ram, help="Guest RAM size, 2M to 4G, e.g. 32M.")
+    str | None,
+    typer.Option(
+        "--ram",
+        metavar="SIZE",
+        callback=check_ram,
+        help="Guest RAM size, 2M to 4G, e.g. 32M (default: 32M for SDK guests, 512M for Linux programs).",
+    ),
 ]
 NsPerInsn = Annotated[
     int,
@@ -227,7 +260,7 @@ def resolve_guest(image: str) -> Path:
 
 
 def machine_setup(
-    ram: str,
+    ram: str | None,
     ns_per_insn: int,
     checkpoint_every: int,
     mem_digest_every: int,
@@ -238,7 +271,7 @@ def machine_setup(
     from rrtool.machine.config import Limits, MachineConfig
 
     config = MachineConfig(
-        ram_size=parse_size(ram),
+        ram_size=parse_size(ram or "32M"),
         ns_per_insn=ns_per_insn,
         checkpoint_every=checkpoint_every,
         mem_digest_every=mem_digest_every,
@@ -259,3 +292,67 @@ def host_setup(no_stdin: bool, disk: str | None, chaos: int | None, log_write_da
         log_write_data=log_write_data,
         nets=tuple(NetSpec.parse(text, i) for i, text in enumerate(net or [])),
     )
+
+
+def is_linux(path: Path) -> bool:
+    from rrtool.machine.image import PLATFORM_LINUX, platform_of
+
+    return platform_of(path) == PLATFORM_LINUX
+
+
+def platform_ram(ram: str | None, path: Path) -> str | None:
+    """The --ram value, or the default of the program's platform."""
+    if ram is not None:
+        return ram
+    return "512M" if is_linux(path) else None
+
+
+def linux_setup(
+    path: Path, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool, strict: bool,
+    log_write_data: bool, quiet: bool,
+) -> Any:  # fmt: skip
+    """The `LinuxSetup` of `run` and `record`, or None for an SDK guest (which takes no ARGS)."""
+    import sys
+
+    from rrtool._paths import PathError
+    from rrtool.linux.config import merge_env
+    from rrtool.linux.host import LinuxSetup
+
+    if not is_linux(path):
+        if args:
+            raise PathError(f"{path} is an SDK guest: it takes no arguments (got {' '.join(args)})")
+        if root or env:
+            raise PathError(f"{path} is an SDK guest: --root and --env are for Linux programs")
+        return None
+    root_dir, writeback = Path.cwd(), False
+    if root is not None:
+        text, sep, flag = root.rpartition(",")
+        if sep and flag == "writeback":
+            root_dir, writeback = Path(text), True
+        else:
+            root_dir = Path(root)
+        if not root_dir.is_dir():
+            raise PathError(f"--root {root_dir}: not a directory")
+    try:
+        merge_env(env or [])
+    except Exception as exc:
+        raise PathError(str(exc)) from None
+    return LinuxSetup(
+        args=tuple(args or ()),
+        root=root_dir,
+        writeback=writeback,
+        env=tuple(env or ()),
+        stdin=not no_stdin,
+        strict_syscalls=strict,
+        log_write_data=log_write_data,
+        stderr_sink=None if quiet else _stderr_writer(sys.stderr),
+    )
+
+
+def _stderr_writer(stream: Any) -> Any:
+    def write(data: bytes) -> None:
+        stream.flush()
+        stream.buffer.write(data)
+        stream.buffer.flush()
+
+    return write

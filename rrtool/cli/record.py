@@ -15,6 +15,7 @@ from rrtool.cli.options import (
     Chaos,
     CheckpointEvery,
     Disk,
+    Env,
     Image,
     LogWriteData,
     MaxInsns,
@@ -22,24 +23,31 @@ from rrtool.cli.options import (
     Net,
     NoStdin,
     NsPerInsn,
+    ProgramArgs,
     Quiet,
     Ram,
+    Root,
+    StrictSyscalls,
     Timeout,
     host_setup,
+    linux_setup,
     machine_setup,
+    platform_ram,
     resolve_guest,
 )
 
 
 def record(
     image: Image,
+    args: ProgramArgs = None,
+    *,
     output: Annotated[
         Path,
         typer.Option(
             "--output", "-o", metavar="FILE", help="Trace file to write (.arrow); <FILE>.part while recording."
         ),
     ],
-    ram: Ram = "32M",
+    ram: Ram = None,
     ns_per_insn: NsPerInsn = 1,
     checkpoint_every: CheckpointEvery = 1_000_000,
     mem_digest_every: MemDigestEvery = 200_000_000,
@@ -51,20 +59,28 @@ def record(
     chaos: Chaos = None,
     log_write_data: LogWriteData = False,
     net: Net = None,
+    root: Root = None,
+    env: Env = None,
+    strict_syscalls: StrictSyscalls = False,
 ) -> None:
-    """Run a guest live and record every nondeterministic event into an Arrow trace.
+    """Run a guest or a static Linux program live and record every nondeterministic event into an Arrow trace.
 
     The trace is written to FILE.part and renamed onto FILE when the run ends (exit, fault, limit,
     timeout, Ctrl-C or SIGTERM); after a SIGKILL, FILE.part is a readable trace cut short. FILE may not
     be the guest, the disk image or a pcap capture.
+    Options go before PROGRAM; everything after it is the program's own arguments.
     Example: rrtool record timers -o timers.arrow
+    Example: rrtool record -o ls.arrow --root . /bin/busybox ls -l /
     """
     from rrtool.machine.config import exit_status
     from rrtool.recorder.session import record as do_record
 
     with user_errors():
-        config, limits = machine_setup(ram, ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout)
         path = resolve_guest(image)
+        linux = linux_setup(path, args, root, env, no_stdin, strict_syscalls, log_write_data, quiet)
+        config, limits = machine_setup(
+            platform_ram(ram, path), ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout
+        )
         host = host_setup(no_stdin, disk, chaos, log_write_data, net)
         progress = Progress() if err.is_terminal and not quiet else None
         sink = console_writer(quiet)
@@ -74,12 +90,15 @@ def record(
             config=config,
             limits=limits,
             host=host,
+            linux=linux,
             console_sink=progress.wrap(sink) if progress is not None else sink,
             on_checkpoint=progress,
         )
         if progress is not None:
             progress.done()
     report_end(result.run)
+    if result.summary:
+        err.print(f"rrtool: {result.summary}", markup=False, soft_wrap=True)
     err.print(
         f"recorded {result.run.icount:,} instructions, {result.run.checkpoints:,} checkpoints, "
         f"{result.events:,} events, {result.bytes:,} bytes to {output} in {result.wall_s:.2f}s",

@@ -231,7 +231,5 @@ class Root:
             names.update(os.listdir(self.overlay / rel))
         if not self._whited_out(guest) and os.path.isdir(self.root / rel):
             names.update(os.listdir(self.root / rel))
-        if guest == "/":
-            names.update(("dev", "proc"))
         prefix = "/" if guest == "/" else guest + "/"
         return sorted(n for n in names if prefix + n not in self.whiteouts)

@@ -10,8 +10,9 @@ from pathlib import Path
 from rrtool._paths import PathError, check_input_file
 from rrtool.board.board import Board
 from rrtool.board.host import board_config
-from rrtool.machine.config import MachineError, RunResult
-from rrtool.machine.image import load_image, sha256_file
+from rrtool.linux.host import replay_kernel
+from rrtool.machine.config import MachineConfig, MachineError, RunResult
+from rrtool.machine.image import PLATFORM_BOARD, PLATFORM_LINUX, ImageError, load_image, sha256_file
 from rrtool.machine.machine import Machine
 from rrtool.machine.units import EventRejected
 from rrtool.player.divergence import Divergence, TraceEnd
@@ -80,10 +81,14 @@ def replay(
     force: bool = False,
     console_sink: Callable[[bytes], None] | None = None,
     on_progress: Callable[[ReplayProgress], None] | None = None,
+    stderr_sink: Callable[[bytes], None] | None = None,
 ) -> ReplayResult:
-    """Replay `trace_path` and verify it; `on_progress` is called after every verified checkpoint."""
+    """Replay `trace_path` and verify it; `on_progress` is called after every verified checkpoint.
+
+    A Linux program's stderr goes to `stderr_sink` (its stdout, like a board guest's console, to `console_sink`).
+    """
     with open_tracefile(trace_path) as trace:
-        return _replay(trace, trace_path, image, force, console_sink, on_progress)
+        return _replay(trace, trace_path, image, force, console_sink, on_progress, stderr_sink)
 
 
 def _replay(
@@ -93,14 +98,25 @@ def _replay(
     force: bool,
     console_sink: Callable[[bytes], None] | None,
     on_progress: Callable[[ReplayProgress], None] | None,
+    stderr_sink: Callable[[bytes], None] | None = None,
 ) -> ReplayResult:
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
     if ev.META_MACHINE not in trace.metadata:
         raise ReplayError(f"{trace_path}: the trace does not describe its machine (no {ev.META_MACHINE!r})")
     if trace.totals()[0] == 0:
         raise ReplayError(f"{trace_path}: the trace holds no complete checkpoint, so there is nothing to verify")
+    record = trace.machine
+    platform = record.get("platform", PLATFORM_BOARD) if isinstance(record, dict) else None
     try:
-        config, board = board_config(trace.machine)
+        if platform == PLATFORM_LINUX:
+            config = MachineConfig.from_dict(record)
+            kernel = replay_kernel(record, path, config.ram_size, stderr_sink)
+        elif platform == PLATFORM_BOARD:
+            config, board = board_config(trace.machine)
+        else:
+            raise MachineError(f"unknown platform {platform!r}")
+    except ImageError as exc:
+        raise ReplayError(str(exc)) from None
     except (MachineError, TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ReplayError(f"{trace_path}: metadata {ev.META_MACHINE!r} is not a machine this rrtool can build "
                           f"({exc})") from None  # fmt: skip
@@ -114,7 +130,10 @@ def _replay(
 
     port = ReplayPort(trace, on_checkpoint)
     try:
-        machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
+        if platform == PLATFORM_LINUX:
+            machine = Machine(kernel.program.image, config, port, kernel, console_sink=console_sink)
+        else:
+            machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
     except MachineError as exc:
         raise ReplayError(f"{trace_path}: the recorded machine cannot be built: {exc}") from None
     start = time.monotonic()

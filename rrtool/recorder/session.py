@@ -12,9 +12,11 @@ from pathlib import Path
 
 from rrtool import __version__
 from rrtool._paths import check_output_path, part_path, refuse_clobber
-from rrtool.board.host import HostSetup, live_machine
+from rrtool.board.host import HostSetup
+from rrtool.linux.host import LinuxSetup
 from rrtool.machine.config import Limits, MachineConfig, RunResult
 from rrtool.machine.signals import stop_on_signals
+from rrtool.recorder.live import start as start_live
 from rrtool.recorder.port import RecordPort
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
@@ -29,6 +31,9 @@ class RecordResult:
     bytes: int
     wall_s: float
     counts: dict[str, int] = field(default_factory=dict)
+    platform: str = "board"
+    #: One line about the run for its end (Linux: system calls answered ENOSYS), or None.
+    summary: str | None = None
 
 
 def trace_metadata(image_path: Path, sha256: str) -> dict[str, str]:
@@ -49,6 +54,7 @@ def record(
     config: MachineConfig | None = None,
     limits: Limits | None = None,
     host: HostSetup | None = None,
+    linux: LinuxSetup | None = None,
     console_sink: Callable[[bytes], None] | None = None,
     on_checkpoint: Callable[[Event, RecordPort], None] | None = None,
 ) -> RecordResult:
@@ -81,8 +87,11 @@ def record(
     start = time.monotonic()
     # The writer needs the metadata, which needs the machine, which needs the port: attach it last.
     port = RecordPort(None, progress)
+    started = None
     try:
-        live = live_machine(image_path, config, port, host, limits=limits, console_sink=console_sink)
+        started = start_live(image_path, config, port, host=host, linux=linux, limits=limits,
+                             console_sink=console_sink)  # fmt: skip
+        live = started.live
         meta = {**trace_metadata(image_path, live.image.sha256), **live.metadata()}
         writer = TraceWriter(partial, meta)
         port.writer = writer
@@ -92,6 +101,8 @@ def record(
         if writer is not None:
             writer.close()
         port.close()
+        if started is not None:
+            started.close()
     # Only a run that ended (for any of its reasons) is renamed; an exception leaves the closed `.part`.
     os.replace(partial, output)
     return RecordResult(
@@ -101,4 +112,6 @@ def record(
         bytes=writer.bytes_written,
         wall_s=time.monotonic() - start,
         counts=port.kind_counts(),
+        platform=started.platform,
+        summary=started.summary(),
     )
