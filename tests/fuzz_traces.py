@@ -462,7 +462,8 @@ def main() -> None:
 
 
 def record_sources(directory: Path) -> list[Path]:
-    """Small real traces to mutate: timers (clock, RNG, RTC, console) and blkstress on a disk (block I/O)."""
+    """Small real traces to mutate: timers (clock, RNG, RTC, console), blkstress on a disk (block I/O), and
+    Debian's busybox `wc` (system calls)."""
     from rrtool.board.disk import DiskSpec
     from rrtool.board.host import HostSetup
     from rrtool.recorder.session import record
@@ -475,7 +476,19 @@ def record_sources(directory: Path) -> list[Path]:
     disk = directory / "disk.img"
     disk.write_bytes(bytes(1 << 20))
     record(ensure_example("blkstress"), blk, host=HostSetup(disk=DiskSpec(disk)), console_sink=lambda b: None)
-    return [timers, blk]
+    sources = [timers, blk]
+    busybox = Path("/bin/busybox")
+    if busybox.is_file():  # a Linux program's system calls (CI installs busybox-static)
+        from rrtool.linux.host import LinuxSetup
+
+        root = directory / "root"
+        root.mkdir()
+        (root / "f.txt").write_text("hello\nworld\n")
+        linux = directory / "src-linux.arrow"
+        setup = LinuxSetup(args=("wc", "f.txt"), root=root, stdin=False)
+        record(busybox, linux, linux=setup, console_sink=lambda b: None)
+        sources.append(linux)
+    return sources
 
 
 if __name__ == "__main__":

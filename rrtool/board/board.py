@@ -84,6 +84,9 @@ class Board:
     def on_fault(self, fault: Fault) -> bool:
         return False  # an SDK guest has no fault handlers: the fault ends the run
 
+    def memory_ranges(self) -> list[tuple[int, int]] | None:
+        return None  # an SDK guest may use any of its RAM
+
     def reset(self) -> None:
         self.timer_regs.reset()
         self.intc.reset()

@@ -99,6 +99,19 @@ def console_writer(quiet: bool) -> Callable[[bytes], None] | None:
     return write
 
 
+def stderr_writer(quiet: bool) -> Callable[[bytes], None] | None:
+    """Where a Linux program's stderr goes: rrtool's stderr, as raw bytes, or nowhere."""
+    if quiet:
+        return None
+
+    def write(data: bytes) -> None:
+        sys.stderr.flush()
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
+
+    return write
+
+
 def report_end(run: Any) -> None:
     """Why a run ended, unless the guest exited: a fault, a hang, a limit or a signal."""
     if run.reason != "exit":

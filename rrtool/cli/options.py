@@ -308,13 +308,12 @@ def platform_ram(ram: str | None, path: Path) -> str | None:
 
 
 def linux_setup(
-    path: Path, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool, strict: bool,
-    log_write_data: bool, quiet: bool,
+    path: Path, program: str, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool,
+    strict: bool, log_write_data: bool, quiet: bool,
 ) -> Any:  # fmt: skip
     """The `LinuxSetup` of `run` and `record`, or None for an SDK guest (which takes no ARGS)."""
-    import sys
-
     from rrtool._paths import PathError
+    from rrtool.cli.console import stderr_writer
     from rrtool.linux.config import merge_env
     from rrtool.linux.host import LinuxSetup
 
@@ -339,20 +338,12 @@ def linux_setup(
         raise PathError(str(exc)) from None
     return LinuxSetup(
         args=tuple(args or ()),
+        argv0=program,
         root=root_dir,
         writeback=writeback,
         env=tuple(env or ()),
         stdin=not no_stdin,
         strict_syscalls=strict,
         log_write_data=log_write_data,
-        stderr_sink=None if quiet else _stderr_writer(sys.stderr),
+        stderr_sink=stderr_writer(quiet),
     )
-
-
-def _stderr_writer(stream: Any) -> Any:
-    def write(data: bytes) -> None:
-        stream.flush()
-        stream.buffer.write(data)
-        stream.buffer.flush()
-
-    return write

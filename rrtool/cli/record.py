@@ -77,7 +77,7 @@ def record(
 
     with user_errors():
         path = resolve_guest(image)
-        linux = linux_setup(path, args, root, env, no_stdin, strict_syscalls, log_write_data, quiet)
+        linux = linux_setup(path, image, args, root, env, no_stdin, strict_syscalls, log_write_data, quiet)
         config, limits = machine_setup(
             platform_ram(ram, path), ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout
         )

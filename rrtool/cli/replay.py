@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rrtool.cli.console import console_writer, err, out, user_errors
+from rrtool.cli.console import console_writer, err, out, stderr_writer, user_errors
 from rrtool.cli.options import Json, Quiet
 from rrtool.cli.progress import Bar
 
@@ -52,7 +52,12 @@ def replay(
         if image is not None:
             check_input_file(image, "guest image")
         result = do_replay(
-            trace, image=image, force=force, console_sink=console_writer(quiet or as_json), on_progress=follow(bar)
+            trace,
+            image=image,
+            force=force,
+            console_sink=console_writer(quiet or as_json),
+            on_progress=follow(bar),
+            stderr_sink=stderr_writer(quiet or as_json),
         )
     div = result.divergence
     if as_json:

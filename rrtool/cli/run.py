@@ -57,7 +57,7 @@ def run(
 
     with user_errors():
         path = resolve_guest(image)
-        linux = linux_setup(path, args, root, env, no_stdin, strict_syscalls, False, quiet)
+        linux = linux_setup(path, image, args, root, env, no_stdin, strict_syscalls, False, quiet)
         config, limits = machine_setup(
             platform_ram(ram, path), ns_per_insn, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, max_insns,
             timeout,

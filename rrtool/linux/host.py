@@ -34,6 +34,8 @@ class LinuxSetup:
     """How a live Linux process meets the host."""
 
     args: tuple[str, ...] = ()
+    #: argv[0] as the user typed the program (`./prog`); the program's path when None.
+    argv0: str | None = None
     root: Path = field(default_factory=Path.cwd)
     writeback: bool = False
     env: tuple[str, ...] = ()
@@ -91,7 +93,7 @@ def live_linux(
             f"--root {setup.root}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
         ) from None
     linux = LinuxConfig(
-        argv=(str(program_path), *setup.args),
+        argv=(setup.argv0 or str(program_path), *setup.args),
         env=merge_env(list(setup.env)),
         exe=guest_exe(program_path, setup.root),
         at_random=os.urandom(16),

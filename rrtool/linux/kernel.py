@@ -41,7 +41,9 @@ from rrtool.linux.sandbox import Root
 from rrtool.linux.sysnames import NUMBERS, syscall_name
 from rrtool.machine.config import Fault
 from rrtool.machine.cpu import RAM_BASE, cpuid
+from rrtool.machine.digest import RegisterBatch
 from rrtool.machine.pages import PAGE_NONE
+from rrtool.machine.port import PortError
 from rrtool.machine.units import EventRejected
 from rrtool.schemas import names as ev
 from rrtool.schemas.event import Event
@@ -73,6 +75,8 @@ class Call:
     logged: bool = False
     #: The handler set every register itself (rt_sigreturn): leave RCX and R11 alone.
     keep_regs: bool = False
+    #: With --log-write-data: the bytes the program passed out, stored in the row.
+    out: bytes | None = None
 
 
 Handler = Callable[["Kernel", Call], int]
@@ -186,6 +190,7 @@ class Kernel:
         emu.reg_write(x86.UC_X86_REG_RSP, sp)
         emu.reg_write(x86.UC_X86_REG_RIP, self.program.image.entry)
         emu.reg_write(x86.UC_X86_REG_RFLAGS, 0x202)  # IF set: a sleeping call idles as hlt would
+        self._regs = RegisterBatch(emu, (x86.UC_X86_REG_RAX, *_ARG_REGS))
         self._hook = emu.hook_add(uc.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
 
     def timers_fired(self, mask: int) -> None:
@@ -203,6 +208,16 @@ class Kernel:
 
     def wants_idle(self) -> bool:
         return self.sleeping
+
+    def memory_ranges(self) -> list[tuple[int, int]] | None:
+        """The mapped ranges, merged: everything else is unmapped, zero, and faults on access."""
+        merged: list[tuple[int, int]] = []
+        for m in self.mem.mappings:
+            if merged and merged[-1][1] == m.start:
+                merged[-1] = (merged[-1][0], m.end)
+            else:
+                merged.append((m.start, m.end))
+        return merged
 
     def on_fault(self, fault: Fault) -> bool:
         from rrtool.linux.calls.signals import deliver_fault
@@ -329,15 +344,25 @@ class Kernel:
 
         def run() -> tuple[int, bytes | None]:
             try:
-                return perform()
+                ret, data = perform()
             except OSError as exc:
-                return -(exc.errno or errno.EIO), None
+                ret, data = -(exc.errno or errno.EIO), None
+            except (OverflowError, ValueError):
+                ret, data = -errno.EINVAL, None  # an argument the host's call cannot take (a huge offset)
+            if data is None and call.out is not None:
+                data = call.out  # --log-write-data: the bytes written, in the row's data
+            return ret, data
 
         call.logged = True
         self.machine.port.syscall(call.ev, run)
         ret, data = call.ev.ret, call.ev.data
         if type(ret) is not int or not -MAX_ERRNO <= ret <= max_ret:
             raise EventRejected(call.ev, f"{call.ev.syscall} cannot return {ret!r} here")
+        if data is not None and call.out is not None and max_data == 0:
+            # A call that returns no bytes, logged with --log-write-data: the data is what was written.
+            if xxhash.xxh3_64_intdigest(data) != call.ev.data_digest:
+                raise EventRejected(call.ev, f"{call.ev.syscall}'s logged data is not what the program wrote")
+            return ret, None
         if data is not None and (len(data) > max_data or ret < 0):
             raise EventRejected(call.ev, f"{call.ev.syscall} cannot return {len(data)} bytes here")
         return ret, data
@@ -348,6 +373,7 @@ class Kernel:
         call.ev.data_digest = xxhash.xxh3_64_intdigest(data)
         if self.config.log_write_data and not call.logged:
             call.ev.data = data
+            call.out = data
 
     def console(self, fd_kind: str, data: bytes) -> None:
         """Bytes to stdout or stderr: a console_out row on that device, and to the user's terminal."""
@@ -376,8 +402,7 @@ class Kernel:
         m = self.machine
         if m.bus_inert:
             return  # the run ended in this block (exit, fault); the CPU is only finishing it
-        nr = emu.reg_read(x86.UC_X86_REG_RAX)
-        args = [emu.reg_read(r) for r in _ARG_REGS]
+        nr, *args = self._regs.read()
         now = m.now()
         name = syscall_name(nr)
         row = Event(ev.KIND_SYSCALL, "linux", now, m.vclock_at(now), sysno=nr & 0x7FFFFFFF, syscall=name, args=args)
@@ -401,8 +426,12 @@ class Kernel:
             if not call.keep_regs:  # what the syscall instruction itself does to RCX and R11
                 emu.reg_write(x86.UC_X86_REG_RCX, emu.reg_read(x86.UC_X86_REG_RIP) + 2)
                 emu.reg_write(x86.UC_X86_REG_R11, emu.reg_read(x86.UC_X86_REG_RFLAGS))
-        except Exception as exc:  # a replay divergence, a rejected event: surface it after emu_start returns
+        except (PortError, EventRejected) as exc:  # a replay divergence, a rejected event: after emu_start
             m.hook_failed(exc)
+        except Exception as exc:
+            # A failure of rrtool's own handling of this call (a value the host refused to take, a bug): the
+            # program must not crash the recorder, so the run ends here with one line that names the call.
+            m.guest_fault(f"rrtool could not carry out {name}: {type(exc).__name__}: {exc}")
 
     def _unknown(self, call: Call) -> int:
         self.unknown[call.ev.syscall or "?"] += 1

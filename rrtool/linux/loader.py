@@ -73,9 +73,11 @@ def load_program(path: Path, ram_size: int) -> Program:
             elf = ELFFile(f)
             machine, bits = elf["e_machine"], elf.elfclass
             if bits != 64 or machine != "EM_X86_64":
-                arch = {"EM_386": "32-bit x86", "EM_AARCH64": "ARM64", "EM_ARM": "ARM", "EM_RISCV": "RISC-V"}
-                name = arch.get(machine, f"{machine} {bits}-bit")
-                raise ImageError(f"{path}: a {name} executable; rrtool runs x86-64 (64-bit) programs only")
+                arch = {"EM_386": "a 32-bit x86", "EM_AARCH64": "an ARM64", "EM_ARM": "an ARM", "EM_RISCV": "a RISC-V"}
+                name = arch.get(machine, f"a {machine} {bits}-bit")
+                if machine == "EM_X86_64":
+                    name = "a 32-bit x86-64 (x32)"
+                raise ImageError(f"{path}: {name} executable; rrtool runs x86-64 (64-bit) programs only")
             etype = elf["e_type"]
             if etype not in ("ET_EXEC", "ET_DYN"):
                 raise ImageError(f"{path}: an ELF {etype} file, not an executable")

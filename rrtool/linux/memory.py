@@ -86,10 +86,23 @@ class AddressSpace:
 
     # -- changes (each returns the ranges whose page kind changed) -------------
     def add(self, start: int, end: int, prot: int, name: str) -> None:
-        """Map [start, end), replacing whatever was there (MAP_FIXED semantics)."""
+        """Map [start, end), replacing whatever was there (MAP_FIXED semantics).
+
+        A mapping that continues its neighbour with the same protection and name is merged into it
+        (the heap grows a page range per brk call): the list stays as short as the layout is.
+        """
         self.remove(start, end)
         i = bisect.bisect(self._starts(), start)
-        self._maps.insert(i, Mapping(start, end, prot, name))
+        new = Mapping(start, end, prot, name)
+        if i > 0 and (left := self._maps[i - 1]).end == start and (left.prot, left.name) == (prot, name):
+            left.end = end
+            new, i = left, i - 1
+        else:
+            self._maps.insert(i, new)
+        if i + 1 < len(self._maps) and (right := self._maps[i + 1]).start == new.end and (
+            right.prot, right.name) == (prot, name):  # fmt: skip
+            new.end = right.end
+            del self._maps[i + 1]
 
     def remove(self, start: int, end: int) -> list[Mapping]:
         """Unmap [start, end); returns the pieces that were mapped (to zero and mark unmapped)."""
@@ -105,8 +118,9 @@ class AddressSpace:
                 kept.append(Mapping(m.start, lo, m.prot, m.name))
             if hi < m.end:
                 kept.append(Mapping(hi, m.end, m.prot, m.name))
-        kept.sort(key=lambda m: m.start)
-        self._maps = kept
+        if removed:
+            kept.sort(key=lambda m: m.start)
+            self._maps = kept
         return removed
 
     def protect(self, start: int, end: int, prot: int) -> bool:

@@ -225,11 +225,13 @@ class Root:
             prefix = guest.rstrip("/") + "/"
             virtual = {p[len(prefix) :].split("/")[0] for p in (*VIRTUAL_FILES, *VIRTUAL_DIRS) if p.startswith(prefix)}
             return sorted(virtual)
-        names: set[str] = set()
+        # The host's own order (readdir's), root first, then names only the overlay has: a program that
+        # lists a directory (find) sees what it would see natively.
+        names: dict[str, None] = {}
         rel = self._rel(guest)
-        if self.overlay is not None and os.path.isdir(self.overlay / rel):
-            names.update(os.listdir(self.overlay / rel))
         if not self._whited_out(guest) and os.path.isdir(self.root / rel):
-            names.update(os.listdir(self.root / rel))
+            names.update(dict.fromkeys(os.listdir(self.root / rel)))
+        if self.overlay is not None and os.path.isdir(self.overlay / rel):
+            names.update(dict.fromkeys(os.listdir(self.overlay / rel)))
         prefix = "/" if guest == "/" else guest + "/"
-        return sorted(n for n in names if prefix + n not in self.whiteouts)
+        return [n for n in names if prefix + n not in self.whiteouts]

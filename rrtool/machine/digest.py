@@ -58,6 +58,26 @@ class RegisterDigester:
         return int(xxhash.xxh3_64_intdigest(memoryview(self._values)))
 
 
+class RegisterBatch:
+    """Several registers in one raw `uc_reg_read_batch` (the Linux platform reads RAX and six arguments
+    at every system call; the wrapper's reg_read costs ~7 us each)."""
+
+    def __init__(self, emu: uc.Uc, regs: tuple[int, ...]) -> None:
+        n = len(regs)
+        self._emu = emu
+        self._count = n
+        self._ids = (ctypes.c_int32 * n)(*regs)
+        self._values = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self._values)
+        self._ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
+
+    def read(self) -> list[int]:
+        err = uclib.uc_reg_read_batch(self._emu._uch, self._ids, self._ptrs, self._count)
+        if err != uc.UC_ERR_OK:
+            raise uc.UcError(err)
+        return list(self._values)
+
+
 class GuestRam:
     """Guest RAM in host memory the machine owns, mapped into Unicorn with `mem_map_ptr`.
 
@@ -86,6 +106,19 @@ class GuestRam:
 
     def digest(self) -> int:
         return int(xxhash.xxh3_64_intdigest(self._map))
+
+    def digest_ranges(self, ranges: list[tuple[int, int]]) -> int:
+        """xxh3-64 of the given [start, end) ranges of guest addresses, in order, with their bounds.
+
+        For a platform that knows which memory is in use (a Linux process's mappings): hashing 512 MiB
+        of mostly untouched RAM at every memory digest cost 50-100 ms; the mappings are a few MiB.
+        """
+        h = xxhash.xxh3_64()
+        view = memoryview(self._map)
+        for start, end in ranges:
+            h.update(start.to_bytes(8, "little") + end.to_bytes(8, "little"))
+            h.update(view[start - self.base : end - self.base])
+        return int(h.intdigest())
 
     def zero(self) -> None:
         ctypes.memset(self.address, 0, self.size)

@@ -468,7 +468,8 @@ class Machine:
         return self.units.digest()
 
     def memory_digest(self) -> int:
-        return self.ram.digest()
+        ranges = self.platform.memory_ranges()
+        return self.ram.digest() if ranges is None else self.ram.digest_ranges(ranges)
 
     def _checkpoint(
         self, kind: str, *, at: int | None = None, text: str | None = None, value: int | None = None

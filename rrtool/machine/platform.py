@@ -61,3 +61,10 @@ class Platform(Protocol):
         Otherwise the run ends with the fault; the platform may fill in `fault.signal` and `fault.message`.
         """
         ...
+
+    def memory_ranges(self) -> list[tuple[int, int]] | None:
+        """The guest memory the memory digest covers, as [start, end) ranges; None for all of RAM.
+
+        Memory outside the ranges must be zero and unreachable by the guest (Linux: unmapped pages).
+        """
+        ...

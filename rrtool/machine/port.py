@@ -21,6 +21,14 @@ from rrtool.schemas.event import Event
 IDLE_SLICE_S = 0.25
 
 
+class PortError(Exception):
+    """The port refused the machine's next step (replay: a divergence, the end of the trace).
+
+    Hooks pass these on to the run loop (`Machine.hook_failed`); anything else a platform's hook
+    raises is its own failure, which must end the run with one line instead of a traceback.
+    """
+
+
 class NothingCanWake(Exception):
     """The guest sleeps with no timer armed and no backend that could ever deliver an event."""
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rrtool.machine.port import PortError
 
-class TraceEnd(Exception):
+
+class TraceEnd(PortError):
     """The machine needs the next event but the trace has none (a recording cut short)."""
 
 
 @dataclass
-class Divergence(Exception):
+class Divergence(PortError):
     """The first difference between the replayed machine and the trace."""
 
     checkpoint: int

@@ -13,8 +13,9 @@ from pathlib import Path
 from rrtool import __version__
 from rrtool._paths import check_output_path, part_path, refuse_clobber
 from rrtool.board.host import HostSetup
-from rrtool.linux.host import LinuxSetup
+from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup
 from rrtool.machine.config import Limits, MachineConfig, RunResult
+from rrtool.machine.image import PLATFORM_LINUX, platform_of
 from rrtool.machine.signals import stop_on_signals
 from rrtool.recorder.live import start as start_live
 from rrtool.recorder.port import RecordPort
@@ -68,7 +69,9 @@ def record(
     (the guest, the disk image, a pcap capture) is refused before anything is
     written, and so is a `.part` name that is one.
     """
-    config = config or MachineConfig()
+    if config is None:
+        linux_ram = platform_of(image_path) == PLATFORM_LINUX
+        config = MachineConfig(ram_size=DEFAULT_LINUX_RAM) if linux_ram else MachineConfig()
     host = host or HostSetup()
     port: RecordPort
 

@@ -209,9 +209,19 @@ def _read_into(k: Kernel, call: Call, file: OpenFile, count: int, offset: int | 
     return data or b""
 
 
-def _stdin_read(k: Kernel, count: int) -> tuple[int, bytes]:
+def _stdin_read(k: Kernel, count: int) -> tuple[int, bytes | None]:
+    """Wait for stdin in slices, so Ctrl-C (which only sets the port's stop flag) ends a blocked read.
+
+    A read interrupted that way returns EINTR, which is logged like any result: the run then ends at
+    its next checkpoint, and replay gives the program the same EINTR.
+    """
     if k.stdin_fd is None:
         return 0, b""  # no stdin attached: end of file at once
+    import select
+
+    while not select.select([k.stdin_fd], [], [], 0.25)[0]:
+        if k.machine.port.stop_requested:
+            return -errno.EINTR, None
     got = os.read(k.stdin_fd, count)
     return len(got), got
 
@@ -304,8 +314,14 @@ def sys_writev(k: Kernel, call: Call) -> int:
     fd = _fd(call.a[0])
     call.ev.fd = fd
     file = k.fds.file(fd)
-    data = b"".join(k.read(base, min(n, MAX_IO)) for base, n in _iovecs(k, call.a[1], call.a[2]))
-    return _write(k, call, file, data[:MAX_IO], call.a[3] if call.ev.syscall == "pwritev" else None)
+    pieces, left = [], MAX_IO  # at most MAX_IO in all: 1024 vectors of 16 MiB each must not make 16 GiB
+    for base, n in _iovecs(k, call.a[1], call.a[2]):
+        take = min(n, left)
+        pieces.append(k.read(base, take))
+        left -= take
+        if not left:
+            break
+    return _write(k, call, file, b"".join(pieces), call.a[3] if call.ev.syscall == "pwritev" else None)
 
 
 @syscall("sendfile")

@@ -56,8 +56,12 @@ def _clock_ns(k: Kernel, call: Call, clock: int) -> int:
     return -1
 
 
+# Each call checks its buffers before asking the host: a result that is logged must be the one the program
+# gets, so no EFAULT may come after the host call.
 @syscall("clock_gettime")
 def sys_clock_gettime(k: Kernel, call: Call) -> int:
+    if call.a[0] in _WALL | _VIRTUAL | _CPU:
+        k.check(call.a[1], 16)
     ns = _clock_ns(k, call, call.a[0])
     if ns < 0:
         return -errno.EINVAL
@@ -78,6 +82,10 @@ def sys_clock_getres(k: Kernel, call: Call) -> int:
 
 @syscall("gettimeofday")
 def sys_gettimeofday(k: Kernel, call: Call) -> int:
+    if call.a[0]:
+        k.check(call.a[0], 16)
+    if call.a[1]:
+        k.check(call.a[1], 8)
     ns = _wall(k, call)
     if call.a[0]:
         k.write(call.a[0], struct.pack("<qq", ns // _NS, ns % _NS // 1000))
@@ -88,6 +96,8 @@ def sys_gettimeofday(k: Kernel, call: Call) -> int:
 
 @syscall("time")
 def sys_time(k: Kernel, call: Call) -> int:
+    if call.a[0]:
+        k.check(call.a[0], 8)
     seconds = _wall(k, call, seconds=True) // _NS
     if call.a[0]:
         k.write(call.a[0], struct.pack("<q", seconds))
