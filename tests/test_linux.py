@@ -188,8 +188,19 @@ def test_a_tampered_read_result_diverges_at_that_call(tmp_path: Path) -> None:
 
     bad = rewrite(trace, tmp_path / "bad.arrow", tamper)
     result, _ = rep(bad)
-    assert result.divergence is not None
-    assert "console_out data differs" in result.divergence.what  # the first place the lie shows: the output
+    assert result.divergence is not None  # at the call itself: its bytes no longer match their digest
+    assert "do not match their digest" in result.divergence.what
+    assert result.divergence.icount == rep(trace)[0].icount or result.divergence.checkpoint == 0
+
+    def consistent(t: pa.Table) -> pa.Table:  # a lie that keeps its digest: the output is where it shows
+        import xxhash
+
+        row = _first_read_with_data(t)
+        t = set_value(t, "data", row, b"HELLO\nworld\n")
+        return set_value(t, "value", row, xxhash.xxh3_64_intdigest(b"HELLO\nworld\n"))
+
+    result, _ = rep(rewrite(trace, tmp_path / "lie.arrow", consistent))
+    assert result.divergence is not None and "console_out data differs" in result.divergence.what
 
     def overflow(t: pa.Table) -> pa.Table:
         row = _first_read_with_data(t)

@@ -622,7 +622,7 @@ SYSCALLS = View(
         *_TIME, "sysno", ("name", Col("syscall")), "args",
         *((f"arg{i}", Item(Col("args"), i)) for i in range(6)),
         "ret", ("errno", Errno(_RET)), ("errno_name", Names(Errno(_RET), ERRNO_NAMES)), ("ok", IsNull(Errno(_RET))),
-        "fd", "path", ("bytes_in", ByteLen(Col("data"))), ("bytes_out", Col("length")), "data_digest", "warp_ns",
+        "fd", "path", ("bytes_in", ByteLen(Col("data"))), ("bytes_out", Col("length")), "data_digest",
         "data",
     ),
 )  # fmt: skip
