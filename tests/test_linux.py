@@ -400,3 +400,15 @@ def test_hostile_system_call_arguments_never_crash_the_recorder(tmp_path: Path) 
     replayed, again = rep(trace)
     assert replayed.verified, replayed.divergence
     assert again == out
+
+
+def test_a_static_pie_executable_is_loaded_and_relocates_itself(tmp_path: Path) -> None:
+    src = tmp_path / "pie.c"
+    src.write_text('#include <stdio.h>\nint main(int c, char **v) { printf("pie %s %d\\n", v[0], c); return 3; }\n')
+    prog = tmp_path / "pie"
+    subprocess.run(["gcc", "-static-pie", "-O1", "-o", str(prog), str(src)], check=True, capture_output=True)
+    root = make_root(tmp_path)
+    result, out, _ = rec(prog, ("a", "b"), root, tmp_path / "p.arrow")
+    assert (result.run.reason, result.run.exit_code) == ("exit", 3)
+    assert out == f"pie {prog} 3\n".encode()
+    assert rep(tmp_path / "p.arrow")[0].verified
