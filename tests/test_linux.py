@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup
-from rrtool.machine.config import MachineConfig, RunResult
+from rrtool.linux.host import LinuxSetup
+from rrtool.machine.config import DEFAULT_LINUX_RAM, MachineConfig, RunResult
 from rrtool.player.session import ReplayResult, replay
 from rrtool.recorder.session import RecordResult, record
 from rrtool.schemas import events as ev

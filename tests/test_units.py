@@ -110,7 +110,8 @@ def test_units_save_and_load_their_state(example: Callable[[str], Path]) -> None
 
 @pytest.mark.skipif(not Path("/bin/busybox").is_file(), reason="Debian's busybox-static is not installed")
 def test_the_linux_platform_owns_system_calls_and_applies_nothing(tmp_path: Path) -> None:
-    from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup, live_linux
+    from rrtool.linux.host import LinuxSetup, live_linux
+    from rrtool.machine.config import DEFAULT_LINUX_RAM
 
     live = live_linux(Path("/bin/busybox"), MachineConfig(ram_size=DEFAULT_LINUX_RAM), EventPort(),
                       LinuxSetup(args=("true",), root=tmp_path, stdin=False))  # fmt: skip

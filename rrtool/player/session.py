@@ -10,7 +10,6 @@ from pathlib import Path
 from rrtool._paths import PathError, check_input_file
 from rrtool.board.board import Board
 from rrtool.board.host import board_config
-from rrtool.linux.host import replay_kernel
 from rrtool.machine.config import MachineConfig, MachineError, RunResult
 from rrtool.machine.image import PLATFORM_BOARD, PLATFORM_LINUX, ImageError, load_image, sha256_file
 from rrtool.machine.machine import Machine
@@ -109,6 +108,8 @@ def _replay(
     platform = record.get("platform", PLATFORM_BOARD) if isinstance(record, dict) else None
     try:
         if platform == PLATFORM_LINUX:
+            from rrtool.linux.host import replay_kernel  # only Linux replays pay for the Linux platform
+
             config = MachineConfig.from_dict(record)
             kernel = replay_kernel(record, path, config.ram_size, stderr_sink)
         elif platform == PLATFORM_BOARD:
