@@ -412,3 +412,18 @@ def test_a_static_pie_executable_is_loaded_and_relocates_itself(tmp_path: Path) 
     assert (result.run.reason, result.run.exit_code) == ("exit", 3)
     assert out == f"pie {prog} 3\n".encode()
     assert rep(tmp_path / "p.arrow")[0].verified
+
+
+@needs_busybox
+def test_a_machine_record_with_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    """Found by the fuzz campaign: a key spelt wrong fell back to its default and the trace verified."""
+    root = make_root(tmp_path)
+    trace = tmp_path / "t.arrow"
+    rec(BUSYBOX, ("wc", "f.txt"), root, trace)
+
+    def misspell(meta: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        key = ev.META_MACHINE.encode()
+        return {**meta, key: meta[key].replace(b"checkpoint_every", b"cieckpoint_every")}
+
+    proc = invoke("replay", rewrite(trace, tmp_path / "bad.arrow", meta=misspell))
+    assert "cieckpoint_every" in one_line_error(proc)

@@ -116,6 +116,12 @@ def _replay(
             config, board = board_config(trace.machine)
         else:
             raise MachineError(f"unknown platform {platform!r}")
+        rebuilt = {**config.to_dict(), **(kernel.config.to_dict() if platform == PLATFORM_LINUX else board.to_dict())}
+        if rebuilt != record:
+            # A key this rrtool does not know, or one missing, would otherwise fall back to a default: the
+            # replayed machine must be exactly the recorded one, so its own record must read back the same.
+            odd = sorted(k for k in set(rebuilt) | set(record) if rebuilt.get(k) != record.get(k))
+            raise MachineError(f"keys that do not describe this machine: {', '.join(odd)}")
     except ImageError as exc:
         raise ReplayError(str(exc)) from None
     except (MachineError, TypeError, ValueError, KeyError, AttributeError) as exc:
