@@ -427,3 +427,38 @@ def test_a_machine_record_with_an_unknown_key_is_refused(tmp_path: Path) -> None
 
     proc = invoke("replay", rewrite(trace, tmp_path / "bad.arrow", meta=misspell))
     assert "cieckpoint_every" in one_line_error(proc)
+
+
+FAULTS = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void on_signal(int sig) { char c = '0' + sig % 10; write(1, &c, 1); _exit(sig); }
+int main(int argc, char **argv) {
+    volatile int zero = 0;
+    if (argc > 2) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(atoi(argv[2]), &sa, 0);
+    }
+    if (argv[1][0] == 'f') return argc / zero;
+    if (argv[1][0] == 'i') __builtin_trap();
+    if (argv[1][0] == 'a') abort();
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize(("how", "sig", "name"), [("fpe", 8, "SIGFPE"), ("ill", 4, "SIGILL"), ("abort", 6, "SIGABRT")])
+def test_each_fault_is_its_signal_with_or_without_a_handler(tmp_path: Path, how: str, sig: int, name: str) -> None:
+    prog = build(tmp_path, FAULTS, "faults")
+    root = make_root(tmp_path)
+    result, _, _ = rec(prog, (how,), root, tmp_path / "a.arrow")
+    assert result.run.reason == "fault" and result.run.signal == sig and f"killed by {name}" in result.run.message
+    assert rep(tmp_path / "a.arrow")[0].verified
+    if how != "abort":  # a handler for a synchronous fault runs; abort's own signal is not delivered yet
+        result, out, _ = rec(prog, (how, str(sig)), root, tmp_path / "b.arrow")
+        assert (result.run.reason, result.run.exit_code, out) == ("exit", sig, str(sig % 10).encode())
+        assert rep(tmp_path / "b.arrow")[0].verified
