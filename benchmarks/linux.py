@@ -28,8 +28,8 @@ from pathlib import Path
 from _common import environment_line, make_console, median, parse_args, repeat, show, table_box, verdict
 from rich.table import Table
 
-from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup
-from rrtool.machine.config import MachineConfig
+from rrtool.linux.host import LinuxSetup
+from rrtool.machine.config import DEFAULT_LINUX_RAM, MachineConfig
 from rrtool.machine.port import EventPort
 from rrtool.player.session import replay
 from rrtool.recorder.live import start

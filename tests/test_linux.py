@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup
-from rrtool.machine.config import MachineConfig, RunResult
+from rrtool.linux.host import LinuxSetup
+from rrtool.machine.config import DEFAULT_LINUX_RAM, MachineConfig, RunResult
 from rrtool.player.session import ReplayResult, replay
 from rrtool.recorder.session import RecordResult, record
 from rrtool.schemas import events as ev
@@ -188,8 +188,19 @@ def test_a_tampered_read_result_diverges_at_that_call(tmp_path: Path) -> None:
 
     bad = rewrite(trace, tmp_path / "bad.arrow", tamper)
     result, _ = rep(bad)
-    assert result.divergence is not None
-    assert "console_out data differs" in result.divergence.what  # the first place the lie shows: the output
+    assert result.divergence is not None  # at the call itself: its bytes no longer match their digest
+    assert "do not match their digest" in result.divergence.what
+    assert result.divergence.icount == rep(trace)[0].icount or result.divergence.checkpoint == 0
+
+    def consistent(t: pa.Table) -> pa.Table:  # a lie that keeps its digest: the output is where it shows
+        import xxhash
+
+        row = _first_read_with_data(t)
+        t = set_value(t, "data", row, b"HELLO\nworld\n")
+        return set_value(t, "value", row, xxhash.xxh3_64_intdigest(b"HELLO\nworld\n"))
+
+    result, _ = rep(rewrite(trace, tmp_path / "lie.arrow", consistent))
+    assert result.divergence is not None and "console_out data differs" in result.divergence.what
 
     def overflow(t: pa.Table) -> pa.Table:
         row = _first_read_with_data(t)
@@ -389,3 +400,65 @@ def test_hostile_system_call_arguments_never_crash_the_recorder(tmp_path: Path) 
     replayed, again = rep(trace)
     assert replayed.verified, replayed.divergence
     assert again == out
+
+
+def test_a_static_pie_executable_is_loaded_and_relocates_itself(tmp_path: Path) -> None:
+    src = tmp_path / "pie.c"
+    src.write_text('#include <stdio.h>\nint main(int c, char **v) { printf("pie %s %d\\n", v[0], c); return 3; }\n')
+    prog = tmp_path / "pie"
+    subprocess.run(["gcc", "-static-pie", "-O1", "-o", str(prog), str(src)], check=True, capture_output=True)
+    root = make_root(tmp_path)
+    result, out, _ = rec(prog, ("a", "b"), root, tmp_path / "p.arrow")
+    assert (result.run.reason, result.run.exit_code) == ("exit", 3)
+    assert out == f"pie {prog} 3\n".encode()
+    assert rep(tmp_path / "p.arrow")[0].verified
+
+
+@needs_busybox
+def test_a_machine_record_with_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    """Found by the fuzz campaign: a key spelt wrong fell back to its default and the trace verified."""
+    root = make_root(tmp_path)
+    trace = tmp_path / "t.arrow"
+    rec(BUSYBOX, ("wc", "f.txt"), root, trace)
+
+    def misspell(meta: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        key = ev.META_MACHINE.encode()
+        return {**meta, key: meta[key].replace(b"checkpoint_every", b"cieckpoint_every")}
+
+    proc = invoke("replay", rewrite(trace, tmp_path / "bad.arrow", meta=misspell))
+    assert "cieckpoint_every" in one_line_error(proc)
+
+
+FAULTS = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void on_signal(int sig) { char c = '0' + sig % 10; write(1, &c, 1); _exit(sig); }
+int main(int argc, char **argv) {
+    volatile int zero = 0;
+    if (argc > 2) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(atoi(argv[2]), &sa, 0);
+    }
+    if (argv[1][0] == 'f') return argc / zero;
+    if (argv[1][0] == 'i') __builtin_trap();
+    if (argv[1][0] == 'a') abort();
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize(("how", "sig", "name"), [("fpe", 8, "SIGFPE"), ("ill", 4, "SIGILL"), ("abort", 6, "SIGABRT")])
+def test_each_fault_is_its_signal_with_or_without_a_handler(tmp_path: Path, how: str, sig: int, name: str) -> None:
+    prog = build(tmp_path, FAULTS, "faults")
+    root = make_root(tmp_path)
+    result, _, _ = rec(prog, (how,), root, tmp_path / "a.arrow")
+    assert result.run.reason == "fault" and result.run.signal == sig and f"killed by {name}" in result.run.message
+    assert rep(tmp_path / "a.arrow")[0].verified
+    if how != "abort":  # a handler for a synchronous fault runs; abort's own signal is not delivered yet
+        result, out, _ = rec(prog, (how, str(sig)), root, tmp_path / "b.arrow")
+        assert (result.run.reason, result.run.exit_code, out) == ("exit", sig, str(sig % 10).encode())
+        assert rep(tmp_path / "b.arrow")[0].verified

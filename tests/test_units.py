@@ -39,7 +39,8 @@ def test_every_kind_has_exactly_one_owner(example: Callable[[str], Path]) -> Non
             assert unit.name in ev.DEVICES or unit.name.startswith("net"), f"{unit.name} writes events"
     per_kind = {kind: len(set(names) - {f"net{i}" for i in range(1, 4)}) for kind, names in owners.items()}
     assert all(n == 1 for n in per_kind.values()), owners
-    assert set(owners) | CORE_KINDS == set(ev.KINDS)
+    # Every kind is the board's or the core's, except the Linux platform's system calls (below).
+    assert set(owners) | CORE_KINDS == set(ev.KINDS) - {ev.KIND_SYSCALL}
     assert not set(owners) & CORE_KINDS
     # The trace places exactly these after a checkpoint row; replay reads them there.
     assert machine.units.async_kinds == {ev.KIND_CONSOLE_IN, ev.KIND_BLK_COMPLETE, ev.KIND_NET_RX}
@@ -105,3 +106,18 @@ def test_units_save_and_load_their_state(example: Callable[[str], Path]) -> None
     assert machine.device_digest() == port.digest_then
     machine.units.load(port.saved)  # a snapshot is never aliased by the live units: it loads twice
     assert machine.device_digest() == port.digest_then
+
+
+@pytest.mark.skipif(not Path("/bin/busybox").is_file(), reason="Debian's busybox-static is not installed")
+def test_the_linux_platform_owns_system_calls_and_applies_nothing(tmp_path: Path) -> None:
+    from rrtool.linux.host import LinuxSetup, live_linux
+    from rrtool.machine.config import DEFAULT_LINUX_RAM
+
+    live = live_linux(Path("/bin/busybox"), MachineConfig(ram_size=DEFAULT_LINUX_RAM), EventPort(),
+                      LinuxSetup(args=("true",), root=tmp_path, stdin=False))  # fmt: skip
+    try:
+        kinds = {kind for unit in live.machine.units for kind in unit.kinds}
+        assert ev.KIND_SYSCALL in kinds and kinds <= set(ev.KINDS)
+        assert live.machine.units.async_kinds == frozenset()  # every system call result is synchronous
+    finally:
+        live.close()

@@ -180,6 +180,11 @@ class Trace:
     def interrupts(self) -> pl.LazyFrame:
         return frames.view("interrupts", self.events)
 
+    @property
+    def syscalls(self) -> pl.LazyFrame:
+        """A Linux program's system calls (the `syscalls` view): a recording read as strace output."""
+        return frames.view("syscalls", self.events)
+
     # -- SQL -----------------------------------------------------------------
     def duckdb(self) -> DuckDBPyConnection:
         """A DuckDB connection with this trace's views (`events`, `packets`, ... and `<name>.events`)."""

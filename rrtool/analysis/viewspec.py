@@ -24,6 +24,7 @@ the number of events in its checkpoint, a block request's completion.
 
 from __future__ import annotations
 
+import errno
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -268,6 +269,78 @@ class Map(Expr):
 
     def polars(self, r: Render) -> pl.Expr:
         return self.x.polars(r).cast(pl.String).replace_strict(dict(self.mapping), default=None, return_dtype=pl.String)
+
+
+@dataclass(frozen=True, eq=False)
+class Names(Expr):
+    """An integer column's values named (null for a value not listed): `Map` for numbers such as an errno."""
+
+    x: Expr
+    mapping: tuple[tuple[int, str], ...]
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        cases = " ".join(f"WHEN {k} THEN {sql_literal(v)}" for k, v in self.mapping)
+        return f"CASE {self.x.sql(r)} {cases} END"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).replace_strict(dict(self.mapping), default=None, return_dtype=pl.String)
+
+
+@dataclass(frozen=True, eq=False)
+class Item(Expr):
+    """Element `index` (from 0) of a list value; null when the list is shorter (or null)."""
+
+    x: Expr
+    index: int
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"{self.x.sql(r)}[{self.index + 1}]"  # DuckDB lists count from 1, and are null out of range
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).list.get(self.index, null_on_oob=True)
+
+
+#: Linux returns an error as -errno in RAX, from -4095 to -1; anything else is a result (an mmap address above
+#: 2^63 would look negative too, but user space never gets one on x86-64).
+MAX_ERRNO = 4095
+
+
+@dataclass(frozen=True, eq=False)
+class Errno(Expr):
+    """The errno of a system call's result: -ret when it is in Linux's error range, else null."""
+
+    ret: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.ret,)
+
+    def sql(self, r: Render) -> str:
+        ret = self.ret.sql(r)
+        return f"CASE WHEN {ret} BETWEEN {-MAX_ERRNO} AND -1 THEN -{ret} END"
+
+    def polars(self, r: Render) -> pl.Expr:
+        ret = self.ret.polars(r)
+        return pl.when(ret.is_between(-MAX_ERRNO, -1)).then(-ret)
+
+
+@dataclass(frozen=True, eq=False)
+class IsNull(Expr):
+    x: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"({self.x.sql(r)} IS NULL)"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).is_null()
 
 
 @dataclass(frozen=True, eq=False)
@@ -518,17 +591,44 @@ INTERRUPTS = View(
 
 CONSOLE = View(
     "console",
-    "Console input and output, with the bytes decoded as UTF-8 (bad bytes shown as U+FFFD).",
+    "Console input and output, with the bytes decoded as UTF-8 (bad bytes shown as U+FFFD); `device` tells the "
+    "board's console from a Linux program's stdout and stderr.",
     (ev.KIND_CONSOLE_IN, ev.KIND_CONSOLE_OUT),
     _columns(
-        *_TIME,
+        *_TIME, "device",
         ("direction", Map(Col("kind"), ((ev.KIND_CONSOLE_IN, "in"), (ev.KIND_CONSOLE_OUT, "out")))),
         "data_len", ("text", Utf8(Col("data"))), "data",
     ),
 )  # fmt: skip
 
+#: Where two errno names share a number, the one strace and glibc's headers lead with (`errorcode` may hold the
+#: alias: EDEADLOCK, ENOTSUP, EWOULDBLOCK).
+_PREFERRED_ERRNO_NAMES = ("EAGAIN", "EDEADLK", "EOPNOTSUPP")
+#: Every errno name of the host's Python, the numbers the Linux platform's kernel returns (it raises them from
+#: `errno` too), built into the view as a fixed table: a Python function in SQL would make DuckDB import numpy.
+ERRNO_NAMES: tuple[tuple[int, str], ...] = tuple(
+    sorted({**errno.errorcode, **{getattr(errno, n): n for n in _PREFERRED_ERRNO_NAMES if hasattr(errno, n)}}.items())
+)
+
+_RET = Col("ret")
+
+SYSCALLS = View(
+    "syscalls",
+    "A Linux program's system calls, one row each, as strace shows them: the name, the six argument registers "
+    "(as a list and one by one), the result and its errno, the file descriptor and path, and the bytes the host "
+    "gave the program (`bytes_in`, `data`) or the program passed out (`bytes_out`).",
+    (ev.KIND_SYSCALL,),
+    _columns(
+        *_TIME, "sysno", ("name", Col("syscall")), "args",
+        *((f"arg{i}", Item(Col("args"), i)) for i in range(6)),
+        "ret", ("errno", Errno(_RET)), ("errno_name", Names(Errno(_RET), ERRNO_NAMES)), ("ok", IsNull(Errno(_RET))),
+        "fd", "path", ("bytes_in", ByteLen(Col("data"))), ("bytes_out", Col("length")), "data_digest",
+        "data",
+    ),
+)  # fmt: skip
+
 #: The per-kind views, in the order `.tables` lists them (after `events`).
-VIEWS: dict[str, View] = {v.name: v for v in (PACKETS, BLOCK_OPS, CLOCK, CHECKPOINTS, INTERRUPTS, CONSOLE)}
+VIEWS: dict[str, View] = {v.name: v for v in (PACKETS, BLOCK_OPS, CLOCK, CHECKPOINTS, INTERRUPTS, CONSOLE, SYSCALLS)}
 
 
 # -- rendering -----------------------------------------------------------------------------------------------

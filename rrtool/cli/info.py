@@ -1,8 +1,13 @@
-"""`rrtool info`: a trace's metadata, counts per kind, checkpoints and completeness, as a table or JSON."""
+"""`rrtool info`: a trace's metadata, counts per kind, checkpoints and completeness, as a table or JSON.
+
+For a Linux trace also the program's command line and its busiest system calls: what ran, and what it asked of
+the host, before anyone writes a query.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Annotated
 
 import typer
@@ -12,6 +17,7 @@ from rrtool.cli.options import TraceArg
 
 #: The rows of the table, in order (then the machine config and the counts per kind).
 FIELDS = (
+    "platform",
     "complete",
     "end",
     "size_bytes",
@@ -54,4 +60,16 @@ def info(
     table.add_row("machine", json.dumps(data["machine"]))
     for kind, n in data["counts"].items():
         table.add_row(f"events: {kind}", f"{n:,}")
+    linux = data.get("linux")
+    if linux is not None:
+        argv = linux["argv"]
+        table.add_row("argv", shlex.join(str(a) for a in argv) if isinstance(argv, list) else str(argv))
+        table.add_row("exe", str(linux["exe"]))
+        table.add_row(
+            "syscalls",
+            f"{linux['syscalls']:,} ({linux['syscalls_failed']:,} failed, {linux['distinct_syscalls']:,} distinct)",
+        )
+        for call in linux["top_syscalls"]:
+            failed = f" ({call['failed']:,} failed)" if call["failed"] else ""
+            table.add_row(f"syscall: {call['name']}", f"{call['calls']:,}{failed}")
     out.print(table)

@@ -304,7 +304,9 @@ def platform_ram(ram: str | None, path: Path) -> str | None:
     """The --ram value, or the default of the program's platform."""
     if ram is not None:
         return ram
-    return "512M" if is_linux(path) else None
+    from rrtool.machine.config import DEFAULT_LINUX_RAM
+
+    return f"{DEFAULT_LINUX_RAM >> 20}M" if is_linux(path) else None
 
 
 def linux_setup(

@@ -24,8 +24,6 @@ from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort
 from rrtool.schemas import names as ev
 
-#: RAM of a Linux guest unless --ram says otherwise: room for the heap, mmap areas and an 8 MiB stack.
-DEFAULT_LINUX_RAM = 512 << 20
 META_ROOT = "rrtool.root"
 
 

@@ -351,6 +351,8 @@ class Kernel:
                 ret, data = -errno.EINVAL, None  # an argument the host's call cannot take (a huge offset)
             if data is None and call.out is not None:
                 data = call.out  # --log-write-data: the bytes written, in the row's data
+            elif data is not None:
+                call.ev.value = xxhash.xxh3_64_intdigest(data)  # so an edited result shows at this very call
             return ret, data
 
         call.logged = True
@@ -365,6 +367,8 @@ class Kernel:
             return ret, None
         if data is not None and (len(data) > max_data or ret < 0):
             raise EventRejected(call.ev, f"{call.ev.syscall} cannot return {len(data)} bytes here")
+        if data is not None and call.ev.value != xxhash.xxh3_64_intdigest(data):
+            raise EventRejected(call.ev, f"the bytes {call.ev.syscall} returned do not match their digest in the row")
         return ret, data
 
     def out_data(self, call: Call, data: bytes) -> None:

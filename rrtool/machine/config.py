@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RAM = 32 << 20
+#: A Linux program's RAM unless --ram says otherwise: room for its heap, mmap areas and an 8 MiB stack. Only
+#: the mapped pages cost anything (RAM is lazily allocated, and the memory digest covers the mappings).
+DEFAULT_LINUX_RAM = 512 << 20
 DEFAULT_CHECKPOINT_EVERY = 1_000_000
 #: Chosen by measurement (benchmarks/record_replay.py): hashing 32 MiB costs 3-5 ms, so a digest every
 #: 200M instructions is under 1% of a busy recording, while every 10M costs about 20%.

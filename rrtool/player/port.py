@@ -23,7 +23,7 @@ from rrtool.schemas.tracefile import TraceFile
 #: Every field is compared except the row number and host time, which no replay can reproduce.
 _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("seq", "host_ns"))
 #: What a program passes into a system call whose result comes from the host: compared in replay, while the
-#: result (`ret`, `data`, and `warp_ns` for a call that slept) is taken from the trace.
+#: result (`ret`, `data` and the digest of that data in `value`) is taken from the trace.
 _SYSCALL_OUT = ("sysno", "syscall", "args", "path", "fd", "length", "data_digest")
 
 
@@ -161,7 +161,7 @@ class ReplayPort(EventPort):
             self._compare(logged, event, _COMPARED)
             return event
         self._compare(logged, event, _SYSCALL_OUT)
-        event.ret, event.data = logged.ret, logged.data
+        event.ret, event.data, event.value = logged.ret, logged.data, logged.value
         return event
 
     def emit(self, event: Event) -> None:

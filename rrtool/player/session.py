@@ -10,7 +10,6 @@ from pathlib import Path
 from rrtool._paths import PathError, check_input_file
 from rrtool.board.board import Board
 from rrtool.board.host import board_config
-from rrtool.linux.host import replay_kernel
 from rrtool.machine.config import MachineConfig, MachineError, RunResult
 from rrtool.machine.image import PLATFORM_BOARD, PLATFORM_LINUX, ImageError, load_image, sha256_file
 from rrtool.machine.machine import Machine
@@ -109,12 +108,20 @@ def _replay(
     platform = record.get("platform", PLATFORM_BOARD) if isinstance(record, dict) else None
     try:
         if platform == PLATFORM_LINUX:
+            from rrtool.linux.host import replay_kernel  # only Linux replays pay for the Linux platform
+
             config = MachineConfig.from_dict(record)
             kernel = replay_kernel(record, path, config.ram_size, stderr_sink)
         elif platform == PLATFORM_BOARD:
             config, board = board_config(trace.machine)
         else:
             raise MachineError(f"unknown platform {platform!r}")
+        rebuilt = {**config.to_dict(), **(kernel.config.to_dict() if platform == PLATFORM_LINUX else board.to_dict())}
+        if rebuilt != record:
+            # A key this rrtool does not know, or one missing, would otherwise fall back to a default: the
+            # replayed machine must be exactly the recorded one, so its own record must read back the same.
+            odd = sorted(k for k in set(rebuilt) | set(record) if rebuilt.get(k) != record.get(k))
+            raise MachineError(f"keys that do not describe this machine: {', '.join(odd)}")
     except ImageError as exc:
         raise ReplayError(str(exc)) from None
     except (MachineError, TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rrtool import __version__
 from rrtool._paths import check_output_path, part_path, refuse_clobber
 from rrtool.board.host import HostSetup
-from rrtool.linux.host import DEFAULT_LINUX_RAM, LinuxSetup
-from rrtool.machine.config import Limits, MachineConfig, RunResult
+from rrtool.machine.config import DEFAULT_LINUX_RAM, Limits, MachineConfig, RunResult
 from rrtool.machine.image import PLATFORM_LINUX, platform_of
 from rrtool.machine.signals import stop_on_signals
 from rrtool.recorder.live import start as start_live
@@ -22,6 +22,9 @@ from rrtool.recorder.port import RecordPort
 from rrtool.schemas import events as ev
 from rrtool.schemas.event import Event
 from rrtool.schemas.writer import TraceWriter
+
+if TYPE_CHECKING:
+    from rrtool.linux.host import LinuxSetup
 
 
 @dataclass
@@ -70,8 +73,8 @@ def record(
     written, and so is a `.part` name that is one.
     """
     if config is None:
-        linux_ram = platform_of(image_path) == PLATFORM_LINUX
-        config = MachineConfig(ram_size=DEFAULT_LINUX_RAM) if linux_ram else MachineConfig()
+        linux_program = platform_of(image_path) == PLATFORM_LINUX
+        config = MachineConfig(ram_size=DEFAULT_LINUX_RAM) if linux_program else MachineConfig()
     host = host or HostSetup()
     port: RecordPort
 

@@ -68,13 +68,14 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "warp_ns",
         pa.int64(),
-        "clock_warp: virtual ns the clock jumped while the CPU slept; syscall: ns a blocking call slept.",
+        "clock_warp: virtual ns the clock jumped while the CPU slept.",
     ),
     Column(
         "value",
         pa.uint64(),
         "rtc_read: host wall time in ns since the epoch; rng_read: the 32 random bits; "
-        "irq: the pending-and-enabled line mask delivered; checkpoint end: the guest exit code, if any.",
+        "irq: the pending-and-enabled line mask delivered; checkpoint end: the guest exit code, if any; "
+        "syscall: xxh3-64 of `data` as the host returned it (an edited result diverges at its call).",
     ),
     Column(
         "data",

@@ -88,7 +88,7 @@ KIND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     KIND_NET_TX: (frozenset({"card", "data", "length", "flags"}), frozenset()),
     KIND_NET_DROP: (frozenset({"card", "length", "status"}), frozenset({"data"})),  # no data: an empty frame
     KIND_SYSCALL: (frozenset({"sysno", "syscall", "args", "ret"}),
-                   frozenset({"path", "fd", "data", "data_digest", "length", "warp_ns"})),
+                   frozenset({"path", "fd", "data", "data_digest", "length", "value"})),
 }  # fmt: skip
 
 #: The device(s) each kind comes from; a net kind's card is the digit in its device name.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -40,10 +42,41 @@ def _meta_key(key: str) -> str:
     return key if key.startswith("rrtool.") else f"rrtool.{key}"
 
 
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _metadata_diff(a: TraceFile, b: TraceFile, ignore: frozenset[str]) -> list[tuple[str, str | None, str | None]]:
+    """Metadata keys that differ; a JSON object (the machine record) is compared key by key.
+
+    Key by key because a Linux trace's machine record holds its AT_RANDOM bytes, different in every recording:
+    reported whole, the record would hide what else changed (argv, env) in one long line, and could not be
+    left out without leaving out all of it. Each of its keys is `rrtool.machine.<key>`, so
+    `--ignore-meta machine.at_random` leaves out just that.
+    """
     skip = {_meta_key(k) for k in ignore}
     keys = sorted((set(a.metadata) | set(b.metadata)) - skip)
-    return [(k, a.metadata.get(k), b.metadata.get(k)) for k in keys if a.metadata.get(k) != b.metadata.get(k)]
+    out: list[tuple[str, str | None, str | None]] = []
+    for k in keys:
+        va, vb = a.metadata.get(k), b.metadata.get(k)
+        if va == vb:
+            continue
+        ja, jb = _json_object(va), _json_object(vb)
+        if ja is None or jb is None:
+            out.append((k, va, vb))
+            continue
+        for sub in sorted(set(ja) | set(jb)):
+            name = f"{k}.{sub}"
+            if name not in skip and ja.get(sub) != jb.get(sub):
+                show = [None if sub not in j else json.dumps(j[sub], sort_keys=True) for j in (ja, jb)]
+                out.append((name, show[0], show[1]))
+    return out
 
 
 class _Totals:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rrtool.analysis.diff.model import Difference, DiffResult
+from rrtool.schemas import events as ev
 
 #: Columns shown in hex (digests, addresses, raw values), as the replay divergence report does.
 _HEX_COLUMNS = {"pc", "reg_digest", "dev_digest", "mem_digest", "value", "data_digest"}
@@ -57,11 +58,22 @@ def describe(diff: Difference) -> str:
         return f"{side}: checkpoint {row['checkpoint']}, icount {row['icount']}, seq {row['seq']}"
 
     head = {"changed": "changed", "only_a": "only in a", "only_b": "only in b"}[diff.status]
-    return f"{head}: {diff.kind} on {diff.device} ({where(diff.a, 'a')}; {where(diff.b, 'b')})"
+    return f"{head}: {event_name(diff)} on {diff.device} ({where(diff.a, 'a')}; {where(diff.b, 'b')})"
+
+
+def event_name(diff: Difference) -> str:
+    """The kind, and for a system call which one (`syscall openat`): every Linux event is a syscall on linux,
+    so the kind alone does not say where two runs parted."""
+    if diff.kind != ev.KIND_SYSCALL:
+        return diff.kind
+    names = dict.fromkeys(str(row["syscall"]) for row in (diff.a, diff.b) if row is not None and "syscall" in row)
+    return f"{diff.kind} {'/'.join(names)}" if names else diff.kind
 
 
 def first_divergence_lines(diff: Difference) -> list[str]:
-    lines = [f"first divergence at checkpoint {diff.checkpoint}, icount {diff.icount}: {diff.kind} on {diff.device}"]
+    lines = [
+        f"first divergence at checkpoint {diff.checkpoint}, icount {diff.icount}: {event_name(diff)} on {diff.device}"
+    ]
     lines.append("  " + describe(diff))
     if diff.status != "changed":
         row = diff.a if diff.a is not None else diff.b

@@ -999,3 +999,74 @@ def sys_ioctl(k: Kernel, call: Call) -> int:
         raise EventRejected(call.ev, "a terminal query whose answer has the wrong size")
     k.write(arg, data)
     return 0
+
+
+@syscall("truncate")
+def sys_truncate(k: Kernel, call: Call) -> int:
+    path, cwd, length = k.path_arg(call, call.a[0]), k.proc.cwd, call.a[1]
+
+    def change() -> None:
+        root = _root(k)
+        guest = _guest(k, cwd, path, follow=True)
+        if root.locate(guest) is None:
+            raise OSError(errno.ENOENT, "no such file")
+        os.truncate(root.writable(guest), length)
+
+    return _change(k, call, change)
+
+
+def _link(k: Kernel, call: Call, old_base: str, old: str, new_base: str, new: str, follow: bool) -> int:
+    def make() -> None:
+        root = _root(k)
+        src, dst = _guest(k, old_base, old, follow=follow), _guest(k, new_base, new)
+        if root.locate(src) is None:
+            raise OSError(errno.ENOENT, "no such file")
+        if root.locate(dst) is not None:
+            raise OSError(errno.EEXIST, "exists")
+        os.link(root.writable(src), root.writable(dst, copy=False), follow_symlinks=False)
+
+    return _change(k, call, make)
+
+
+@syscall("link")
+def sys_link(k: Kernel, call: Call) -> int:
+    old = k.path_arg(call, call.a[0])
+    new = k.cstr(call.a[1]).decode("utf-8", "surrogateescape")
+    return _link(k, call, k.proc.cwd, old, k.proc.cwd, new, False)
+
+
+@syscall("linkat")
+def sys_linkat(k: Kernel, call: Call) -> int:
+    old = k.path_arg(call, call.a[1])
+    new = k.cstr(call.a[3]).decode("utf-8", "surrogateescape")
+    old_base = _base(k, _fd(call.a[0])) if not old.startswith("/") else "/"
+    new_base = _base(k, _fd(call.a[2])) if not new.startswith("/") else "/"
+    return _link(k, call, old_base, old, new_base, new, bool(call.a[4] & AT_SYMLINK_FOLLOW))
+
+
+def _symlink(k: Kernel, call: Call, target: str, base: str, new: str) -> int:
+    """A symlink holds any text; it is followed later by the sandbox, inside the root, whatever it says."""
+
+    def make() -> None:
+        root = _root(k)
+        dst = _guest(k, base, new)
+        if root.locate(dst) is not None:
+            raise OSError(errno.EEXIST, "exists")
+        os.symlink(target, root.writable(dst, copy=False))
+
+    return _change(k, call, make)
+
+
+@syscall("symlink")
+def sys_symlink(k: Kernel, call: Call) -> int:
+    target = k.path_arg(call, call.a[0])
+    new = k.cstr(call.a[1]).decode("utf-8", "surrogateescape")
+    return _symlink(k, call, target, k.proc.cwd, new)
+
+
+@syscall("symlinkat")
+def sys_symlinkat(k: Kernel, call: Call) -> int:
+    target = k.path_arg(call, call.a[0])
+    new = k.cstr(call.a[2]).decode("utf-8", "surrogateescape")
+    base = _base(k, _fd(call.a[1])) if not new.startswith("/") else "/"
+    return _symlink(k, call, target, base, new)
