@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from rrtool.linux.host import LinuxSetup
 from rrtool.machine.config import RunResult
@@ -502,6 +503,7 @@ def test_a_tampered_receive_is_rejected(tmp_path: Path, tcp_server: tuple[int, l
     table = read_rows(rec.trace)
     row = next(r for r in table if r["syscall"] == "read" and r["fd"] == 3 and r["data"])
     row["data"] = row["data"] + b"extra"
+    row["value"] = xxhash.xxh3_64_intdigest(row["data"])  # a self-consistent lie: only the result disagrees
     bad = tmp_path / "bad.arrow"
     write_rows(rec.trace, bad, table)
     done = player.replay(bad, image=prog)
