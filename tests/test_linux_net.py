@@ -508,3 +508,40 @@ def test_a_tampered_receive_is_rejected(tmp_path: Path, tcp_server: tuple[int, l
     write_rows(rec.trace, bad, table)
     done = player.replay(bad, image=prog)
     assert done.divergence is not None and "not the number of bytes" in done.divergence.what
+
+
+def test_a_stop_request_ends_a_blocked_accept(tmp_path: Path) -> None:
+    """Ctrl-C during an accept nobody answers: the host wait sees the stop within a slice, the row says EINTR."""
+    prog = build(
+        tmp_path,
+        "waits_forever",
+        r"""
+int main(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 1);
+    show("accept", accept(l, NULL, NULL));
+    return 0;
+}
+""",
+    )
+    ports: list[object] = []
+
+    def on_checkpoint(_cp: Event, port: object) -> None:
+        if not ports:
+            ports.append(port)
+            threading.Timer(0.3, port.request_stop).start()  # type: ignore[attr-defined]
+
+    started = time.monotonic()
+    out = bytearray()
+    done = session.record(prog, tmp_path / "stopped.arrow", linux=LinuxSetup(root=tmp_path, stdin=False),
+                          on_checkpoint=on_checkpoint, console_sink=out.extend)  # fmt: skip
+    assert time.monotonic() - started < 5
+    assert out == b"accept: -1 Interrupted system call\n"
+    assert done.run.reason == "exit", done.run  # the program gave up on EINTR before the next checkpoint
+    (accept,) = rows(Recorded(done.run, b"", done.trace, prog), "accept")
+    assert accept.ret == -4  # EINTR, logged like any result
+    replayed = player.replay(done.trace, image=prog)
+    assert replayed.verified, replayed.divergence

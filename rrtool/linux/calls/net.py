@@ -81,15 +81,16 @@ def host_wait(k: Kernel, wanted: list[tuple[int, int]], timeout_ns: int | None) 
     for fd, events in merged.items():
         poller.register(fd, events)
     deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
+    port = k.machine.port
     while True:
+        stopping = port.stop_requested  # already asked to stop: look once, do not wait a slice
         left = WAIT_SLICE_S if deadline is None else min(WAIT_SLICE_S, (deadline - time.monotonic_ns()) / 1e9)
-        got = dict(poller.poll(max(0, int(left * 1000))))
+        got = dict(poller.poll(0 if stopping else max(0, int(left * 1000))))
         if got:
             return [got.get(fd, 0) & (events | POLLERR | POLLHUP | POLLNVAL) for fd, events in wanted]
         if deadline is not None and time.monotonic_ns() >= deadline:
             return [0] * len(wanted)
-        port = k.machine.port
-        if port.stop_requested:
+        if stopping:
             raise OSError(errno.EINTR, "interrupted by a stop request")
         port.idle_tick()  # a long wait must not hold back the recording's crash-safe flush
 
