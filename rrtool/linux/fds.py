@@ -54,6 +54,12 @@ class OpenFile:
     def writable(self) -> bool:
         return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR)
 
+    def state(self) -> str:
+        """Guest-visible state of the description, for the digest: what it is, and what the kernel holds for it
+        (a pipe's buffered bytes, an epoll set), through the `digest` callable its family puts in `extra`."""
+        more = self.extra.get("digest")
+        return f"{self.kind}:{self.path}:{self.flags:o}" + (f":{more()}" if more is not None else "")
+
     def close_host(self) -> None:
         if self.host is not None:
             with contextlib.suppress(OSError):
@@ -117,6 +123,4 @@ class FdTable:
 
     def state(self) -> bytes:
         """Guest-visible state for the digest: numbers, kinds, paths, flags (never host descriptors)."""
-        return ";".join(
-            f"{n}:{e.file.kind}:{e.file.path}:{e.file.flags:o}:{int(e.cloexec)}" for n, e in self.items()
-        ).encode()
+        return ";".join(f"{n}:{e.cloexec:d}:{e.file.state()}" for n, e in self.items()).encode()

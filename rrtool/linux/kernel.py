@@ -401,6 +401,10 @@ class Kernel:
         m.timers_changed()
         m.request_stop()
 
+    def waited(self, ns: int) -> None:
+        """A host call already waited `ns` (a poll that timed out): virtual time moves on by as much, at once."""
+        self.machine.advance_clock(min(ns, 1 << 62))
+
     # -- the hook ------------------------------------------------------------------
     def _on_syscall(self, emu: uc.Uc, _user: object) -> None:
         m = self.machine

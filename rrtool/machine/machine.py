@@ -160,6 +160,17 @@ class Machine:
         else:
             self.request_stop()
 
+    def advance_clock(self, ns: int) -> None:
+        """Move virtual time on by `ns` at this instruction, without idling: the host already waited that long.
+
+        For a platform whose call waited inside the host (a Linux poll that timed out): an idle warp
+        would wait again. Replay takes the same step from the same logged result, and the clock's total
+        warp is in its digest, so the step is checked like any warp.
+        """
+        if ns > 0:
+            self.clock.warp_ns += ns
+            self.timers_changed()
+
     def guest_exit(self, code: int) -> None:
         """The guest wrote its exit code: the run ends at the next block boundary (see `guest_fault`)."""
         if self._ending is not None:

@@ -18,6 +18,7 @@ import stat as st
 import struct
 from collections.abc import Callable
 
+from rrtool.linux.calls import net, pipes
 from rrtool.linux.fds import (
     O_ACCMODE,
     O_APPEND,
@@ -189,6 +190,8 @@ def _read_into(k: Kernel, call: Call, file: OpenFile, count: int, offset: int | 
     if file.kind == "zero":
         return bytes(count)
     count = min(count, MAX_IO)
+    if file.kind in ("socket", "pipe"):
+        return (net.socket_read if file.kind == "socket" else pipes.pipe_read)(k, call, file, count)
     if file.kind == "urandom":
         ret, data = k.host(call, lambda: (count, os.urandom(count)), max_data=count, max_ret=count)
     elif file.kind == "stdin":
@@ -285,6 +288,8 @@ def _write(k: Kernel, call: Call, file: OpenFile, data: bytes, offset: int | Non
         return len(data)
     if file.kind == "stdin":
         return -errno.EBADF
+    if file.kind in ("socket", "pipe"):
+        return (net.socket_write if file.kind == "socket" else pipes.pipe_write)(k, call, file, data)
     if file.kind in ("null", "zero", "urandom"):
         return len(data)
     if file.kind == "dir":
@@ -367,7 +372,7 @@ def sys_lseek(k: Kernel, call: Call) -> int:
     fd, offset, whence = _fd(call.a[0]), call.a[1], call.a[2]
     call.ev.fd = fd
     file = k.fds.file(fd)
-    if file.kind in _CONSOLE:
+    if file.kind in _CONSOLE or file.kind in _SPECIAL_MODE:
         return -errno.ESPIPE
     if file.kind in ("null", "zero", "urandom"):
         return 0
@@ -447,10 +452,16 @@ def _stat_path(k: Kernel, base: str, path: str, follow: bool) -> bytes:
     return pack_stat(root.lstat(guest))
 
 
+#: What fstat says of pipes, sockets and epoll descriptors: a fixed inode of the right type, no host asked.
+_SPECIAL_MODE = {"pipe": st.S_IFIFO | 0o600, "socket": st.S_IFSOCK | 0o777, "epoll": 0o600}
+
+
 def _fstat_bytes(k: Kernel, file: OpenFile) -> bytes | None:
     """fstat of the kernel's own files needs no host; None for files on the host."""
     if file.kind in _DEVICE_RDEV:
         return _char_device_stat(_DEVICE_RDEV[file.kind])
+    if file.kind in _SPECIAL_MODE:
+        return _STAT.pack(6, 1, 1, _SPECIAL_MODE[file.kind], 0, 0, 0, 0, 4096, 0, 0, 0, 0, 0, 0, 0)
     return None
 
 

@@ -462,7 +462,7 @@ def _recv(k: Kernel, call: Call, file: OpenFile, count: int, flags: int, want_ad
     ret, data = k.host(call, perform, max_data=count + 1 + SOCKADDR_MAX, max_ret=count)
     timeout = file.extra.get("rcvtimeo")
     if ret == -errno.EAGAIN and not nonblock and timeout:
-        k.sleep(timeout)  # SO_RCVTIMEO ran out: the program sees that much virtual time pass, as with poll
+        k.waited(timeout)  # SO_RCVTIMEO ran out on the host: that much virtual time passes, as with poll
     if ret < 0:
         return ret
     data = data or b""

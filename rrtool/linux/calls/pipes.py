@@ -18,6 +18,8 @@ import errno
 import struct
 from dataclasses import dataclass, field
 
+import xxhash
+
 from rrtool.linux.fds import O_CLOEXEC, O_NONBLOCK, O_WRONLY, OpenFile
 from rrtool.linux.kernel import Call, Kernel, syscall
 
@@ -56,7 +58,7 @@ def _end(pipe: Pipe, write: bool, flags: int, name: str) -> OpenFile:
         pipe.writers += 1
     else:
         pipe.readers += 1
-    file.extra.update(pipe=pipe, close=closed)
+    file.extra.update(pipe=pipe, close=closed, digest=lambda: f"{xxhash.xxh3_64_intdigest(pipe.buf):x}/{len(pipe.buf)}")
     return file
 
 
