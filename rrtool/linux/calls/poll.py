@@ -13,10 +13,11 @@ A wait with nothing ready blocks. With host descriptors in the set, the host
 call itself waits (polling in 0.1 s slices, so a stop request still ends it
 with EINTR) for up to the timeout; the wait takes no virtual time and replay
 does not wait at all, since the outcome is in the row. When the timeout ran
-out with nothing ready, the call also sleeps the timeout in virtual time
-(`Kernel.sleep`, an idle warp), so a program that times out sees time move as
-it would on Linux (a recording therefore waits such a timeout twice in real
-time: once on the host, once for the warp). A wait on kernel objects alone
+out with nothing ready, virtual time moves on by the timeout at once
+(`Kernel.waited`: the host already waited it out, so there is no second idle
+wait), and a program that times out sees time move as it would on Linux. A
+wait on kernel objects alone with a timeout is an idle warp (`Kernel.sleep`),
+like nanosleep. A wait on kernel objects alone
 that nothing can end (no timeout, and no host object) is a fault that ends
 the run, as an empty pipe's blocking read is.
 
