@@ -159,11 +159,6 @@ class Kernel:
         assert self._machine is not None, "attached at machine construction"
         return self._machine
 
-    @property
-    def live(self) -> bool:
-        """True when the host is there (live and record); False in replay. Only for host-side bookkeeping."""
-        return self.root is not None
-
     # -- Platform --------------------------------------------------------------
     def attach(self, machine: Machine) -> None:
         self._machine = machine

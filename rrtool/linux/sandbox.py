@@ -47,10 +47,6 @@ def _err(code: int, path: str = "") -> OSError:
     return OSError(code, os.strerror(code), path)
 
 
-def is_virtual(guest: str) -> bool:
-    return guest in VIRTUAL_FILES or guest in VIRTUAL_DIRS
-
-
 class Root:
     """One guest root: lookups, and the host location of every guest path (overlay first)."""
 
