@@ -119,20 +119,30 @@ def sqlite_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sqlite_database_in_the_root_overlay_and_with_writeback(sqlite_rows: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
     root = make_root(tmp_path)
+    native(sqlite_rows, ("test.db", "0"), root)  # an existing, empty database in the root
+    before = digest(root / "test.db")
     trace = tmp_path / "sq.arrow"
     result, out, errs = rec(sqlite_rows, ("test.db", "10000"), root, trace)
     assert result.run.ok, (result.run.message, errs)
     assert out == b"rows in range: 1000, sum 5000500\ntotal rows: 10000\n"
-    assert not (root / "test.db").exists()  # without writeback the root is not changed
+    assert digest(root / "test.db") == before  # without writeback the database file is unchanged
+    assert sorted(p.name for p in root.iterdir()) == ["d", "f.txt", "s.txt", "test.db"]  # and no journal left
     shutil.rmtree(root)
     replayed, again = rep(trace)
     assert replayed.verified, replayed.divergence
     assert again == out
 
     root = make_root(tmp_path / "wb")
+    native(sqlite_rows, ("test.db", "0"), root)
+    before = digest(root / "test.db")
     result, out, _ = rec(sqlite_rows, ("test.db", "2000"), root, tmp_path / "wb.arrow", writeback=True)
-    assert result.run.ok and (root / "test.db").stat().st_size > 0
+    assert result.run.ok and digest(root / "test.db") != before  # with writeback it is changed
     native_db = subprocess.run([str(sqlite_rows), "test.db", "0"], cwd=root, capture_output=True, check=True)
     assert b"total rows: 2000" in native_db.stdout  # the host's own run reads what the guest wrote back
 
