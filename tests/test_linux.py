@@ -472,3 +472,43 @@ def test_each_fault_is_its_signal_with_or_without_a_handler(tmp_path: Path, how:
         result, out, _ = rec(prog, (how, str(sig)), root, tmp_path / "b.arrow")
         assert (result.run.reason, result.run.exit_code, out) == ("exit", sig, str(sig % 10).encode())
         assert rep(tmp_path / "b.arrow")[0].verified
+
+
+RAISE = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static volatile int got;
+static void on_usr1(int sig) { got++; char m[] = "handler\n"; write(1, m, sizeof m - 1); }
+int main(void) {
+    signal(SIGUSR1, on_usr1);
+    raise(SIGUSR1);
+    printf("after raise: %d\n", got);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, 0);
+    raise(SIGUSR1);
+    printf("while blocked: %d\n", got);
+    fflush(stdout);
+    sigprocmask(SIG_UNBLOCK, &set, 0);
+    printf("after unblock: %d\n", got);
+    signal(SIGUSR2, SIG_IGN);
+    raise(SIGUSR2);
+    fflush(stdout);
+    raise(SIGTERM);
+    printf("not reached\n");
+    return 0;
+}
+"""
+
+
+def test_signals_a_program_sends_itself_run_handlers_wait_while_blocked_and_kill_by_default(tmp_path: Path) -> None:
+    prog = build(tmp_path, RAISE, "raise")
+    root = make_root(tmp_path)
+    result, out, _ = rec(prog, (), root, tmp_path / "r.arrow")
+    assert out == b"handler\nafter raise: 1\nwhile blocked: 1\nhandler\nafter unblock: 2\n"
+    assert result.run.reason == "fault" and result.run.signal == 15 and "killed by SIGTERM" in result.run.message
+    replayed, again = rep(tmp_path / "r.arrow")
+    assert replayed.verified and again == out

@@ -114,6 +114,8 @@ class Process:
     altstack: tuple[int, int, int] = (0, 2, 0)  # ss_sp, ss_flags (SS_DISABLE), ss_size
     #: Where to write 0 at exit (set_tid_address), the robust list (kept only to be reported back).
     clear_tid: int = 0
+    #: Signals sent and not yet delivered (bit sig-1), e.g. while blocked.
+    pending: int = 0
     name: bytes = b""
 
 
@@ -225,7 +227,8 @@ class Kernel:
         actions = ";".join(
             f"{n}:{a.handler:x}:{a.flags:x}:{a.restorer:x}:{a.mask:x}" for n, a in sorted(p.actions.items())
         )
-        head = f"{p.cwd}|{p.umask:o}|{p.sigmask:x}|{p.altstack}|{p.clear_tid:x}|{actions}|{int(self.sleeping)}|"
+        head = f"{p.cwd}|{p.umask:o}|{p.sigmask:x}|{p.pending:x}|{p.altstack}|{p.clear_tid:x}|{actions}|"
+        head += f"{int(self.sleeping)}|"
         return head.encode() + self.mem.state() + b"|" + self.fds.state()
 
     def save(self) -> object:
@@ -429,6 +432,10 @@ class Kernel:
             if not call.keep_regs:  # what the syscall instruction itself does to RCX and R11
                 emu.reg_write(x86.UC_X86_REG_RCX, emu.reg_read(x86.UC_X86_REG_RIP) + 2)
                 emu.reg_write(x86.UC_X86_REG_R11, emu.reg_read(x86.UC_X86_REG_RFLAGS))
+            if self.proc.pending and not m.bus_inert:
+                from rrtool.linux.calls.signals import after_syscall
+
+                after_syscall(self)
         except (PortError, EventRejected) as exc:  # a replay divergence, a rejected event: after emu_start
             m.hook_failed(exc)
         except Exception as exc:

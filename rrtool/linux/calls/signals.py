@@ -8,7 +8,8 @@ and the handler runs; `rt_sigreturn` puts the registers back. Without one the
 run ends with the signal's name, the pc, icount and fault address, and the
 process's status is 128 + the signal, as a shell reports it. A signal the
 program sends itself (`kill`, `tgkill`, e.g. from abort()) with no handler
-ends the run the same way. Floating-point state is not saved in the frame
+ends the run the same way; with a handler, the handler runs as that call returns (or when the program
+unblocks the signal). Floating-point state is not saved in the frame
 (fpstate is NULL), which handlers that return normally do not notice.
 """
 
@@ -19,6 +20,7 @@ import struct
 
 from unicorn import x86_const as x86
 
+from rrtool.linux.fds import Errno
 from rrtool.linux.kernel import PID, Call, Kernel, SigAction, syscall
 from rrtool.machine.config import Fault
 
@@ -133,29 +135,21 @@ def sys_kill(k: Kernel, call: Call) -> int:
         return -errno.EINVAL
     if sig == 0:
         return 0
-    action = k.proc.actions.get(sig, SigAction())
-    if sig in (SIGKILL, SIGSTOP) or (action.handler == SIG_DFL and sig not in _IGNORED_BY_DEFAULT):
+    if sig in (SIGKILL, SIGSTOP):
         k.machine.guest_fault(f"killed by {signal_name(sig)} (sent by the program itself)", signal=sig)
-    # A handler for a signal the program sends itself is not run yet (asynchronous delivery comes with
-    # the scheduler); an ignored one is simply dropped.
+        return 0
+    k.proc.pending |= _bit(sig)  # delivered as this call returns, or when unblocked (after_syscall)
     return 0
 
 
-def deliver_fault(k: Kernel, fault: Fault) -> bool:
-    """Run the program's handler for a synchronous fault, or name the signal that ends the run."""
-    sig, code = _VECTORS.get(fault.vector if fault.vector is not None else -1, (SIGSEGV, 1))
-    if fault.vector is None and "opcode" in fault.name:
-        sig, code = SIGILL, 2
-    action = k.proc.actions.get(sig, SigAction())
-    blocked = k.proc.sigmask & _bit(sig)
-    if action.handler in (SIG_DFL, SIG_IGN) or blocked or not action.flags & SA_RESTORER:
-        where = f" at address {fault.address:#x}" if fault.address is not None else ""
-        fault.signal = sig
-        fault.message = f"killed by {signal_name(sig)}: {fault.name}{where} (pc={fault.pc:#x}, icount={fault.icount})"
-        return False
+def _push_frame(k: Kernel, sig: int, action: SigAction, code: int, addr: int, values: list[int], trapno: int) -> bool:
+    """Build Linux's rt_sigframe for `sig` below the stack (or on the alternate stack) and enter the handler's
+    registers, all but RIP (the caller sets it: a hook's RIP is advanced past `syscall` after it returns).
+
+    `values` are the registers of `_CTX_REGS` as the program is to resume with them. False when the frame
+    does not fit in mapped memory (the signal then ends the run).
+    """
     emu = k.machine.emu
-    values = [emu.reg_read(r) for r in _CTX_REGS]
-    values[-1] = fault.pc
     rflags = emu.reg_read(x86.UC_X86_REG_RFLAGS)
     sp = values[15]
     alt_sp, alt_flags, alt_size = k.proc.altstack
@@ -166,19 +160,14 @@ def deliver_fault(k: Kernel, fault: Fault) -> bool:
     frame = ((sp - _FRAME) & ~0xF) - 8  # the handler starts as if called: RSP+8 is 16-byte aligned
     uctx = frame + 8
     info = frame + 8 + _UCONTEXT
-    addr = fault.address or 0
-    mctx = struct.pack("<17QQHHHHQQQQQ8Q", *values, rflags, 0x33, 0, 0, 0x2B, 0, 14 if sig == SIGSEGV else 0,
+    mctx = struct.pack("<17QQHHHHQQQQQ8Q", *values, rflags, 0x33, 0, 0, 0x2B, 0, trapno,
                        k.proc.sigmask, addr, 0, *([0] * 8))  # fmt: skip
     ucontext = struct.pack("<QQQiiQ", 0, 0, alt_sp, alt_flags, 0, alt_size)[:40] + mctx[:256]
     ucontext += struct.pack("<Q", k.proc.sigmask)
     siginfo = struct.pack("<iii4xQ", sig, 0, code, addr).ljust(_SIGINFO, b"\0")
     try:
         k.write(frame, struct.pack("<Q", action.restorer) + ucontext + siginfo)
-    except Exception:
-        fault.signal = sig
-        fault.message = (
-            f"killed by {signal_name(sig)}: no room for the signal frame (pc={fault.pc:#x}, icount={fault.icount})"
-        )
+    except Errno:
         return False
     if not action.flags & SA_NODEFER:
         k.proc.sigmask |= _bit(sig) | action.mask
@@ -189,5 +178,58 @@ def deliver_fault(k: Kernel, fault: Fault) -> bool:
     emu.reg_write(x86.UC_X86_REG_RSI, info)
     emu.reg_write(x86.UC_X86_REG_RDX, uctx)
     emu.reg_write(x86.UC_X86_REG_RAX, 0)
+    return True
+
+
+def _handled(action: SigAction) -> bool:
+    return action.handler not in (SIG_DFL, SIG_IGN) and bool(action.flags & SA_RESTORER)
+
+
+def deliver_fault(k: Kernel, fault: Fault) -> bool:
+    """Run the program's handler for a synchronous fault, or name the signal that ends the run."""
+    sig, code = _VECTORS.get(fault.vector if fault.vector is not None else -1, (SIGSEGV, 1))
+    if fault.vector is None and "opcode" in fault.name:
+        sig, code = SIGILL, 2
+    action = k.proc.actions.get(sig, SigAction())
+    blocked = k.proc.sigmask & _bit(sig)
+    where = f" at address {fault.address:#x}" if fault.address is not None else ""
+    fault.signal = sig
+    fault.message = f"killed by {signal_name(sig)}: {fault.name}{where} (pc={fault.pc:#x}, icount={fault.icount})"
+    if not _handled(action) or blocked:
+        return False
+    emu = k.machine.emu
+    values = [emu.reg_read(r) for r in _CTX_REGS]
+    values[-1] = fault.pc
+    if not _push_frame(k, sig, action, code, fault.address or 0, values, 14 if sig == SIGSEGV else 0):
+        fault.message = (
+            f"killed by {signal_name(sig)}: no room for the signal frame (pc={fault.pc:#x}, icount={fault.icount})"
+        )
+        return False
     emu.reg_write(x86.UC_X86_REG_RIP, action.handler)
     return True
+
+
+def after_syscall(k: Kernel) -> None:
+    """Deliver the lowest pending signal that is not blocked, as a system call returns (from the syscall hook).
+
+    Signals become pending only by the program's own kill/tgkill, and are delivered at the return of that
+    call or of the rt_sigprocmask/rt_sigreturn that unblocks them: deterministic points, as Linux's are.
+    """
+    ready = k.proc.pending & ~k.proc.sigmask
+    if not ready:
+        return
+    sig = (ready & -ready).bit_length()
+    k.proc.pending &= ~_bit(sig)
+    action = k.proc.actions.get(sig, SigAction())
+    if action.handler == SIG_IGN or (action.handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
+        return
+    if not _handled(action):
+        k.machine.guest_fault(f"killed by {signal_name(sig)} (sent by the program itself)", signal=sig)
+        return
+    emu = k.machine.emu
+    values = [emu.reg_read(r) for r in _CTX_REGS]
+    values[-1] = emu.reg_read(x86.UC_X86_REG_RIP) + 2  # resume after the syscall instruction
+    if not _push_frame(k, sig, action, -6, 0, values, 0):  # si_code SI_TKILL
+        k.machine.guest_fault(f"killed by {signal_name(sig)}: no room for the signal frame", signal=sig)
+        return
+    emu.reg_write(x86.UC_X86_REG_RIP, action.handler - 2)  # the hook's caller adds the length of `syscall`
