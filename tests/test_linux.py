@@ -512,3 +512,31 @@ def test_signals_a_program_sends_itself_run_handlers_wait_while_blocked_and_kill
     assert result.run.reason == "fault" and result.run.signal == 15 and "killed by SIGTERM" in result.run.message
     replayed, again = rep(tmp_path / "r.arrow")
     assert replayed.verified and again == out
+
+
+SIGPIPE_PROG = r"""
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int fds[2];
+    pipe(fds);
+    close(fds[0]);
+    if (argc > 1)
+        signal(SIGPIPE, SIG_IGN);
+    long n = write(fds[1], "x", 1);
+    printf("write gave %ld errno %d\n", n, errno);
+    return 0;
+}
+"""
+
+
+def test_a_write_to_a_pipe_nobody_reads_raises_sigpipe(tmp_path: Path) -> None:
+    prog = build(tmp_path, SIGPIPE_PROG, "sigpipe")
+    root = make_root(tmp_path)
+    result, out, _ = rec(prog, (), root, tmp_path / "a.arrow")
+    assert result.run.signal == 13 and out == b""  # killed by SIGPIPE, as a shell shows with status 141
+    result, out, _ = rec(prog, ("ignore",), root, tmp_path / "b.arrow")
+    assert result.run.ok and out == b"write gave -1 errno 32\n"  # ignored: EPIPE
+    assert rep(tmp_path / "a.arrow")[0].verified and rep(tmp_path / "b.arrow")[0].verified

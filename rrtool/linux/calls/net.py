@@ -45,6 +45,7 @@ AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
 SOCK_STREAM, SOCK_DGRAM = 1, 2
 SOCK_NONBLOCK, SOCK_CLOEXEC = O_NONBLOCK, O_CLOEXEC
 MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT, MSG_WAITALL, MSG_NOSIGNAL = 0x1, 0x2, 0x20, 0x40, 0x100, 0x4000
+SIGPIPE = 13
 #: The flags a host recv/send is given; the others rrtool implements itself (waiting, signals).
 _HOST_MSG_FLAGS = MSG_OOB | MSG_PEEK
 SOL_SOCKET, SO_RCVTIMEO, SO_SNDTIMEO = 1, 20, 21
@@ -499,7 +500,10 @@ def _send(k: Kernel, call: Call, file: OpenFile, data: bytes, flags: int,
             if sent >= len(data) or nonblock or file.extra["type"] != SOCK_STREAM:
                 return sent, None
 
-    return k.host(call, perform, max_ret=len(data))[0]
+    ret = k.host(call, perform, max_ret=len(data))[0]
+    if ret == -errno.EPIPE and not flags & MSG_NOSIGNAL:
+        k.proc.pending |= 1 << (SIGPIPE - 1)  # as Linux does: delivered as this call returns
+    return ret
 
 
 def socket_read(k: Kernel, call: Call, file: OpenFile, count: int) -> bytes | int:

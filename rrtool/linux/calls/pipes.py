@@ -9,7 +9,8 @@ end is closed; with a write end still open it would wait for a writer that
 can never run (there is no other task), so it is EAGAIN on a non-blocking
 descriptor and otherwise a fault that ends the run with a message saying
 why, rather than a hang. A write to a full pipe is the same, and a write with
-no read end left is EPIPE (SIGPIPE is not raised: no asynchronous signals yet).
+no read end left is EPIPE and raises SIGPIPE, delivered as the write returns
+(by default it ends the run).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import xxhash
 
 from rrtool.linux.fds import O_CLOEXEC, O_NONBLOCK, O_WRONLY, OpenFile
 from rrtool.linux.kernel import Call, Kernel, syscall
+
+SIGPIPE = 13
 
 #: The capacity of a pipe (Linux's default, 16 pages) and the size of a write that is atomic.
 PIPE_CAPACITY = 65536
@@ -104,6 +107,7 @@ def pipe_write(k: Kernel, call: Call, file: OpenFile, data: bytes) -> int:
     """write/writev on a pipe's write end (files.py's `_write` calls this; it logged the bytes as output)."""
     pipe = _pipe(file)
     if pipe.readers == 0:
+        k.proc.pending |= 1 << (SIGPIPE - 1)  # as Linux does: delivered as this call returns
         return -errno.EPIPE
     if not data:
         return 0
