@@ -68,7 +68,10 @@ class LinuxConfig:
         for name, value in (("argv", argv), ("env", env)):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise MachineError(f"{name} is not a list of strings")
-            if len(value) > MAX_ARGS or sum(len(v.encode()) + 1 for v in value) > MAX_ARG_BYTES:
+            if (
+                len(value) > MAX_ARGS
+                or sum(len(v.encode("utf-8", "surrogateescape")) + 1 for v in value) > MAX_ARG_BYTES
+            ):
                 raise MachineError(f"{name} is too long")
         assert isinstance(argv, list) and isinstance(env, list)
         if not argv:

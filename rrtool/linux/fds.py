@@ -123,4 +123,6 @@ class FdTable:
 
     def state(self) -> bytes:
         """Guest-visible state for the digest: numbers, kinds, paths, flags (never host descriptors)."""
-        return ";".join(f"{n}:{e.cloexec:d}:{e.file.state()}" for n, e in self.items()).encode()
+        return ";".join(f"{n}:{e.cloexec:d}:{e.file.state()}" for n, e in self.items()).encode(
+            "utf-8", "surrogateescape"
+        )

@@ -143,7 +143,7 @@ class Kernel:
         self.stdin_fd = stdin_fd
         self.stderr_sink = stderr_sink
         self.fds = FdTable()
-        self.proc = Process(name=config.argv[0].rsplit("/", 1)[-1].encode()[:15])
+        self.proc = Process(name=config.argv[0].rsplit("/", 1)[-1].encode("utf-8", "surrogateescape")[:15])
         self.mem: AddressSpace
         self.sleeping = False
         self.unknown: Tally[str] = Tally()
@@ -229,7 +229,7 @@ class Kernel:
         )
         head = f"{p.cwd}|{p.umask:o}|{p.sigmask:x}|{p.pending:x}|{p.altstack}|{p.clear_tid:x}|{actions}|"
         head += f"{int(self.sleeping)}|"
-        return head.encode() + self.mem.state() + b"|" + self.fds.state()
+        return head.encode("utf-8", "surrogateescape") + self.mem.state() + b"|" + self.fds.state()
 
     def save(self) -> object:
         raise NotImplementedError("snapshots of a Linux process hold host descriptors; not supported yet")
@@ -249,11 +249,12 @@ class Kernel:
             return top - len(blob)
 
         offsets: dict[str, list[int]] = {"argv": [], "env": []}
-        execfn = put(cfg.exe.encode() + b"\0")
+        # Arguments and environment may hold any bytes but NUL (they arrive as surrogate-escaped text).
+        execfn = put(cfg.exe.encode("utf-8", "surrogateescape") + b"\0")
         platform = put(b"x86_64\0")
         for key, values in (("env", cfg.env), ("argv", cfg.argv)):
             for text in reversed(values):
-                offsets[key].insert(0, put(text.encode() + b"\0"))
+                offsets[key].insert(0, put(text.encode("utf-8", "surrogateescape") + b"\0"))
         random = put(cfg.at_random)
         base = top - len(blob)  # the blob ends at `top`, so each address `put` returned stays right
 
@@ -305,6 +306,9 @@ class Kernel:
         self.check(addr, len(data))
         if data:
             self.machine.mem_write(addr, data)
+            if any(m.prot & PROT_EXEC for m in self.mem.overlaps(addr, addr + len(data))):
+                # A read into code the program has already run: its translations and cached block sizes go.
+                self.machine.forget_translations()
 
     def u64(self, addr: int) -> int:
         return int(struct.unpack("<Q", self.read(addr, 8))[0])

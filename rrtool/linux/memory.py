@@ -147,4 +147,4 @@ class AddressSpace:
     def state(self) -> bytes:
         """Deterministic bytes of the layout, for the device digest."""
         rows = [f"{m.start:x}-{m.end:x}:{m.prot}:{m.name}" for m in self._maps]
-        return (f"brk={self.brk:x};" + ";".join(rows)).encode()
+        return (f"brk={self.brk:x};" + ";".join(rows)).encode("utf-8", "surrogateescape")

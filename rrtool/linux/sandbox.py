@@ -57,6 +57,9 @@ class Root:
         self.writeback = writeback
         self._overlay_dir: tempfile.TemporaryDirectory[str] | None = None
         self.whiteouts: set[str] = set()
+        #: Directories made in the overlay that do not merge with the root (whatever the root has there, even
+        #: a symlink to a host directory, stays hidden below them).
+        self.opaque: set[str] = set()
 
     # -- where things are ------------------------------------------------------
     @property
@@ -73,9 +76,19 @@ class Root:
     def _rel(guest: str) -> str:
         return guest.lstrip("/")
 
-    def _whited_out(self, guest: str) -> bool:
-        parts = guest.strip("/").split("/")
-        return any("/" + "/".join(parts[: i + 1]) in self.whiteouts for i in range(len(parts)))
+    def _hidden(self, guest: str) -> bool:
+        """The root's copy of `guest` is hidden: it or a parent was deleted, or a parent is a directory the
+        overlay made afresh (opaque: a new directory, or one moved there by rename)."""
+        if not self.whiteouts and not self.opaque:
+            return False  # the common case
+        # Whichever is less work: test each deleted or opaque path against `guest`, or each of `guest`'s
+        # prefixes against the sets. Either way a lookup of a deep path stays linear in its length.
+        if len(self.whiteouts) + len(self.opaque) <= guest.count("/"):
+            return any(guest == w or guest.startswith(w + "/") for w in self.whiteouts) or any(
+                guest.startswith(o + "/") for o in self.opaque
+            )
+        ends = [*[i for i, c in enumerate(guest) if c == "/"][1:], len(guest)]
+        return any(guest[:e] in self.whiteouts for e in ends) or any(guest[:e] in self.opaque for e in ends[:-1])
 
     def locate(self, guest: str) -> Path | None:
         """The host path holding `guest` now (overlay, then root), or None when it does not exist."""
@@ -86,7 +99,7 @@ class Root:
             upper = self.overlay / rel
             if os.path.lexists(upper):
                 return upper
-        if self._whited_out(guest):
+        if self._hidden(guest):
             return None
         lower = self.root / rel
         return lower if os.path.lexists(lower) else None
@@ -110,6 +123,9 @@ class Root:
             raise _err(errno.ENOENT)
         if len(path) >= 4096:
             raise _err(errno.ENAMETOOLONG)
+        # A trailing slash names a directory: the last symlink is followed, and a file there is ENOTDIR.
+        must_be_dir = path.endswith("/") and path.strip("/") != ""
+        follow = follow or must_be_dir
         todo = [c for c in (path if path.startswith("/") else cwd + "/" + path).split("/") if c]
         todo.reverse()  # a stack: the next component last
         done: list[str] = []
@@ -157,7 +173,14 @@ class Root:
             if not last and not stat.S_ISDIR(st.st_mode):
                 raise _err(errno.ENOTDIR, guest)
             done.append(part)
-        return "/" + "/".join(done)
+        guest = "/" + "/".join(done)
+        if must_be_dir and guest not in VIRTUAL_DIRS:
+            try:
+                if not stat.S_ISDIR(self.lstat(guest).st_mode):
+                    raise _err(errno.ENOTDIR, guest)
+            except FileNotFoundError:
+                pass  # `mkdir("new/")` names a directory about to be made
+        return guest
 
     # -- changes -------------------------------------------------------------
     def _ensure_overlay(self) -> Path:
@@ -212,8 +235,57 @@ class Root:
                 shutil.rmtree(upper)
             else:
                 os.unlink(upper)
+        self.opaque.discard(guest)
         if os.path.lexists(self.root / self._rel(guest)):
             self.whiteouts.add(guest)
+
+    def make_dir(self, guest: str, mode: int) -> None:
+        """mkdir: a new directory is empty, so in the overlay it hides whatever the root has under that name."""
+        os.mkdir(self.writable(guest, copy=False), mode)
+        if not self.writeback:
+            self.opaque.add(guest)
+
+    def rename(self, src: str, dst: str) -> None:
+        """rename with Linux's type rules; in the overlay a directory moves with all it holds, merged."""
+        src_host, dst_host = self.locate(src), self.locate(dst)
+        if src_host is None:
+            raise _err(errno.ENOENT, src)
+        src_dir = stat.S_ISDIR(os.lstat(src_host).st_mode)
+        if dst_host is not None:
+            dst_dir = stat.S_ISDIR(os.lstat(dst_host).st_mode)
+            if src_dir and not dst_dir:
+                raise _err(errno.ENOTDIR, dst)
+            if dst_dir and not src_dir:
+                raise _err(errno.EISDIR, dst)
+            if dst_dir and self.listdir(dst):
+                raise _err(errno.ENOTEMPTY, dst)
+        if self.writeback:
+            os.replace(src_host, dst_host or self.root / self._rel(dst))
+            return
+        if src_dir:
+            self._copy_tree(src)
+        upper_src = self.writable(src)
+        if dst_host is not None:
+            self.remove(dst, directory=src_dir)
+        upper_dst = self.writable(dst, copy=False)
+        os.replace(upper_src, upper_dst)
+        if src_dir:
+            self.opaque.add(dst)
+        self.opaque.discard(src)
+        if os.path.lexists(self.root / self._rel(src)):
+            self.whiteouts.add(src)
+
+    def _copy_tree(self, guest: str) -> None:
+        """Copy a directory and everything below it (as the merged view shows it) into the overlay."""
+        self.writable(guest)
+        for name in self.listdir(guest):
+            child = guest.rstrip("/") + "/" + name
+            host = self.locate(child)
+            if host is not None and stat.S_ISDIR(os.lstat(host).st_mode):
+                self._copy_tree(child)
+            else:
+                self.writable(child)
+        self.opaque.add(guest)
 
     def listdir(self, guest: str) -> list[str]:
         """Names in a directory: the overlay's and the root's, without whiteouts (virtual dirs: their files)."""
@@ -225,7 +297,7 @@ class Root:
         # lists a directory (find) sees what it would see natively.
         names: dict[str, None] = {}
         rel = self._rel(guest)
-        if not self._whited_out(guest) and os.path.isdir(self.root / rel):
+        if not self._hidden(guest) and guest not in self.opaque and os.path.isdir(self.root / rel):
             names.update(dict.fromkeys(os.listdir(self.root / rel)))
         if self.overlay is not None and os.path.isdir(self.overlay / rel):
             names.update(dict.fromkeys(os.listdir(self.overlay / rel)))

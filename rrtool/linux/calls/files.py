@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from rrtool.linux.calls import net, pipes
 from rrtool.linux.fds import (
+    MAX_FDS,
     O_ACCMODE,
     O_APPEND,
     O_CLOEXEC,
@@ -98,6 +99,9 @@ def _decode_opened(call: Call, data: bytes | None) -> tuple[str, str]:
     kind, sep, path = data.decode("utf-8", "surrogateescape").partition(":")
     if not sep or kind not in _HOST_KINDS | set(VIRTUAL_FILES.values()) or not path.startswith("/"):
         raise EventRejected(call.ev, "an open whose result names no file rrtool could have opened")
+    virtual = VIRTUAL_FILES.get(path)
+    if (virtual is not None and kind != virtual) or (virtual is None and kind not in ("file", "dir")):
+        raise EventRejected(call.ev, f"an open whose result calls {path} a {kind}, which it cannot be")
     return kind, path
 
 
@@ -114,11 +118,11 @@ def _open(k: Kernel, call: Call, dirfd: int, path: str, flags: int, mode: int) -
             kind = VIRTUAL_FILES[guest]
             if kind == "exe":
                 opened.append(os.open(k.program.image.path, os.O_RDONLY | os.O_CLOEXEC))
-            return newfd, f"{kind}:{guest}".encode()
+            return newfd, f"{kind}:{guest}".encode("utf-8", "surrogateescape")
         if guest in VIRTUAL_DIRS:
             if flags & O_ACCMODE != os.O_RDONLY:
                 raise OSError(errno.EISDIR, "is a directory")
-            return newfd, f"dir:{guest}".encode()
+            return newfd, f"dir:{guest}".encode("utf-8", "surrogateescape")
         if guest.startswith(("/dev/", "/proc/")):
             raise OSError(errno.ENOENT, "not provided")
         writing = flags & O_ACCMODE != os.O_RDONLY or flags & (O_CREAT | O_TRUNC)
@@ -132,16 +136,16 @@ def _open(k: Kernel, call: Call, dirfd: int, path: str, flags: int, mode: int) -
                 raise OSError(errno.EISDIR, "is a directory")
             fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
             opened.append(fd)
-            return newfd, f"dir:{guest}".encode()
+            return newfd, f"dir:{guest}".encode("utf-8", "surrogateescape")
         if flags & O_DIRECTORY:
             raise OSError(errno.ENOTDIR, "not a directory")
         if writing:
-            host = root.writable(guest, copy=not flags & O_TRUNC)
+            host = root.writable(guest)  # copied up whole (O_TRUNC then empties the copy, keeping its mode)
         assert host is not None
         host_flags = (flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND)) | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(host, host_flags, (mode & 0o7777) & ~k.proc.umask)
         opened.append(fd)
-        return newfd, f"file:{guest}".encode()
+        return newfd, f"file:{guest}".encode("utf-8", "surrogateescape")
 
     ret, data = k.host(call, perform, max_data=8192, max_ret=newfd)
     if ret < 0:
@@ -185,6 +189,8 @@ def _read_into(k: Kernel, call: Call, file: OpenFile, count: int, offset: int | 
         return -errno.EBADF
     if file.kind == "dir":
         return -errno.EISDIR
+    if file.kind == "epoll":
+        return -errno.EINVAL
     if file.kind in ("stdout", "stderr", "null"):
         return b""  # a read of stdout as a file: end of file, like reading /dev/null
     if file.kind == "zero":
@@ -290,6 +296,8 @@ def _write(k: Kernel, call: Call, file: OpenFile, data: bytes, offset: int | Non
         return -errno.EBADF
     if file.kind in ("socket", "pipe"):
         return (net.socket_write if file.kind == "socket" else pipes.pipe_write)(k, call, file, data)
+    if file.kind == "epoll":
+        return -errno.EINVAL
     if file.kind in ("null", "zero", "urandom"):
         return len(data)
     if file.kind == "dir":
@@ -618,10 +626,13 @@ def sys_getdents64(k: Kernel, call: Call) -> int:
         if file.listing is None:
             file.listing = _listing(k, file.path)
         out = bytearray()
-        while file.listing and len(out) + len(file.listing[0]) <= count:
-            out += file.listing.pop(0)
+        taken = 0
+        while taken < len(file.listing) and len(out) + len(file.listing[taken]) <= count:
+            out += file.listing[taken]
+            taken += 1
         if not out and file.listing:
             raise OSError(errno.EINVAL, "buffer too small")
+        del file.listing[:taken]
         return len(out), bytes(out)
 
     ret, data = k.host(call, perform, max_data=count, max_ret=count)
@@ -687,7 +698,7 @@ def _readlink(k: Kernel, call: Call, base: str, path: str, buf: int, size: int) 
         root = _root(k)
         guest = root.resolve(path, base, follow=False)
         if guest == "/proc/self/exe":
-            target = k.config.exe.encode()
+            target = k.config.exe.encode("utf-8", "surrogateescape")
         else:
             host = root.locate(guest)
             if host is None:
@@ -761,10 +772,10 @@ def _mkdir(k: Kernel, call: Call, base: str, path: str, mode: int) -> int:
 
     def make() -> None:
         root = _root(k)
-        guest = _guest(k, base, path)
-        if root.locate(guest) is not None:
-            raise OSError(errno.EEXIST, "exists")
-        os.mkdir(root.writable(guest, copy=False), (mode & 0o7777) & ~umask)
+        guest = root.resolve(path, base, follow=False)
+        if guest == "/" or guest in VIRTUAL_DIRS or guest in VIRTUAL_FILES or root.locate(guest) is not None:
+            raise OSError(errno.EEXIST, "exists")  # `mkdir -p /a/b` asks for / and /dev too
+        root.make_dir(_guest(k, base, path), (mode & 0o7777) & ~umask)
 
     return _change(k, call, make)
 
@@ -790,11 +801,7 @@ def _rename(k: Kernel, call: Call, old_base: str, old: str, new_base: str, new: 
             return
         if dst.startswith(src + "/"):
             raise OSError(errno.EINVAL, "into itself")
-        upper_src = root.writable(src)
-        upper_dst = root.writable(dst, copy=False)
-        os.replace(upper_src, upper_dst)
-        if not root.writeback and os.path.lexists(root.root / src.lstrip("/")):
-            root.whiteouts.add(src)
+        root.rename(src, dst)
 
     return _change(k, call, move)
 
@@ -846,11 +853,15 @@ def sys_fchmod(k: Kernel, call: Call) -> int:
     file = k.fds.file(fd)
     if file.kind != "file":
         return 0 if file.kind in _DEVICE_RDEV else -errno.EPERM
-    host = file.host
+    host, path = file.host, file.path
 
     def change() -> None:
-        assert host is not None
-        os.fchmod(host, call.a[1] & 0o7777)
+        root = _root(k)
+        if root.writeback:
+            assert host is not None
+            os.fchmod(host, call.a[1] & 0o7777)
+        else:  # the descriptor may be the root's own file: change the overlay's copy instead
+            os.chmod(root.writable(path), call.a[1] & 0o7777, follow_symlinks=False)
 
     return _change(k, call, change)
 
@@ -873,10 +884,12 @@ def sys_utimensat(k: Kernel, call: Call) -> int:
         if file.kind != "file":
             return 0
         target_host = file.host
+        fpath = file.path
         path = None
     else:
         path = k.path_arg(call, call.a[1])
         target_host = None
+        fpath = ""
     base = _base(k, dirfd) if path is not None and not path.startswith("/") else "/"
 
     def change() -> None:
@@ -895,11 +908,14 @@ def sys_utimensat(k: Kernel, call: Call) -> int:
                 else:
                     stamps.append(sec * 10**9 + nsec)
             ns = (stamps[0], stamps[1])
-        if path is None:
-            assert target_host is not None
-            _utime(target_host, ns)
-            return
         root = _root(k)
+        if path is None:
+            if root.writeback:
+                assert target_host is not None
+                _utime(target_host, ns)
+            else:  # the descriptor may be the root's own file: change the overlay's copy instead
+                _utime(root.writable(fpath), ns)
+            return
         guest = _guest(k, base, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
         if root.locate(guest) is None:
             raise OSError(errno.ENOENT, "no such file")
@@ -909,13 +925,15 @@ def sys_utimensat(k: Kernel, call: Call) -> int:
 
 
 def _utime(target: int | os.PathLike[str], ns: tuple[int, int] | None) -> None:
+    """utime that never follows a symlink on the host (a guest's symlink may point anywhere)."""
+    follow = isinstance(target, int)  # a descriptor has nothing to follow
     if ns is not None and -1 in ns:
-        cur = os.stat(target)
+        cur = os.stat(target, follow_symlinks=follow)
         ns = (cur.st_atime_ns if ns[0] == -1 else ns[0], cur.st_mtime_ns if ns[1] == -1 else ns[1])
     if ns is None:
-        os.utime(target)
+        os.utime(target, follow_symlinks=follow)
     else:
-        os.utime(target, ns=ns)
+        os.utime(target, ns=ns, follow_symlinks=follow)
 
 
 @syscall("umask")
@@ -951,6 +969,8 @@ def sys_fcntl(k: Kernel, call: Call) -> int:
     call.ev.fd = fd
     entry = k.fds.get(fd)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if arg & 0xFFFFFFFF >= MAX_FDS:
+            return -errno.EINVAL
         return k.fds.install(k.fds.lowest_free(arg & 0xFFFFFFFF), entry.file, cmd == F_DUPFD_CLOEXEC)
     if cmd == F_GETFD:
         return FD_CLOEXEC if entry.cloexec else 0
@@ -961,6 +981,13 @@ def sys_fcntl(k: Kernel, call: Call) -> int:
         return entry.file.flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECTORY)
     if cmd == F_SETFL:
         entry.file.flags = (entry.file.flags & ~(O_APPEND | O_NONBLOCK)) | (arg & (O_APPEND | O_NONBLOCK))
+        if entry.file.kind == "file" and entry.file.host is not None:  # live only: the host file must append too
+            import fcntl
+
+            host_flags = fcntl.fcntl(entry.file.host, fcntl.F_GETFL)
+            fcntl.fcntl(
+                entry.file.host, fcntl.F_SETFL, (host_flags & ~os.O_APPEND) | (os.O_APPEND if arg & O_APPEND else 0)
+            )
         return 0
     if cmd in (F_GETLK, F_OFD_GETLK):
         # One process holds every lock there is: nothing conflicts, which F_GETLK says as F_UNLCK.

@@ -10,7 +10,8 @@ peer long gone.
 
 Loopback only. A connect or sendto to an address outside 127.0.0.0/8 and ::1
 gets ENETUNREACH, and a bind to anything but those or the wildcard gets
-EADDRNOTAVAIL. Those answers are decided from the arguments alone, so they
+EADDRNOTAVAIL (a wildcard bind is made on the host's loopback address).
+Those answers are decided from the arguments alone, so they
 are ordinary rows (replay recomputes them), and no recording ever talks to
 another machine.
 
@@ -268,8 +269,13 @@ def sys_bind(k: Kernel, call: Call) -> int:
         return -errno.EADDRNOTAVAIL
     call.ev.path = f"{where[0]}:{where[1]}"
 
+    host_where = where
+    if ipaddress.ip_address(where[0].split("%")[0]).is_unspecified:
+        # The wildcard listens on loopback only on the host: nothing outside this machine can reach a guest.
+        host_where = ("::1" if family == socket.AF_INET6 else "127.0.0.1", *where[1:])
+
     def perform() -> tuple[int, None]:
-        _sock(file).bind(where)
+        _sock(file).bind(host_where)
         return 0, None
 
     return k.host(call, perform, max_ret=0)[0]

@@ -74,10 +74,10 @@ def sys_rt_sigprocmask(k: Kernel, call: Call) -> int:
     how, new, old, size = call.a[:4]
     if size != 8:
         return -errno.EINVAL
+    mask = struct.unpack("<Q", k.read(new, 8))[0] if new else 0  # read first: `old` may be the same buffer
     if old:
         k.write(old, struct.pack("<Q", k.proc.sigmask))
     if new:
-        (mask,) = struct.unpack("<Q", k.read(new, 8))
         mask &= ~(_bit(SIGKILL) | _bit(SIGSTOP))
         if how == 0:
             k.proc.sigmask |= mask

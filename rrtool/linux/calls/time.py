@@ -36,7 +36,9 @@ def _wall(k: Kernel, call: Call, seconds: bool = False) -> int:
 
     ret, data = k.host(call, now, max_data=8)
     if data is None or len(data) != 8:
-        return 0
+        from rrtool.machine.units import EventRejected
+
+        raise EventRejected(call.ev, "a wall-clock read without its 8-byte time value")
     ns = int(struct.unpack("<q", data)[0])
     if ns < 0 or ret != (ns // _NS if seconds else 0):
         from rrtool.machine.units import EventRejected
@@ -125,7 +127,7 @@ def sys_clock_nanosleep(k: Kernel, call: Call) -> int:
     clock, flags, req = call.a[0], call.a[1], call.a[2]
     ns = _timespec(k, req)
     if ns < 0 or clock not in _WALL | _VIRTUAL | _CPU:
-        return errno.EINVAL  # clock_nanosleep returns the error number itself
+        return -errno.EINVAL
     if flags & TIMER_ABSTIME:
         ns -= _clock_ns(k, call, clock)
     k.sleep(ns)
