@@ -135,7 +135,7 @@ Image = Annotated[
     ),
 ]
 ProgramArgs = Annotated[
-    list[str] | None, typer.Argument(metavar="[ARGS]...", help="Arguments for a Linux program (after PROGRAM).")
+    list[str] | None, typer.Argument(metavar="ARGS", help="Arguments for a Linux program (after PROGRAM).")
 ]
 Root = Annotated[
     str | None,
