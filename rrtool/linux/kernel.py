@@ -373,6 +373,16 @@ class Kernel:
             raise EventRejected(call.ev, f"the bytes {call.ev.syscall} returned do not match their digest in the row")
         return ret, data
 
+    def host_bytes(self, call: Call, perform: Callable[[], tuple[int, bytes | None]], limit: int) -> bytes | int:
+        """A host call that returns up to `limit` bytes and their count (read, getrandom, getdents, readlink):
+        the bytes, or -errno. A logged count that is not the number of bytes logged is `EventRejected`."""
+        ret, data = self.host(call, perform, max_data=limit, max_ret=limit)
+        if ret < 0:
+            return ret
+        if len(data or b"") != ret:
+            raise EventRejected(call.ev, f"{call.ev.syscall} returned a count that is not its number of bytes")
+        return data or b""
+
     def out_data(self, call: Call, data: bytes) -> None:
         """What the program passed out: its length and digest are compared in replay (bytes too, if asked)."""
         call.ev.length = len(data)

@@ -77,8 +77,11 @@ _DEVICE_RDEV = {"null": 0x103, "zero": 0x105, "urandom": 0x109, "stdin": 0x8800,
 
 
 # -- lookups -------------------------------------------------------------------
-def _base(k: Kernel, dirfd: int) -> str:
-    """The directory a relative path starts from (the cwd, or a directory descriptor's path)."""
+def _base(k: Kernel, dirfd: int, path: str) -> str:
+    """The directory `path` starts from: `/` for an absolute path (the descriptor is then ignored, as Linux
+    ignores it), else the cwd or the directory descriptor's path."""
+    if path.startswith("/"):
+        return "/"
     if dirfd == AT_FDCWD:
         return k.proc.cwd
     file = k.fds.file(dirfd)
@@ -108,7 +111,7 @@ def _decode_opened(call: Call, data: bytes | None) -> tuple[str, str]:
 def _open(k: Kernel, call: Call, dirfd: int, path: str, flags: int, mode: int) -> int:
     newfd = k.fds.lowest_free()
     call.ev.fd = newfd
-    base = _base(k, dirfd) if not path.startswith("/") else "/"
+    base = _base(k, dirfd, path)
     opened: list[int] = []
 
     def perform() -> tuple[int, bytes]:
@@ -199,23 +202,17 @@ def _read_into(k: Kernel, call: Call, file: OpenFile, count: int, offset: int | 
     if file.kind in ("socket", "pipe"):
         return (net.socket_read if file.kind == "socket" else pipes.pipe_read)(k, call, file, count)
     if file.kind == "urandom":
-        ret, data = k.host(call, lambda: (count, os.urandom(count)), max_data=count, max_ret=count)
-    elif file.kind == "stdin":
-        ret, data = k.host(call, lambda: _stdin_read(k, count), max_data=count, max_ret=count)
-    else:
-        host = file.host
+        return k.host_bytes(call, lambda: (count, os.urandom(count)), count)
+    if file.kind == "stdin":
+        return k.host_bytes(call, lambda: _stdin_read(k, count), count)
+    host = file.host
 
-        def perform() -> tuple[int, bytes]:
-            assert host is not None
-            got = os.read(host, count) if offset is None else os.pread(host, count, offset)
-            return len(got), got
+    def perform() -> tuple[int, bytes]:
+        assert host is not None
+        got = os.read(host, count) if offset is None else os.pread(host, count, offset)
+        return len(got), got
 
-        ret, data = k.host(call, perform, max_data=count, max_ret=count)
-    if ret < 0:
-        return ret
-    if len(data or b"") != ret:
-        raise EventRejected(call.ev, "a read whose result is not the number of bytes it returned")
-    return data or b""
+    return k.host_bytes(call, perform, count)
 
 
 def _stdin_read(k: Kernel, count: int) -> tuple[int, bytes | None]:
@@ -512,7 +509,7 @@ def sys_newfstatat(k: Kernel, call: Call) -> int:
             cwd = k.proc.cwd
             return _stat_of(k, call, lambda: (0, _stat_path(k, "/", cwd, True)), call.a[2])
         return _fstat(k, call, k.fds.file(dirfd), call.a[2])
-    base = _base(k, dirfd) if not path.startswith("/") else "/"
+    base = _base(k, dirfd, path)
     follow = not flags & AT_SYMLINK_NOFOLLOW
     return _stat_of(k, call, lambda: (0, _stat_path(k, base, path, follow)), call.a[2])
 
@@ -546,7 +543,7 @@ def sys_statx(k: Kernel, call: Call) -> int:
                 return 0, pack_stat(os.fstat(host))
             return 0, _stat_path(k, "/", fpath, True)
     else:
-        base = _base(k, dirfd) if not path.startswith("/") else "/"
+        base = _base(k, dirfd, path)
         follow = not flags & AT_SYMLINK_NOFOLLOW
 
         def perform() -> tuple[int, bytes]:
@@ -586,7 +583,7 @@ def sys_access(k: Kernel, call: Call) -> int:
 def sys_faccessat(k: Kernel, call: Call) -> int:
     dirfd = _fd(call.a[0])
     path = k.path_arg(call, call.a[1])
-    return _access(k, call, _base(k, dirfd) if not path.startswith("/") else "/", path, call.a[2])
+    return _access(k, call, _base(k, dirfd, path), path, call.a[2])
 
 
 # -- directories ------------------------------------------------------------------
@@ -635,13 +632,11 @@ def sys_getdents64(k: Kernel, call: Call) -> int:
         del file.listing[:taken]
         return len(out), bytes(out)
 
-    ret, data = k.host(call, perform, max_data=count, max_ret=count)
-    if ret < 0:
-        return ret
-    if len(data or b"") != ret:
-        raise EventRejected(call.ev, "a directory listing whose result is not its length")
-    k.write(buf, data or b"")
-    return ret
+    got = k.host_bytes(call, perform, count)
+    if isinstance(got, int):
+        return got
+    k.write(buf, got)
+    return len(got)
 
 
 @syscall("getcwd")
@@ -709,13 +704,11 @@ def _readlink(k: Kernel, call: Call, base: str, path: str, buf: int, size: int) 
         target = target[:size]
         return len(target), target
 
-    ret, data = k.host(call, perform, max_data=min(size, 4096), max_ret=min(size, 4096))
-    if ret < 0:
-        return ret
-    if len(data or b"") != ret:
-        raise EventRejected(call.ev, "a readlink whose result is not its length")
-    k.write(buf, data or b"")
-    return ret
+    got = k.host_bytes(call, perform, min(size, 4096))
+    if isinstance(got, int):
+        return got
+    k.write(buf, got)
+    return len(got)
 
 
 @syscall("readlink")
@@ -726,7 +719,7 @@ def sys_readlink(k: Kernel, call: Call) -> int:
 @syscall("readlinkat")
 def sys_readlinkat(k: Kernel, call: Call) -> int:
     path = k.path_arg(call, call.a[1])
-    base = _base(k, _fd(call.a[0])) if not path.startswith("/") else "/"
+    base = _base(k, _fd(call.a[0]), path)
     return _readlink(k, call, base, path, call.a[2], call.a[3])
 
 
@@ -763,7 +756,7 @@ def sys_rmdir(k: Kernel, call: Call) -> int:
 @syscall("unlinkat")
 def sys_unlinkat(k: Kernel, call: Call) -> int:
     path = k.path_arg(call, call.a[1])
-    base = _base(k, _fd(call.a[0])) if not path.startswith("/") else "/"
+    base = _base(k, _fd(call.a[0]), path)
     return _unlink(k, call, base, path, bool(call.a[2] & AT_REMOVEDIR))
 
 
@@ -788,7 +781,7 @@ def sys_mkdir(k: Kernel, call: Call) -> int:
 @syscall("mkdirat")
 def sys_mkdirat(k: Kernel, call: Call) -> int:
     path = k.path_arg(call, call.a[1])
-    return _mkdir(k, call, _base(k, _fd(call.a[0])) if not path.startswith("/") else "/", path, call.a[2])
+    return _mkdir(k, call, _base(k, _fd(call.a[0]), path), path, call.a[2])
 
 
 def _rename(k: Kernel, call: Call, old_base: str, old: str, new_base: str, new: str) -> int:
@@ -819,8 +812,8 @@ def sys_renameat(k: Kernel, call: Call) -> int:
     new = k.cstr(call.a[3]).decode("utf-8", "surrogateescape")
     if call.ev.syscall == "renameat2" and call.a[4]:
         return -errno.EINVAL  # RENAME_NOREPLACE / EXCHANGE / WHITEOUT
-    old_base = _base(k, _fd(call.a[0])) if not old.startswith("/") else "/"
-    new_base = _base(k, _fd(call.a[2])) if not new.startswith("/") else "/"
+    old_base = _base(k, _fd(call.a[0]), old)
+    new_base = _base(k, _fd(call.a[2]), new)
     return _rename(k, call, old_base, old, new_base, new)
 
 
@@ -843,7 +836,7 @@ def sys_chmod(k: Kernel, call: Call) -> int:
 @syscall("fchmodat")
 def sys_fchmodat(k: Kernel, call: Call) -> int:
     path = k.path_arg(call, call.a[1])
-    return _chmod(k, call, _base(k, _fd(call.a[0])) if not path.startswith("/") else "/", path, call.a[2])
+    return _chmod(k, call, _base(k, _fd(call.a[0]), path), path, call.a[2])
 
 
 @syscall("fchmod")
@@ -890,7 +883,7 @@ def sys_utimensat(k: Kernel, call: Call) -> int:
         path = k.path_arg(call, call.a[1])
         target_host = None
         fpath = ""
-    base = _base(k, dirfd) if path is not None and not path.startswith("/") else "/"
+    base = _base(k, dirfd, path) if path is not None else "/"
 
     def change() -> None:
         ns = None
@@ -1077,8 +1070,8 @@ def sys_link(k: Kernel, call: Call) -> int:
 def sys_linkat(k: Kernel, call: Call) -> int:
     old = k.path_arg(call, call.a[1])
     new = k.cstr(call.a[3]).decode("utf-8", "surrogateescape")
-    old_base = _base(k, _fd(call.a[0])) if not old.startswith("/") else "/"
-    new_base = _base(k, _fd(call.a[2])) if not new.startswith("/") else "/"
+    old_base = _base(k, _fd(call.a[0]), old)
+    new_base = _base(k, _fd(call.a[2]), new)
     return _link(k, call, old_base, old, new_base, new, bool(call.a[4] & AT_SYMLINK_FOLLOW))
 
 
@@ -1106,5 +1099,5 @@ def sys_symlink(k: Kernel, call: Call) -> int:
 def sys_symlinkat(k: Kernel, call: Call) -> int:
     target = k.path_arg(call, call.a[0])
     new = k.cstr(call.a[2]).decode("utf-8", "surrogateescape")
-    base = _base(k, _fd(call.a[1])) if not new.startswith("/") else "/"
+    base = _base(k, _fd(call.a[1]), new)
     return _symlink(k, call, target, base, new)
