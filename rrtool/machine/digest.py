@@ -120,6 +120,10 @@ class GuestRam:
             h.update(view[start - self.base : end - self.base])
         return int(h.intdigest())
 
+    def view(self) -> memoryview:
+        """The RAM's bytes in place (offset 0 is guest address `base`), for snapshots."""
+        return memoryview(self._map)
+
     def zero(self) -> None:
         ctypes.memset(self.address, 0, self.size)
 

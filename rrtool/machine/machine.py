@@ -121,6 +121,10 @@ class Machine:
         self._device_stop = False
         self._internal_stop: int | None = None
         self._internal_stop_slice: int | None = None
+        self._slice_internal: int | None = None  # the internal stop the last slice ran to, for pauses
+        #: Set by time travel (`rrtool.player.timeline`) on a replay: stops the log does not hold are pauses.
+        self.time_travel = False
+        self._pause_requested = False
         self._last_stop_reason = STOP_NONE
         self._fault: tuple[str, int] | None = None
         self._fault_addr: int | None = None  # the address a memory fault touched
@@ -288,22 +292,72 @@ class Machine:
             watchdog.daemon = True
             watchdog.start()
         try:
-            self._checkpoint(ev.CP_INIT)
-            while self._result is None:
-                halted = self._run_slice()
-                if self._result is None:
-                    self._after_stop(halted)
-            return self._result
+            self.start()
+            result = self.advance()
+            assert result is not None
+            return result
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+
+    def start(self) -> None:
+        """Take the init checkpoint; `advance` runs on from there (`run` does both)."""
+        self._checkpoint(ev.CP_INIT)
+
+    @property
+    def result(self) -> RunResult | None:
+        """How the run ended, once it has."""
+        return self._result
+
+    def advance(self, pause_at: int | None = None) -> RunResult | None:
+        """Run until the run ends (its result), or pause: at exactly `pause_at` instructions, or on `pause_soon`.
+
+        A pause is time travel's stop (`rrtool.player.timeline`): it lands *after* everything the
+        machine does at its icount (checkpoints, their inputs, an interrupt delivered), so the next
+        instruction to run is the (icount+1)-th, and resuming is indistinguishable from never having
+        paused. Only a replay in time-travel mode may pause: its stops are fixed by the log, so a
+        stop between two of them is a pure pause that touches nothing (no checkpoint, no interrupt
+        delivery, no end that a hook already decided: a replay ends where its log says). Live and
+        record would take their checkpoints where the pauses fell.
+        """
+        self._pause_requested = False
+        while self._result is None:
+            if self._pause_due(pause_at) and self._settled():
+                return None
+            halted = self._run_slice(pause_at)
+            if self._result is None and not self._unplanned_stop():
+                self._after_stop(halted)
+        return self._result
+
+    def pause_soon(self) -> None:
+        """From a hook: pause `advance` at the next block boundary (exact: the counter stops there)."""
+        assert self.time_travel, "only a time-travel replay pauses"
+        self._pause_requested = True
+        self.counter.state.soft_deadline = 0
+
+    def _pause_due(self, pause_at: int | None) -> bool:
+        return self._pause_requested or (pause_at is not None and self.counter.icount >= pause_at)
+
+    def _settled(self) -> bool:
+        """Nothing more is due at this icount: no planned checkpoint and no internal stop still to take."""
+        icount = self.counter.icount
+        return self.port.plan().at != icount and self._internal_stop != icount
+
+    def _unplanned_stop(self) -> bool:
+        """In time travel, a stop the log does not hold (a pause): the run loop does nothing there."""
+        if not self.time_travel:
+            return False
+        icount = self.counter.icount
+        if self._plan.at == icount or self._slice_internal == icount:
+            return False
+        return not self.clock.any_due(icount)
 
     def _on_timeout(self) -> None:
         self._timed_out.set()
         self.port.request_stop()
 
-    def _run_slice(self) -> bool:
-        """Run until the next stop; True when the guest executed hlt."""
+    def _run_slice(self, pause_at: int | None = None) -> bool:
+        """Run until the next stop (or `pause_at`); True when the guest executed hlt."""
         plan = self._plan = self.port.plan()
         icount = self.counter.icount
         hard = NO_DEADLINE
@@ -314,12 +368,15 @@ class Machine:
             hard = min(hard, max(icount + 1, self.clock.icount_for(plan.io_due_ns)))
         if self.limits.max_insns is not None:
             hard = min(hard, self.limits.max_insns)
+        self._slice_internal = self._internal_stop
         if self._internal_stop is not None:
             hard = min(hard, self._internal_stop)
             self._internal_stop_slice = self._internal_stop
             self._internal_stop = None
         if plan.at is not None:
             hard = min(hard, plan.at)
+        if pause_at is not None and pause_at > icount:
+            hard = min(hard, pause_at)
         soft = self._last_cp_icount + self.config.checkpoint_every if plan.kind is None else NO_DEADLINE
         if hard <= icount:
             return False
@@ -546,6 +603,31 @@ class Machine:
         each page's first access asks the page policy afresh."""
         self.counter.flush()
         self.pages.flush()
+
+    # ------------------------------------------------------------ snapshots
+    #: The run loop's own state between two stops; with the CPU, RAM, the units and the port it is the machine.
+    _CORE_FIELDS = ("checkpoint_id", "_last_cp_icount", "_next_mem_digest", "_device_stop", "_internal_stop",
+                    "_slice_internal", "_last_stop_reason", "_exit_code", "_ending", "_signal", "_reset_requested",
+                    "_result")  # fmt: skip
+
+    def save_core(self) -> dict[str, object]:
+        """The run loop's state and the icount, for a snapshot taken between stops (`rrtool.machine.snapshot`)."""
+        saved: dict[str, object] = {name: getattr(self, name) for name in self._CORE_FIELDS}
+        saved["icount"] = self.counter.icount
+        saved["output"] = len(self.output)
+        return saved
+
+    def load_core(self, saved: dict[str, object]) -> None:
+        for name in self._CORE_FIELDS:
+            setattr(self, name, saved[name])
+        icount, output = saved["icount"], saved["output"]
+        assert isinstance(icount, int) and isinstance(output, int)
+        self.counter.state.icount = icount
+        del self.output[output:]
+        self._hook_error = None
+        self._fault = None
+        self._fault_addr = None
+        self._fault_vector = None
 
     # ------------------------------------------------------------- inspection
     def disassemble(self, pc: int, count: int = 1) -> list[str]:

@@ -141,6 +141,14 @@ class Pages:
         ctypes.memset(ctypes.addressof(self._kinds) + first, kind, last - first)
         self.flush()
 
+    def save_kinds(self) -> bytes:
+        """Every page's kind, for a snapshot (a Linux mapping's protection is held here)."""
+        return bytes(self._kinds)
+
+    def load_kinds(self, kinds: bytes) -> None:
+        ctypes.memmove(ctypes.addressof(self._kinds), kinds, len(self._kinds))
+        self.flush()
+
     def flush(self) -> None:
         """Drop every TLB entry: the next access to each page asks the policy again.
 

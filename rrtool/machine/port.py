@@ -164,6 +164,13 @@ class EventPort:
         """A deterministic output or note (console output, interrupt delivered)."""
         ev.checkpoint = self.current_checkpoint
 
+    def save(self) -> object:
+        """The port's position for a snapshot; only a replay can have one (its inputs come from a file)."""
+        raise NotImplementedError("only a replay can be snapshotted: a live or recording port has the outside world")
+
+    def load(self, saved: object) -> None:
+        raise NotImplementedError("only a replay can be snapshotted")
+
     def idle_tick(self) -> None:
         """Called every IDLE_SLICE_S of a long sleep (the recorder flushes its buffer here)."""
 

@@ -8,6 +8,7 @@ value at the first place it shows.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -33,8 +34,10 @@ class ReplayPort(EventPort):
     def __init__(self, trace: TraceFile, on_checkpoint: Callable[[Event], None] | None = None) -> None:
         super().__init__()
         self._on_checkpoint = on_checkpoint
+        self._trace = trace
         self._batches: Iterator[pa.RecordBatch] = trace.batches()
         self._rows: deque[Event] = deque()
+        self._row_starts: list[int] | None = None  # the seq of each batch's first row, for `load`
         self._next_cp: Event | None = None
         self.checkpoints_verified = 0
         self.events_replayed = 0
@@ -103,6 +106,38 @@ class ReplayPort(EventPort):
             expected=logged.describe(),
             actual=actual.describe(),
         )
+
+    # -- time travel: the cursor as part of a snapshot ------------------------
+    def save(self) -> tuple[int, ...]:
+        """Where the port is in the trace: every row before `events_replayed` (= its seq) was consumed."""
+        return (self.events_replayed, self.checkpoints_verified, self.last_checkpoint, self.last_icount,
+                self.current_checkpoint)  # fmt: skip
+
+    def load(self, saved: object) -> None:
+        """Put the cursor back where `save` found it: the batch holding that row, read again from there.
+
+        Rows are numbered by `seq`, which runs from 0 without gaps (the order check), so the row to
+        resume at is found from the batch index's row counts without reading the batches before it.
+        """
+        assert isinstance(saved, tuple)
+        seq, self.checkpoints_verified, self.last_checkpoint, self.last_icount, self.current_checkpoint = saved
+        if self._row_starts is None:
+            starts, total = [], 0
+            for info in self._trace.batch_index():
+                starts.append(total)
+                total += info.rows
+            self._row_starts = starts
+        index = max(0, bisect.bisect_right(self._row_starts, seq) - 1)
+        self.events_replayed = seq
+        self._next_cp = None
+        self._rows.clear()
+        self._batches = self._trace.batches(index)
+        for batch in self._batches:
+            skip = seq - self._row_starts[index]
+            index += 1
+            if skip < batch.num_rows:
+                self._rows.extend(Event(**row) for row in batch.slice(skip).to_pylist())
+                break
 
     @property
     def exhausted(self) -> bool:

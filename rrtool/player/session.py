@@ -90,15 +90,16 @@ def replay(
         return _replay(trace, trace_path, image, force, console_sink, on_progress, stderr_sink)
 
 
-def _replay(
+def build_replay(
     trace: TraceFile,
     trace_path: Path,
     image: Path | None,
     force: bool,
-    console_sink: Callable[[bytes], None] | None,
-    on_progress: Callable[[ReplayProgress], None] | None,
+    console_sink: Callable[[bytes], None] | None = None,
     stderr_sink: Callable[[bytes], None] | None = None,
-) -> ReplayResult:
+    on_checkpoint: Callable[[Event], None] | None = None,
+) -> tuple[Machine, ReplayPort]:
+    """The recorded machine, rebuilt from the trace's record and driven by a replay port; or one `ReplayError` line."""
     path = resolve_image(trace.metadata.get(ev.META_IMAGE_PATH), image, trace.metadata.get(ev.META_IMAGE_SHA256), force)
     if ev.META_MACHINE not in trace.metadata:
         raise ReplayError(f"{trace_path}: the trace does not describe its machine (no {ev.META_MACHINE!r})")
@@ -127,14 +128,6 @@ def _replay(
     except (MachineError, TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ReplayError(f"{trace_path}: metadata {ev.META_MACHINE!r} is not a machine this rrtool can build "
                           f"({exc})") from None  # fmt: skip
-    on_checkpoint = None
-    if on_progress is not None:
-        total_checkpoints, total_icount = trace.totals()
-
-        def on_checkpoint(cp: Event) -> None:
-            on_progress(ReplayProgress(cp.checkpoint + 1, cp.icount, time.monotonic() - start, total_checkpoints,
-                                       total_icount))  # fmt: skip
-
     port = ReplayPort(trace, on_checkpoint)
     try:
         if platform == PLATFORM_LINUX:
@@ -143,43 +136,70 @@ def _replay(
             machine = Machine(load_image(path, config.ram_size), config, port, Board(board), console_sink=console_sink)
     except MachineError as exc:
         raise ReplayError(f"{trace_path}: the recorded machine cannot be built: {exc}") from None
+    return machine, port
+
+
+def trailing_rows(machine: Machine, port: ReplayPort, run: RunResult) -> Divergence | None:
+    """The run ended: a divergence if the trace still holds rows, which the machine never asked for."""
+    if port.exhausted:
+        return None
+    extra = port._peek()
+    assert extra is not None
+    return located(Divergence(checkpoint=extra.checkpoint, icount=machine.icount,
+                              what="the machine ended but the trace goes on", expected=extra.describe(),
+                              actual=f"end of run ({run.reason})"), machine)  # fmt: skip
+
+
+def as_divergence(
+    exc: Divergence | EventRejected | TraceEnd, machine: Machine, port: ReplayPort, complete: bool
+) -> Divergence | None:
+    """What a replay's exception means for the user: the first difference, or None (a cut-short trace ran out)."""
+    if isinstance(exc, Divergence):
+        return located(exc, machine)
+    if isinstance(exc, EventRejected):
+        return located(Divergence(checkpoint=port.last_checkpoint, icount=machine.icount,
+                                  what=f"an input event in the trace does not belong here: {exc.reason}",
+                                  expected=exc.event.describe(),
+                                  actual="no such input can occur at this point of a run"), machine)  # fmt: skip
+    if not complete:
+        return None
+    return located(Divergence(checkpoint=port.last_checkpoint, icount=machine.icount,
+                              what="the trace ended before the machine did", expected="end of trace",
+                              actual="the machine asked for another event"), machine)  # fmt: skip
+
+
+def located(divergence: Divergence, machine: Machine) -> Divergence:
+    divergence.pc = machine.pc
+    divergence.disassembly = machine.disassemble(machine.pc)
+    return divergence
+
+
+def _replay(
+    trace: TraceFile,
+    trace_path: Path,
+    image: Path | None,
+    force: bool,
+    console_sink: Callable[[bytes], None] | None,
+    on_progress: Callable[[ReplayProgress], None] | None,
+    stderr_sink: Callable[[bytes], None] | None = None,
+) -> ReplayResult:
+    on_checkpoint = None
+    if on_progress is not None:
+        total_checkpoints, total_icount = trace.totals()
+
+        def on_checkpoint(cp: Event) -> None:
+            on_progress(ReplayProgress(cp.checkpoint + 1, cp.icount, time.monotonic() - start, total_checkpoints,
+                                       total_icount))  # fmt: skip
+
+    machine, port = build_replay(trace, trace_path, image, force, console_sink, stderr_sink, on_checkpoint)
     start = time.monotonic()
     run: RunResult | None = None
     divergence: Divergence | None = None
     try:
         run = machine.run()
-        if not port.exhausted:
-            extra = port._peek()
-            assert extra is not None
-            divergence = Divergence(
-                checkpoint=extra.checkpoint,
-                icount=machine.icount,
-                what="the machine ended but the trace goes on",
-                expected=extra.describe(),
-                actual=f"end of run ({run.reason})",
-            )
-    except Divergence as exc:
-        divergence = exc
-    except EventRejected as exc:
-        divergence = Divergence(
-            checkpoint=port.last_checkpoint,
-            icount=machine.icount,
-            what=f"an input event in the trace does not belong here: {exc.reason}",
-            expected=exc.event.describe(),
-            actual="no such input can occur at this point of a run",
-        )
-    except TraceEnd:
-        if trace.complete:
-            divergence = Divergence(
-                checkpoint=port.last_checkpoint,
-                icount=machine.icount,
-                what="the trace ended before the machine did",
-                expected="end of trace",
-                actual="the machine asked for another event",
-            )
-    if divergence is not None:
-        divergence.pc = machine.pc
-        divergence.disassembly = machine.disassemble(machine.pc)
+        divergence = trailing_rows(machine, port, run)
+    except (Divergence, EventRejected, TraceEnd) as exc:
+        divergence = as_divergence(exc, machine, port, trace.complete)
     return ReplayResult(
         trace=trace_path,
         checkpoints=port.checkpoints_verified,

@@ -1,0 +1,458 @@
+"""Time travel over a replay: go to any instruction, step either way, continue either way to a breakpoint.
+
+A `Timeline` is one replay that can move. Every position is an exact icount
+N: the machine after N instructions and after everything the machine does at
+N (checkpoints, their inputs, an interrupt delivered), so the next
+instruction to run is the (N+1)-th. Moving is always forward: to go back, the
+timeline restores the nearest snapshot at or before the target and replays
+forward from it (QEMU's and rr's way), so every instruction it shows was
+replayed and every checkpoint on the way was verified against the log.
+
+Snapshots (`rrtool.machine.snapshot`) are taken at multiples of `every`
+instructions as the replay passes them, and thinned when they outgrow the
+memory budget: the one whose removal leaves the smallest gap for its distance
+from the present goes first, so they stay dense near where the user is and
+thin out exponentially into the past, as rr's are. The snapshot at icount 0 is
+never dropped.
+
+Breakpoints and watchpoints are Unicorn hooks that only *collect* hits: a hit
+is an exact icount, and the timeline then seeks to it. Reverse-continue runs
+forward from the snapshot before the present to the present, collecting,
+stops at the last hit, and steps back a snapshot at a time while there is
+none. Nothing here writes guest state: a replay cannot change the past.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import unicorn as uc
+from unicorn import x86_const as x86
+
+from rrtool.machine.snapshot import PageStore, Snapshot, capture, restore
+from rrtool.machine.units import EventRejected
+from rrtool.player.divergence import Divergence, TraceEnd
+from rrtool.player.session import as_divergence, build_replay, trailing_rows
+from rrtool.schemas.tracefile import TraceFile, open_tracefile
+
+#: Default memory budget for snapshots (`--snapshot-memory`).
+DEFAULT_SNAPSHOT_MEMORY = 256 << 20
+#: How far a continue runs before it looks at Ctrl-C again (a few milliseconds of guest time).
+CHUNK = 2_000_000
+
+# Why a timeline stopped.
+STEP = "step"  # reached the requested icount
+BREAKPOINT = "breakpoint"
+WATCH = "watch"  # a write to a watched range
+RWATCH = "rwatch"  # a read
+AWATCH = "awatch"  # either
+INTERRUPTED = "interrupted"  # Ctrl-C
+BEGIN = "begin"  # the start of the recording, going backward
+END = "end"  # the end of the recording, going forward
+DIVERGED = "diverged"  # the replay stopped matching its log
+
+WATCH_KINDS = {"write": WATCH, "read": RWATCH, "access": AWATCH}
+
+
+class TimelineError(Exception):
+    """A request no replay can meet (an icount past the end, memory outside the guest); one line for the user."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where a move ended and why; `address` is the watched address for a watchpoint stop."""
+
+    reason: str
+    icount: int
+    pc: int
+    address: int | None = None
+    divergence: Divergence | None = None
+
+
+@dataclass(frozen=True)
+class Watchpoint:
+    kind: str  # write, read or access
+    addr: int
+    length: int
+
+
+@dataclass
+class _Hit:
+    icount: int
+    reason: str
+    address: int | None = None
+
+
+@dataclass
+class _Collect:
+    """The window of a run that collects hits: (after, before] in icounts; forward runs stop at the first."""
+
+    after: int
+    before: int
+    first_only: bool
+    hits: list[_Hit] = field(default_factory=list)
+
+
+class Timeline:
+    """One replay of `trace_path` that can be moved to any icount; see the module docstring."""
+
+    def __init__(
+        self,
+        trace_path: Path,
+        *,
+        image: Path | None = None,
+        force: bool = False,
+        snapshot_memory: int = DEFAULT_SNAPSHOT_MEMORY,
+        every: int | None = None,
+    ) -> None:
+        self.path = trace_path
+        self._trace: TraceFile = open_tracefile(trace_path)
+        try:
+            # Replay re-reads batches from the middle after a restore; the order of every row is
+            # checked once, up front, rather than only on the first pass.
+            self._trace.verify()
+            self.machine, self.port = build_replay(self._trace, trace_path, image, force)
+        except BaseException:
+            self._trace.close()
+            raise
+        self.machine.time_travel = True
+        self.complete = self._trace.complete
+        self.checkpoints, self.last_icount = self._trace.totals()
+        self.every = every if every is not None else max(100_000, self.last_icount // 256)
+        self.snapshot_memory = snapshot_memory
+        self._store = PageStore()
+        self._snapshots: list[Snapshot] = []
+        self._breakpoints: dict[int, Any] = {}
+        self._watchpoints: dict[Watchpoint, Any] = {}
+        self._collect: _Collect | None = None
+        self.divergence: Divergence | None = None
+        self._guard(self.machine.start)
+        self._snapshot()
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        self._trace.close()
+
+    def __enter__(self) -> Timeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- where we are ------------------------------------------------------------
+    @property
+    def icount(self) -> int:
+        return self.machine.icount
+
+    @property
+    def pc(self) -> int:
+        return self.machine.pc
+
+    @property
+    def checkpoint(self) -> int:
+        """The last checkpoint the replay went through."""
+        return self.machine.checkpoint_id
+
+    @property
+    def at_end(self) -> bool:
+        """The machine ended (as the recording did) or the trace has no more to replay."""
+        return self.machine.result is not None or self.divergence is not None
+
+    @property
+    def snapshot_count(self) -> int:
+        return len(self._snapshots)
+
+    @property
+    def snapshot_bytes(self) -> int:
+        return self._store.bytes_used + sum(s.bytes_used for s in self._snapshots)
+
+    # -- moving -----------------------------------------------------------------
+    def seek(self, icount: int) -> Stop:
+        """Go to exactly `icount`; past the end of the recording is a `TimelineError`."""
+        if icount < 0:
+            raise TimelineError(f"icount {icount} is before the start of the recording")
+        if icount > self.last_icount:
+            raise TimelineError(
+                f"icount {icount:,} is past the end of the recording (its last is {self.last_icount:,})"
+            )
+        self._go(icount)
+        return self._stop(STEP if self.icount == icount else END)
+
+    def seek_checkpoint(self, checkpoint: int) -> Stop:
+        """Go to the icount of checkpoint `checkpoint` (after everything at that icount)."""
+        if not 0 <= checkpoint < self.checkpoints:
+            raise TimelineError(f"checkpoint {checkpoint} is not in the recording (it has 0 to {self.checkpoints - 1})")
+        index = self._trace.find_batch(checkpoint)
+        assert index is not None
+        batch = self._trace.batch(index)[0].to_pylist()
+        icount = next(r["icount"] for r in batch if r["kind"] == "checkpoint" and r["checkpoint"] == checkpoint)
+        return self.seek(int(icount))
+
+    def step(self) -> Stop:
+        """One instruction forward (stepi)."""
+        if self.at_end:
+            return self._stop(END)
+        target = self.icount + 1
+        self._forward(target)
+        return self._stop(STEP if self.icount == target else END)
+
+    def reverse_step(self) -> Stop:
+        """One instruction back (reverse-stepi); at icount 0 it stays and says so."""
+        if self.icount == 0:
+            return self._stop(BEGIN)
+        self._go(self.icount - 1)
+        return self._stop(STEP)
+
+    def cont(self, interrupt: threading.Event | None = None) -> Stop:
+        """Forward to the first breakpoint or watchpoint hit, the end, or Ctrl-C (`interrupt`)."""
+        start = self.icount
+        if self.at_end:
+            return self._stop(END)
+        self._collect = _Collect(after=start, before=1 << 64, first_only=True)
+        try:
+            while not self.at_end:
+                if interrupt is not None and interrupt.is_set():
+                    return self._stop(INTERRUPTED)
+                self._forward(self.icount + CHUNK)
+                if self._collect.hits:
+                    break
+            hits = self._collect.hits
+        finally:
+            self._collect = None
+        if not hits:
+            return self._stop(END)
+        hit = min(hits, key=lambda h: h.icount)
+        self._go(hit.icount)
+        return self._stop(hit.reason, hit.address)
+
+    def reverse_cont(self, interrupt: threading.Event | None = None) -> Stop:
+        """Backward to the last breakpoint or watchpoint hit before here, the start, or Ctrl-C.
+
+        A watchpoint going backward stops before the instruction that made the access, so that
+        instruction is the next one forward: the value there is the one before the write.
+        """
+        present = self.icount
+        while present > 0:
+            if interrupt is not None and interrupt.is_set():
+                return self._stop(INTERRUPTED)
+            snap = self._before(present - 1)
+            self._restore(snap)
+            self._collect = _Collect(after=snap.icount - 1, before=present, first_only=False)
+            try:
+                self._forward(present - 1)
+                hits = [h for h in self._collect.hits if h.icount < present]
+            finally:
+                self._collect = None
+            if hits:
+                hit = max(hits, key=lambda h: h.icount)
+                self._go(hit.icount)
+                return self._stop(hit.reason, hit.address)
+            present = snap.icount
+        self._go(0)
+        return self._stop(BEGIN)
+
+    def run_to_end(self) -> Stop:
+        """Forward to the end, verifying every checkpoint on the way (breakpoints ignored)."""
+        while not self.at_end:
+            self._forward(self.icount + CHUNK * 16)
+        return self._stop(END)
+
+    # -- breakpoints and watchpoints -------------------------------------------
+    def add_breakpoint(self, addr: int) -> None:
+        if addr in self._breakpoints:
+            return
+        self._breakpoints[addr] = self.machine.emu.hook_add(uc.UC_HOOK_CODE, self._on_code, None, addr, addr)
+        self.machine.counter.flush()  # blocks translated without the hook would never call it
+
+    def remove_breakpoint(self, addr: int) -> None:
+        hook = self._breakpoints.pop(addr, None)
+        if hook is not None:
+            self.machine.emu.hook_del(hook)
+            self.machine.counter.flush()
+
+    def add_watchpoint(self, kind: str, addr: int, length: int) -> None:
+        if kind not in WATCH_KINDS:
+            raise TimelineError(f"unknown watchpoint kind {kind!r} (write, read or access)")
+        if length < 1:
+            raise TimelineError("a watchpoint covers at least one byte")
+        wp = Watchpoint(kind, addr, length)
+        if wp in self._watchpoints:
+            return
+        types = {"write": uc.UC_HOOK_MEM_WRITE, "read": uc.UC_HOOK_MEM_READ}.get(
+            kind, uc.UC_HOOK_MEM_READ | uc.UC_HOOK_MEM_WRITE
+        )
+
+        def on_access(_emu: uc.Uc, access: int, address: int, size: int, _value: int, _user: object) -> None:
+            self._on_access(wp, address, size)
+
+        self._watchpoints[wp] = self.machine.emu.hook_add(types, on_access, None, addr, addr + length - 1)
+        self.machine.counter.flush()
+
+    def remove_watchpoint(self, kind: str, addr: int, length: int) -> None:
+        hook = self._watchpoints.pop(Watchpoint(kind, addr, length), None)
+        if hook is not None:
+            self.machine.emu.hook_del(hook)
+            self.machine.counter.flush()
+
+    def _on_code(self, _emu: uc.Uc, address: int, _size: int, _user: object) -> None:
+        """The instruction at a breakpoint is about to run: the position is the count before it."""
+        col = self._collect
+        if col is None:
+            return
+        counter = self.machine.counter
+        # Under the counter's single-step tail this hook runs before the counter's own (it was added
+        # first), so the count does not include this instruction yet; in block mode icount_at does.
+        before = counter.icount if counter.state.mode == 1 else counter.icount_at(address) - 1
+        self._hit(col, _Hit(before, BREAKPOINT))
+
+    def _on_access(self, wp: Watchpoint, address: int, size: int) -> None:
+        col = self._collect
+        if col is None:
+            return
+        if address + size <= wp.addr or address >= wp.addr + wp.length:
+            return
+        after = self.machine.now()  # includes the accessing instruction
+        forward = col.first_only
+        self._hit(col, _Hit(after if forward else after - 1, WATCH_KINDS[wp.kind], max(address, wp.addr)))
+
+    def _hit(self, col: _Collect, hit: _Hit) -> None:
+        if not col.after < hit.icount < col.before:
+            return
+        col.hits.append(hit)
+        if col.first_only:
+            self.machine.pause_soon()
+
+    # -- state -------------------------------------------------------------------
+    def registers(self) -> dict[str, int]:
+        """The registers gdb's x86-64 description names, by those names."""
+        return read_registers(self.machine.emu)
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        """Guest memory; outside RAM (or unmapped for a Linux process) is a `TimelineError`."""
+        if length < 0 or not self.machine.ram_ok(addr, length):
+            raise TimelineError(f"cannot read {length} bytes at {addr:#x}: not guest memory")
+        ranges = self.machine.platform.memory_ranges()
+        if ranges is not None and length and not any(s <= addr and addr + length <= e for s, e in ranges):
+            raise TimelineError(f"cannot read {length} bytes at {addr:#x}: not mapped")
+        return self.machine.mem_read(addr, length)
+
+    def memory_digest(self) -> int:
+        return self.machine.memory_digest()
+
+    def register_digest(self) -> int:
+        return self.machine._regs.digest()
+
+    def device_digest(self) -> int:
+        return self.machine.device_digest()
+
+    def disassemble(self, pc: int | None = None, count: int = 1) -> list[str]:
+        return self.machine.disassemble(self.pc if pc is None else pc, count)
+
+    # -- inside ------------------------------------------------------------------
+    def _stop(self, reason: str, address: int | None = None) -> Stop:
+        if self.divergence is not None:
+            reason = DIVERGED
+        return Stop(reason, self.icount, self.pc, address, self.divergence)
+
+    def _go(self, target: int) -> None:
+        """Be at `target`: forward from here when that is closest, else from the snapshot before it."""
+        here = self.icount
+        snap = self._before(target)
+        if not (here <= target and not self.at_end and here >= snap.icount):
+            self._restore(snap)
+        self._forward(target)
+
+    def _before(self, icount: int) -> Snapshot:
+        best = self._snapshots[0]
+        for snap in self._snapshots:
+            if snap.icount <= icount:
+                best = snap
+            else:
+                break
+        return best
+
+    def _restore(self, snap: Snapshot) -> None:
+        restore(self.machine, snap, self._store)
+        self.divergence = None
+
+    def _forward(self, target: int, *, snapshots: bool = True) -> None:
+        """Run forward to `target` (or the end, or a first hit), snapshotting at multiples of `every`."""
+        m = self.machine
+        while not self.at_end and m.icount < target:
+            nxt = (m.icount // self.every + 1) * self.every
+            pause = min(target, nxt) if snapshots else target
+            result = self._guard(functools.partial(m.advance, pause))
+            if result is not None or self.divergence is not None:
+                return
+            if snapshots and m.icount == nxt and m.icount % self.every == 0:
+                self._snapshot()
+            if self._collect is not None and self._collect.first_only and self._collect.hits:
+                return
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the machine; a divergence or the end of the log becomes the timeline's state."""
+        try:
+            result = fn()
+        except (Divergence, EventRejected, TraceEnd) as exc:
+            self.divergence = as_divergence(exc, self.machine, self.port, self.complete)
+            return None
+        if result is not None:
+            self.divergence = trailing_rows(self.machine, self.port, result)
+        return result
+
+    def _snapshot(self) -> None:
+        icount = self.icount
+        if any(s.icount == icount for s in self._snapshots):
+            return
+        snap = capture(self.machine, self._store)
+        self._snapshots.append(snap)
+        self._snapshots.sort(key=lambda s: s.icount)
+        self._thin()
+
+    def _thin(self) -> None:
+        """Drop snapshots while over budget, keeping them dense near the present (module docstring)."""
+        present = self.icount
+        while self.snapshot_bytes > self.snapshot_memory and len(self._snapshots) > 2:
+            snaps = self._snapshots
+            best, score = None, 0.0
+            for i in range(1, len(snaps)):
+                after = snaps[i + 1].icount if i + 1 < len(snaps) else max(present, snaps[i].icount + 1)
+                gap = after - snaps[i - 1].icount
+                value = gap / (abs(present - snaps[i].icount) + self.every)
+                if best is None or value < score:
+                    best, score = i, value
+            assert best is not None
+            dropped = snaps.pop(best)
+            self._store.release(dropped.keys)
+
+
+#: gdb's amd64 register names and Unicorn's ids (the order of `rrtool.player.gdbregs`' description).
+GPRS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
+_IDS: dict[str, int] = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPRS}
+_IDS.update(rip=x86.UC_X86_REG_RIP, eflags=x86.UC_X86_REG_EFLAGS, cs=x86.UC_X86_REG_CS, ss=x86.UC_X86_REG_SS,
+            ds=x86.UC_X86_REG_DS, es=x86.UC_X86_REG_ES, fs=x86.UC_X86_REG_FS, gs=x86.UC_X86_REG_GS,
+            fs_base=x86.UC_X86_REG_FS_BASE, gs_base=x86.UC_X86_REG_GS_BASE, fctrl=x86.UC_X86_REG_FPCW,
+            fstat=x86.UC_X86_REG_FPSW, ftag=x86.UC_X86_REG_FPTAG, mxcsr=x86.UC_X86_REG_MXCSR)  # fmt: skip
+_IDS.update({f"st{i}": getattr(x86, f"UC_X86_REG_ST{i}") for i in range(8)})
+_IDS.update({f"xmm{i}": getattr(x86, f"UC_X86_REG_XMM{i}") for i in range(16)})
+
+
+def read_registers(emu: uc.Uc) -> dict[str, int]:
+    """Every register gdb's amd64 description has, as unsigned ints (st0-7 80-bit, xmm 128-bit).
+
+    fiseg, fioff, foseg, fooff and fop (the x87 last-instruction pointers) read 0: Unicorn does not keep them.
+    """
+    regs = {}
+    for name, rid in _IDS.items():
+        value = emu.reg_read(rid)
+        regs[name] = int(value)
+    regs.update(fiseg=0, fioff=0, foseg=0, fooff=0, fop=0)
+    return regs
+
+
+__all__ = ["Stop", "Timeline", "TimelineError", "Watchpoint", "read_registers"]
