@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 import rrtool
-from rrtool.cli import demo, diff, export, guest, info, record, replay, run, sql
+from rrtool.cli import demo, diff, export, guest, info, record, replay, run, seek, sql
 from rrtool.cli.console import out
 from rrtool.cli.core import Command, Group, ProgramCommand
 
@@ -52,6 +52,7 @@ def main_options(
 app.command("run", cls=ProgramCommand)(run.run)
 app.command("record", cls=ProgramCommand)(record.record)
 app.command("replay", cls=Command)(replay.replay)
+app.command("seek", cls=Command)(seek.seek)
 app.command("info", cls=Command)(info.info)
 app.command("demo", cls=Command)(demo.demo)
 app.command("sql", cls=Command)(sql.sql)

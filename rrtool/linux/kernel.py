@@ -22,6 +22,7 @@ platform the machine core talks to.
 
 from __future__ import annotations
 
+import copy
 import errno
 import struct
 from collections import Counter as Tally
@@ -232,10 +233,15 @@ class Kernel:
         return head.encode("utf-8", "surrogateescape") + self.mem.state() + b"|" + self.fds.state()
 
     def save(self) -> object:
-        raise NotImplementedError("snapshots of a Linux process hold host descriptors; not supported yet")
+        """The process for a snapshot: one deep copy of everything, so pipe ends and epoll sets that share an
+        object still share its copy. Only in replay, where no open file holds a host resource."""
+        if self.root is not None:
+            raise NotImplementedError("only a replayed Linux process can be snapshotted (a live one holds host files)")
+        return copy.deepcopy((self.proc, self.mem, self.fds, self.sleeping, self.calls, self.unknown))
 
     def load(self, saved: object) -> None:
-        raise NotImplementedError("snapshots of a Linux process are not supported yet")
+        assert isinstance(saved, tuple)
+        self.proc, self.mem, self.fds, self.sleeping, self.calls, self.unknown = copy.deepcopy(saved)
 
     # -- process start -----------------------------------------------------------
     def _build_stack(self) -> int:

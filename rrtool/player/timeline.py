@@ -174,24 +174,31 @@ class Timeline:
     # -- moving -----------------------------------------------------------------
     def seek(self, icount: int) -> Stop:
         """Go to exactly `icount`; past the end of the recording is a `TimelineError`."""
+        self.check_icount(icount)
+        self._go(icount)
+        return self._stop(STEP if self.icount == icount else END)
+
+    def check_icount(self, icount: int) -> None:
+        """A `TimelineError` unless the recording has a position `icount`."""
         if icount < 0:
             raise TimelineError(f"icount {icount} is before the start of the recording")
         if icount > self.last_icount:
             raise TimelineError(
                 f"icount {icount:,} is past the end of the recording (its last is {self.last_icount:,})"
             )
-        self._go(icount)
-        return self._stop(STEP if self.icount == icount else END)
 
     def seek_checkpoint(self, checkpoint: int) -> Stop:
         """Go to the icount of checkpoint `checkpoint` (after everything at that icount)."""
+        return self.seek(self.checkpoint_icount(checkpoint))
+
+    def checkpoint_icount(self, checkpoint: int) -> int:
+        """The icount of checkpoint `checkpoint`, from the one batch of the trace that holds it."""
         if not 0 <= checkpoint < self.checkpoints:
             raise TimelineError(f"checkpoint {checkpoint} is not in the recording (it has 0 to {self.checkpoints - 1})")
         index = self._trace.find_batch(checkpoint)
         assert index is not None
         batch = self._trace.batch(index)[0].to_pylist()
-        icount = next(r["icount"] for r in batch if r["kind"] == "checkpoint" and r["checkpoint"] == checkpoint)
-        return self.seek(int(icount))
+        return int(next(r["icount"] for r in batch if r["kind"] == "checkpoint" and r["checkpoint"] == checkpoint))
 
     def step(self) -> Stop:
         """One instruction forward (stepi)."""
@@ -404,6 +411,10 @@ class Timeline:
         if result is not None:
             self.divergence = trailing_rows(self.machine, self.port, result)
         return result
+
+    def keep_snapshot(self) -> None:
+        """Snapshot the present now, whatever the cadence (a seek that will look just behind it)."""
+        self._snapshot()
 
     def _snapshot(self) -> None:
         icount = self.icount

@@ -16,6 +16,7 @@ no read end left is EPIPE and raises SIGPIPE, delivered as the write returns
 from __future__ import annotations
 
 import errno
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -48,20 +49,26 @@ def _pipe(file: OpenFile) -> Pipe:
     return pipe
 
 
+def _closed(pipe: Pipe, write: bool) -> None:
+    if write:
+        pipe.writers -= 1
+    else:
+        pipe.readers -= 1
+
+
+def _digest(pipe: Pipe) -> str:
+    return f"{xxhash.xxh3_64_intdigest(pipe.buf):x}/{len(pipe.buf)}"
+
+
 def _end(pipe: Pipe, write: bool, flags: int, name: str) -> OpenFile:
+    """One end of `pipe`. Its callables are partials, not closures: a snapshot's deep copy then copies the
+    pipe they name together with the one in `extra["pipe"]`, so the copied ends still share one buffer."""
     file = OpenFile("pipe", name, (O_WRONLY if write else 0) | (flags & O_NONBLOCK))
-
-    def closed() -> None:
-        if write:
-            pipe.writers -= 1
-        else:
-            pipe.readers -= 1
-
     if write:
         pipe.writers += 1
     else:
         pipe.readers += 1
-    file.extra.update(pipe=pipe, close=closed, digest=lambda: f"{xxhash.xxh3_64_intdigest(pipe.buf):x}/{len(pipe.buf)}")
+    file.extra.update(pipe=pipe, close=functools.partial(_closed, pipe, write), digest=functools.partial(_digest, pipe))
     return file
 
 

@@ -30,6 +30,7 @@ EPOLLONESHOT disarms an entry once it was reported.
 from __future__ import annotations
 
 import errno
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -289,12 +290,16 @@ class Interest:
     data: int
 
 
+def _interest_digest(interest: dict[int, Interest]) -> str:
+    return ",".join(f"{n}:{i.events:x}:{i.data:x}" for n, i in sorted(interest.items()))
+
+
 def _new_epoll(k: Kernel, call: Call, cloexec: bool) -> int:
     fd = k.fds.lowest_free()
     file = OpenFile("epoll", "anon_inode:[eventpoll]", O_RDWR)
     interest: dict[int, Interest] = {}
     file.extra["interest"] = interest
-    file.extra["digest"] = lambda: ",".join(f"{n}:{i.events:x}:{i.data:x}" for n, i in sorted(interest.items()))
+    file.extra["digest"] = functools.partial(_interest_digest, interest)  # a partial survives a snapshot's copy
     call.ev.fd = fd
     return k.fds.install(fd, file, cloexec)
 
