@@ -1,0 +1,294 @@
+"""Time travel: snapshots, exact seeks, stepping and continuing both ways, on real guests and real traces."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rrtool.linux.host import LinuxSetup
+from rrtool.machine.config import MachineConfig
+from rrtool.machine.snapshot import capture, restore
+from rrtool.player.session import replay
+from rrtool.player.timeline import BEGIN, BREAKPOINT, END, STEP, WATCH, Timeline, TimelineError
+from rrtool.recorder.session import record
+from tests.conftest import BuildC, invoke
+
+#: Timer interrupts, idle warps, RNG reads and a function that writes a global: everything a seek must restore.
+TT_GUEST = r"""
+#include "rrtool.h"
+volatile uint64_t counter;
+static uint32_t buf[256];
+static volatile int ticks;
+static void on_timer(int line) { (void)line; ticks++; }
+__attribute__((noinline)) void step_fn(uint32_t i) {
+    for (uint32_t j = 0; j < 256; j++) buf[j] = buf[j] * 31 + i + j;
+    counter = counter * 7 + buf[i % 256];
+}
+int main(void) {
+    rr_irq_init();
+    rr_irq_handler(0, on_timer);
+    rr_sti();
+    rr_timer_periodic(0, 15000, 15000);
+    for (uint32_t i = 0; i < 24; i++) {
+        step_fn(i + rr_random() % 3);
+        if (i % 8 == 7) rr_sleep_ns(20000);
+    }
+    rr_printf("counter %lx ticks %d\n", counter, ticks);
+    return 0;
+}
+"""
+
+
+def _symbol(image: Path, name: str) -> int:
+    out = subprocess.run(["nm", str(image)], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name:
+            return int(parts[0], 16)
+    raise AssertionError(f"{name} not in {image}")
+
+
+@pytest.fixture(scope="module")
+def tt(build_c: BuildC, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    image = build_c("timetravel", TT_GUEST)
+    trace = tmp_path_factory.mktemp("tt") / "tt.arrow"
+    rec = record(image, trace, config=MachineConfig(ram_size=4 << 20))  # small RAM: each restore copies all of it
+    assert rec.run.ok, rec.run.message
+    return image, trace
+
+
+def _state(tl: Timeline) -> tuple[int, int, int, int]:
+    return tl.register_digest(), tl.memory_digest(), tl.device_digest(), tl.pc
+
+
+def test_thousand_random_seeks_match_a_straight_replay(tt: tuple[Path, Path]) -> None:
+    _, trace = tt
+    rng = random.Random(13)
+    with Timeline(trace, every=1 << 62) as straight:
+        points = sorted({rng.randrange(0, straight.last_icount + 1) for _ in range(1000)})
+        reference = {}
+        for p in points:  # increasing: one pass forward, no snapshot but the first
+            assert straight.seek(p).reason == STEP
+            reference[p] = _state(straight)
+        assert straight.snapshot_count == 1
+    order = points[:]
+    rng.shuffle(order)
+    with Timeline(trace, every=5000) as tl:
+        for p in order:
+            stop = tl.seek(p)
+            assert (stop.reason, stop.icount) == (STEP, p)
+            assert _state(tl) == reference[p], f"seek to {p}"
+        assert tl.snapshot_count > 10  # the seeks really went through restores
+        assert tl.run_to_end().reason == END
+        assert tl.divergence is None
+
+
+def test_a_restored_snapshot_digests_as_captured_and_replays_on_verified(tt: tuple[Path, Path]) -> None:
+    _, trace = tt
+    with Timeline(trace, every=7000) as tl:
+        tl.run_to_end()
+        snaps = list(tl._snapshots)
+        assert len(snaps) > 5
+        for snap in snaps[1::2]:
+            tl._restore(snap)
+            assert tl.icount == snap.icount and tl.checkpoint == snap.checkpoint
+            before = _state(tl)
+            # Capturing again reads back the same machine: nothing the restore wrote is off by a byte.
+            again = capture(tl.machine, tl._store)
+            restore(tl.machine, again, tl._store)
+            assert _state(tl) == before
+            tl._store.release(again.keys)
+            # Every checkpoint after it, digests included, matches the log.
+            stop = tl.run_to_end()
+            assert stop.reason == END and tl.divergence is None, tl.divergence and tl.divergence.report()
+            assert tl.machine.result is not None and b"counter" in tl.machine.result.output
+
+
+def test_the_first_checkpoint_after_a_restore_matches_its_logged_digests(tt: tuple[Path, Path]) -> None:
+    """Restore, then stop exactly at the next logged checkpoint: its register and device digests are the log's."""
+    _, trace = tt
+    with Timeline(trace, every=3000) as tl:
+        tl.run_to_end()
+        checked = 0
+        for snap in tl._snapshots[1:]:
+            tl._restore(snap)
+            logged = tl.port._upcoming_checkpoint()
+            assert logged is not None
+            verified = tl.port.checkpoints_verified
+            tl.seek(logged.icount)  # the port compares the checkpoint it takes there with this logged row
+            assert tl.divergence is None
+            assert tl.port.checkpoints_verified > verified
+            checked += 1
+        assert checked > 5
+
+
+def test_step_and_reverse_step_are_exact(tt: tuple[Path, Path]) -> None:
+    _, trace = tt
+    with Timeline(trace, every=4000) as tl:
+        tl.seek(12345)
+        first = tl.step()
+        state1 = (_state(tl), tl.registers())
+        tl.step()
+        back = tl.reverse_step()
+        assert back.icount == first.icount == 12346
+        assert (_state(tl), tl.registers()) == state1
+        tl.seek(1)
+        assert tl.reverse_step().icount == 0
+        assert tl.reverse_step().reason == BEGIN
+
+
+def test_breakpoints_both_ways_match_single_stepping(tt: tuple[Path, Path]) -> None:
+    image, trace = tt
+    fn = _symbol(image, "step_fn")
+    with Timeline(trace, every=1 << 62) as ref:
+        hits = []
+        while not ref.at_end:  # the reference: every position whose next instruction is step_fn's first
+            if ref.pc == fn:
+                hits.append(ref.icount)
+            ref.step()
+    assert len(hits) == 24
+    with Timeline(trace, every=20000) as tl:
+        tl.add_breakpoint(fn)
+        seen = []
+        while (stop := tl.cont()).reason == BREAKPOINT:
+            assert stop.pc == fn == tl.pc
+            seen.append(stop.icount)
+        assert stop.reason == END
+        assert seen == hits
+        back = []
+        while (stop := tl.reverse_cont()).reason == BREAKPOINT:
+            back.append(stop.icount)
+        assert stop.reason == BEGIN and tl.icount == 0
+        assert back == hits[::-1]
+        tl.remove_breakpoint(fn)
+        assert tl.cont().reason == END
+
+
+def test_watchpoint_forward_after_the_write_and_backward_before_it(tt: tuple[Path, Path]) -> None:
+    image, trace = tt
+    counter = _symbol(image, "counter")
+    with Timeline(trace, every=1 << 62) as ref:
+        writes = []  # positions right after each instruction that changed `counter`
+        value = ref.read_memory(counter, 8)
+        while not ref.at_end:
+            ref.step()
+            now = ref.read_memory(counter, 8)
+            if now != value:
+                writes.append(ref.icount)
+                value = now
+    assert len(writes) >= 20
+    with Timeline(trace, every=20000) as tl:
+        tl.add_watchpoint("write", counter, 8)
+        forward = []
+        while (stop := tl.cont()).reason == WATCH:
+            assert stop.address == counter
+            forward.append(stop.icount)
+        assert set(writes) <= set(forward)  # every change is a write (a write of the same value is one too)
+        tl.seek(tl.last_icount)
+        last = tl.read_memory(counter, 8)
+        stop = tl.reverse_cont()
+        assert stop.reason == WATCH and stop.icount == forward[-1] - 1
+        assert tl.read_memory(counter, 8) != last or writes[-1] != forward[-1]
+        tl.step()  # the write itself
+        assert tl.read_memory(counter, 8) == last
+
+
+def test_determinism_holds_after_any_moves(tt: tuple[Path, Path]) -> None:
+    image, trace = tt
+    fn = _symbol(image, "step_fn")
+    rng = random.Random(5)
+    expected = replay(trace)
+    assert expected.verified and expected.run is not None
+    with Timeline(trace, every=9000) as tl:
+        tl.add_breakpoint(fn)
+        for _ in range(40):
+            move = rng.choice(["seek", "step", "back", "cont", "rcont"])
+            if move == "seek":
+                tl.seek(rng.randrange(0, tl.last_icount + 1))
+            elif move == "step":
+                tl.step()
+            elif move == "back":
+                tl.reverse_step()
+            elif move == "cont":
+                tl.cont()
+            else:
+                tl.reverse_cont()
+            assert tl.divergence is None
+        tl.remove_breakpoint(fn)
+        assert tl.run_to_end().reason == END and tl.divergence is None
+        assert tl.machine.result is not None and tl.machine.result.output == expected.run.output
+
+
+def test_snapshots_stay_within_budget_dense_near_the_present(tt: tuple[Path, Path]) -> None:
+    _, trace = tt
+    with Timeline(trace, every=1000, snapshot_memory=1 << 20) as tl:
+        tl.run_to_end()
+        assert tl.snapshot_bytes <= 1 << 20
+        icounts = [s.icount for s in tl._snapshots]
+        assert icounts[0] == 0
+        gaps = [b - a for a, b in itertools.pairwise(icounts)]
+        assert len(gaps) >= 3 and gaps[-1] < gaps[0]  # thinned into the past, not near the end
+        tl.seek(tl.last_icount // 3)  # still reachable
+        assert tl.icount == tl.last_icount // 3
+
+
+def test_seek_errors(tt: tuple[Path, Path], tmp_path: Path) -> None:
+    _, trace = tt
+    with Timeline(trace) as tl:
+        with pytest.raises(TimelineError, match="past the end"):
+            tl.seek(tl.last_icount + 1)
+        with pytest.raises(TimelineError, match="not guest memory"):
+            tl.read_memory(0, 4)
+        with pytest.raises(TimelineError, match="checkpoint"):
+            tl.seek_checkpoint(10**9)
+    damaged = tmp_path / "damaged.arrow"
+    data = bytearray(trace.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    damaged.write_bytes(bytes(data))
+    r = invoke("seek", damaged, "--icount", "5")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_seek_command(tt: tuple[Path, Path]) -> None:
+    image, trace = tt
+    counter = _symbol(image, "counter")
+    r = invoke("seek", trace, "--icount", "40000", "--mem", f"{counter:#x}:8")
+    assert r.returncode == 0, r.stderr
+    assert "icount 40,000" in r.stdout and "=>" in r.stdout and "rip" in r.stdout
+    assert f"{counter:#014x}" in r.stdout
+    j = invoke("seek", trace, "--checkpoint", "3", "--json", "--mem", f"{counter}:8")
+    assert j.returncode == 0, j.stderr
+    data = json.loads(j.stdout)
+    with Timeline(trace) as tl:
+        tl.seek_checkpoint(3)
+        assert data["icount"] == tl.icount and data["registers"]["rip"] == tl.pc
+        assert data["memory"][0]["hex"] == tl.read_memory(counter, 8).hex()
+    ran = [c for c in data["code"] if c["icount"] is not None]
+    assert [c["icount"] for c in ran] == [data["icount"] - 3, data["icount"] - 2, data["icount"] - 1]
+    r = invoke("seek", trace, "--icount", str(10**12))
+    assert r.returncode == 2 and "past the end" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_linux_program_seeks(tmp_path: Path) -> None:
+    """A Linux process's mappings, descriptors and brk come back with a restore: seeks match a straight pass."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "data").write_bytes(random.Random(3).randbytes(150_000))
+    trace = tmp_path / "bb.arrow"
+    rec = record(Path("/bin/busybox"), trace, linux=LinuxSetup(args=("sha256sum", "/data"), root=root, stdin=False))
+    assert rec.run.ok, rec.run.message
+    rng = random.Random(8)
+    with Timeline(trace, every=1 << 62) as straight:
+        points = sorted({rng.randrange(0, straight.last_icount + 1) for _ in range(60)})
+        reference = {p: (straight.seek(p), _state(straight))[1] for p in points}
+    rng.shuffle(points)
+    with Timeline(trace, every=200_000) as tl:
+        for p in points:
+            tl.seek(p)
+            assert _state(tl) == reference[p], p
+        assert tl.run_to_end().reason == END and tl.divergence is None
