@@ -290,7 +290,7 @@ class Kernel:
     def unmap(self, start: int, end: int) -> None:
         """Unmap and zero [start, end): a later mapping there starts as zeros, as fresh pages do."""
         for piece in self.mem.remove(start, end):
-            self.machine.ram.discard(piece.start, piece.end)
+            self.machine.discard_ram(piece.start, piece.end)
             if piece.prot & PROT_EXEC:
                 self.machine.counter.flush()
         self.machine.pages.set_kinds(start, end, PAGE_NONE)

@@ -248,6 +248,7 @@ typedef struct rr_pages {
     uint32_t rip_reg;       /* Unicorn's id of RIP */
     rr_counter *counter;
     uint8_t *kinds;         /* one enum page_kind per page of [base, limit) */
+    uint8_t *dirty;         /* NULL, or one byte per page set on its first store since the host cleared it */
 } rr_pages;
 
 uint64_t rr_pages_size(void) { return sizeof(rr_pages); }
@@ -261,6 +262,14 @@ void rr_pages_init(rr_pages *p, rr_counter *counter, uint8_t *kinds, uint64_t ba
     p->limit = limit;
     p->rip_reg = rip_reg;
 }
+
+/*
+ * Dirty tracking for snapshots (rrtool/machine/snapshot.py): while `dirty` is set, a read fill of a
+ * clean page grants no write, so the page's first store after the host flushed the TLB comes back
+ * here as a write fill and marks it. Stores from the host (device DMA, system call results) do not
+ * pass the TLB; the machine marks those itself (Pages.mark_dirty).
+ */
+void rr_pages_track(rr_pages *p, uint8_t *dirty) { p->dirty = dirty; }
 
 bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *user)
 {
@@ -315,9 +324,16 @@ bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *
             *kind = PAGE_WRITE;
             p->to_write++;
         }
+        if (p->dirty)
+            p->dirty[(addr - p->base) >> 12] = 1;
         e->perms = PROT_READ | PROT_WRITE;
         return true;
     }
-    e->perms = *kind == PAGE_EXEC ? PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE;
+    if (*kind == PAGE_EXEC)
+        e->perms = PROT_READ | PROT_EXEC;
+    else if (p->dirty && !p->dirty[(addr - p->base) >> 12])
+        e->perms = PROT_READ;  /* the first store refills, and marks the page */
+    else
+        e->perms = PROT_READ | PROT_WRITE;
     return true;
 }

@@ -120,9 +120,10 @@ class GuestRam:
             h.update(view[start - self.base : end - self.base])
         return int(h.intdigest())
 
-    def view(self) -> memoryview:
-        """The RAM's bytes in place (offset 0 is guest address `base`), for snapshots."""
-        return memoryview(self._map)
+    def page(self, addr: int) -> bytes:
+        """A copy of the 4 KiB page at guest address `addr` (snapshots: slicing the mmap is a memcpy)."""
+        off = addr - self.base
+        return self._map[off : off + 0x1000]
 
     def zero(self) -> None:
         ctypes.memset(self.address, 0, self.size)

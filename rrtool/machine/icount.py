@@ -108,6 +108,7 @@ def native_library() -> ctypes.CDLL:
                                         ctypes.c_uint32]  # fmt: skip
         lib.rr_counter_clear_table.argtypes = [ctypes.c_void_p]
         lib.rr_pages_size.restype = ctypes.c_uint64
+        lib.rr_pages_track.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.rr_pages_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                                       ctypes.c_uint64, ctypes.c_uint32]  # fmt: skip
         _LIB = lib

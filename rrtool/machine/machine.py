@@ -196,7 +196,14 @@ class Machine:
         return bytes(self.emu.mem_read(addr, size))
 
     def mem_write(self, addr: int, data: bytes) -> None:
+        """Every host write to guest RAM goes here (or marks its pages itself): snapshots diff by dirty pages."""
         self.emu.mem_write(addr, data)
+        self.pages.mark_dirty(addr, addr + len(data))
+
+    def discard_ram(self, start: int, end: int) -> None:
+        """[start, end) reads as zero again (a Linux munmap); the caller drops translations of code there."""
+        self.ram.discard(start, end)
+        self.pages.mark_dirty(start, end)
 
     def ram_ok(self, addr: int, length: int) -> bool:
         return addr >= RAM_BASE and addr + length <= self.config.ram_size
@@ -523,6 +530,8 @@ class Machine:
             self._end("fault", f"interrupt frame outside RAM (rsp={rsp:#x}) (pc={pc:#x}, icount={icount})")
             return
         rip = push_interrupt_frame(emu, vector)
+        frame = interrupt_frame_address(rsp)
+        self.pages.mark_dirty(frame, frame + INTERRUPT_FRAME_SIZE)
         icount = self.counter.icount
         self.port.emit(Event(ev.KIND_IRQ, "intc", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
                              pc=rip, value=mask))  # fmt: skip
@@ -572,6 +581,7 @@ class Machine:
             emu.reg_write(reg, 0)
         emu.reg_write(x86.UC_X86_REG_RFLAGS, 0x2)
         setup_cpu(emu, self.image.entry, self.config.ram_size)
+        self.pages.mark_dirty(RAM_BASE, self.config.ram_size)
         self.forget_translations()
         self.clock.reset()
         self.platform.reset()

@@ -107,6 +107,8 @@ class Pages:
         self._buf = ctypes.create_string_buffer(lib.rr_pages_size())
         self._ptr = ctypes.cast(self._buf, ctypes.c_void_p)
         self._counter = counter  # the native hook clears its table: keep it alive as long as this
+        self._lib = lib
+        self._dirty: ctypes.Array[ctypes.c_uint8] | None = None
         lib.rr_pages_init(self._ptr, counter.native, ctypes.cast(self._kinds, ctypes.c_void_p), base, limit,
                           x86.UC_X86_REG_RIP)  # fmt: skip
         self.state = _Pages.from_buffer(self._buf)
@@ -140,6 +142,44 @@ class Pages:
         first, last = (start - base) // PAGE_SIZE, (end - base) // PAGE_SIZE
         ctypes.memset(ctypes.addressof(self._kinds) + first, kind, last - first)
         self.flush()
+
+    # -- dirty pages, for snapshots ----------------------------------------------------------
+    def track_dirty(self) -> None:
+        """From now on remember which pages change (guest stores through the TLB, host writes by `mark_dirty`).
+
+        Costs one extra TLB fill per page that is read before it is written after each `take_dirty`.
+        """
+        if self._dirty is None:
+            self._dirty = (ctypes.c_uint8 * len(self._kinds))()
+            self._lib.rr_pages_track(self._ptr, ctypes.cast(self._dirty, ctypes.c_void_p))
+        self.flush()
+
+    @property
+    def tracking(self) -> bool:
+        return self._dirty is not None
+
+    def mark_dirty(self, start: int, end: int) -> None:
+        """The host wrote [start, end) of RAM behind the TLB's back (a device, a system call result)."""
+        if self._dirty is None or end <= start:
+            return
+        base, limit = int(self.state.base), int(self.state.limit)
+        first, last = (max(start, base) - base) // PAGE_SIZE, (min(end, limit) - 1 - base) // PAGE_SIZE
+        if first <= last:
+            ctypes.memset(ctypes.addressof(self._dirty) + first, 1, last - first + 1)
+
+    def take_dirty(self) -> list[int]:
+        """Guest addresses of the pages changed since the last call, and start over (drops the TLB)."""
+        assert self._dirty is not None, "track_dirty first"
+        raw = bytes(self._dirty)
+        base = int(self.state.base)
+        pages = []
+        at = raw.find(1)
+        while at >= 0:
+            pages.append(base + at * PAGE_SIZE)
+            at = raw.find(1, at + 1)
+        ctypes.memset(ctypes.addressof(self._dirty), 0, len(raw))
+        self.flush()
+        return pages
 
     def save_kinds(self) -> bytes:
         """Every page's kind, for a snapshot (a Linux mapping's protection is held here)."""

@@ -3,22 +3,24 @@
 Time travel (`rrtool.player.timeline`) restores one and runs forward to reach any
 instruction. What a snapshot holds:
 
-- the CPU context (`Uc.context_save`: every register, FPU/SSE state and MSR,
-  about 7 us);
-- RAM as a list of page keys into a `PageStore`: each 4 KiB page is stored
-  once by content (xxh3-128), so a page no snapshot changed costs one key per
-  snapshot and the zero pages of a large RAM cost one page in all. Hashing 16 MiB
-  of pages takes about 0.7 ms, far less than copying them, and only pages never
-  seen before are copied. A Linux process's snapshot covers only its mappings
-  (the platform's `memory_ranges`), everything else being zero by contract;
-- every unit's saved state (`Units.save`), the page kinds of the TLB policy (a
-  Linux mapping's protection lives there), the run loop's fields
-  (`Machine.save_core`) and the port's position in the trace (`ReplayPort.save`).
+- the CPU context (`Uc.context_save`: every register, FPU/SSE state and MSR, a few us);
+- RAM as a dict from page address to the page's bytes. A page no store touched since
+  the snapshot before is the *same bytes object* as in that snapshot, so an unchanged
+  page costs a pointer, and Python's own reference counting frees a page when the last
+  snapshot holding it goes. Which pages changed comes from the TLB policy's dirty
+  tracking (`Pages.track_dirty`: the first store to a page after a snapshot is a TLB
+  fill, marked in C) plus the host's own writes (`Machine.mem_write`, `discard_ram`,
+  interrupt frames); only those pages are copied. A Linux process's snapshot covers
+  only its mappings (the platform's `memory_ranges`), everything else being zero by
+  contract;
+- every unit's saved state (`Units.save`), the page kinds of the TLB policy (a Linux
+  mapping's protection lives there), the run loop's fields (`Machine.save_core`) and the
+  port's position in the trace (`ReplayPort.save`).
 
-Restoring writes RAM behind Unicorn's back, so it drops every translation and the
-TLB afterwards (`Machine.forget_translations`). A page key is a 128-bit hash: two
-different pages sharing one is about as likely as a random 128-bit collision, and
-would show as a divergence on the next checkpoint, never as a silent verification.
+Restoring writes RAM behind Unicorn's back, so it drops every translation and the TLB
+afterwards (`Machine.forget_translations`). `capture(check=True)` also reads every page
+and compares: the timeline does that now and then, so a host write that forgot to mark
+its page would be caught and corrected rather than trusted.
 """
 
 from __future__ import annotations
@@ -28,51 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import unicorn as uc
-import xxhash
 
 from rrtool.machine.machine import Machine
 from rrtool.machine.pages import PAGE_SIZE
 
-KEY_SIZE = 16
-
-
-class PageStore:
-    """Pages by content, shared by every snapshot that holds them; counted so a dropped snapshot frees its own."""
-
-    def __init__(self) -> None:
-        self._pages: dict[bytes, bytes] = {}
-        self._refs: dict[bytes, int] = {}
-
-    @property
-    def bytes_used(self) -> int:
-        return len(self._pages) * (PAGE_SIZE + 2 * KEY_SIZE + 64)  # the page, its key twice, dict overhead
-
-    def put(self, view: memoryview, start: int, end: int) -> bytes:
-        """Keys of the pages of view[start:end], storing the new ones; each key is referenced once more."""
-        keys = bytearray()
-        pages, refs = self._pages, self._refs
-        for off in range(start, end, PAGE_SIZE):
-            page = view[off : off + PAGE_SIZE]
-            key = xxhash.xxh3_128_digest(page)
-            if key in refs:
-                refs[key] += 1
-            else:
-                pages[key] = bytes(page)
-                refs[key] = 1
-            keys += key
-        return bytes(keys)
-
-    def get(self, keys: bytes) -> bytes:
-        pages = self._pages
-        return b"".join(pages[keys[i : i + KEY_SIZE]] for i in range(0, len(keys), KEY_SIZE))
-
-    def release(self, keys: bytes) -> None:
-        refs = self._refs
-        for i in range(0, len(keys), KEY_SIZE):
-            key = keys[i : i + KEY_SIZE]
-            refs[key] -= 1
-            if not refs[key]:
-                del refs[key], self._pages[key]
+ZERO_PAGE = bytes(PAGE_SIZE)
 
 
 @dataclass
@@ -82,57 +44,120 @@ class Snapshot:
     icount: int
     checkpoint: int
     cpu: uc.UcContext
-    #: ([start, end) guest ranges, the page keys of each range, concatenated in order).
     ranges: list[tuple[int, int]]
-    keys: bytes
+    #: Page address -> contents, for every page of `ranges`; unchanged pages share the previous snapshot's object.
+    pages: dict[int, bytes]
     kinds: bytes
     units: dict[str, Any]
     core: dict[str, object]
     port: object
+    #: Pages whose dirty mark was missing, found by a checked capture (0 unless a host write forgot to mark).
+    missed: int = 0
+    #: Pages that are not the baseline's own objects (None when there was no baseline or the ranges moved).
+    changed: int | None = None
 
-    @property
-    def bytes_used(self) -> int:
-        """What this snapshot costs beyond the pages it shares: its keys and kinds, a rough figure for the rest."""
-        return len(self.keys) + len(self.kinds) + 4096
 
-
-def capture(machine: Machine, store: PageStore) -> Snapshot:
-    """Snapshot `machine`, which must be stopped between two stops (after `Machine.advance` returned)."""
-    ram = machine.ram
+def _ranges(machine: Machine) -> list[tuple[int, int]]:
     ranges = machine.platform.memory_ranges()
-    if ranges is None:
-        ranges = [(ram.base, ram.base + ram.size)]
-    view = ram.view()
-    keys = b"".join(store.put(view, start - ram.base, end - ram.base) for start, end in ranges)
-    return Snapshot(
+    return [(machine.ram.base, machine.ram.base + machine.ram.size)] if ranges is None else list(ranges)
+
+
+def _read_all(machine: Machine, ranges: list[tuple[int, int]], like: dict[int, bytes]) -> dict[int, bytes]:
+    """Every page read afresh; equal pages of `like` (and zero pages) are shared rather than copied."""
+    read = machine.ram.page
+    pages: dict[int, bytes] = {}
+    for start, end in ranges:
+        for addr in range(start, end, PAGE_SIZE):
+            page = read(addr)
+            prev = like.get(addr)
+            if prev is not None and page == prev:
+                pages[addr] = prev
+            elif page == ZERO_PAGE:
+                pages[addr] = ZERO_PAGE
+            else:
+                pages[addr] = page
+    return pages
+
+
+def capture(machine: Machine, baseline: Snapshot | None, *, check: bool = False) -> Snapshot:
+    """Snapshot `machine`, stopped between two stops (after `Machine.advance` returned).
+
+    `baseline` is the snapshot the machine was last captured as or restored from: the dirty marks are
+    relative to it. Without one (or without tracking) every page is read.
+    """
+    ranges = _ranges(machine)
+    tracking = machine.pages.tracking
+    dirty = machine.pages.take_dirty() if tracking else []
+    changed: int | None = None
+    if baseline is None or not tracking:
+        pages = _read_all(machine, ranges, {})
+    else:
+        read = machine.ram.page
+        if baseline.ranges == ranges:
+            pages = dict(baseline.pages)
+            changed = 0
+        else:  # a Linux mapping came or went: pages of the baseline outside the new ranges go
+            old = baseline.pages
+            pages = {a: old.get(a, ZERO_PAGE) for s, e in ranges for a in range(s, e, PAGE_SIZE)}
+            fresh = [a for s, e in ranges for a in range(s, e, PAGE_SIZE) if a not in old]
+            dirty = sorted(set(dirty) | set(fresh))
+        for addr in dirty:
+            if addr in pages:
+                page = read(addr)
+                if page != pages[addr]:
+                    pages[addr] = ZERO_PAGE if page == ZERO_PAGE else page
+                    changed = None if changed is None else changed + 1
+    missed = 0
+    if check:
+        truth = _read_all(machine, ranges, pages)
+        missed = sum(1 for a, p in truth.items() if pages.get(a) is not p)
+        pages = truth
+        if missed:
+            changed = None
+    snap = Snapshot(
         icount=machine.icount,
         checkpoint=machine.checkpoint_id,
         cpu=machine.emu.context_save(),
-        ranges=list(ranges),
-        keys=keys,
+        ranges=ranges,
+        pages=pages,
         kinds=machine.pages.save_kinds(),
         units=machine.units.save(),
         core=machine.save_core(),
         port=machine.port.save(),
+        missed=missed,
+        changed=changed,
     )
+    if not tracking:
+        machine.pages.track_dirty()
+    return snap
 
 
-def restore(machine: Machine, snap: Snapshot, store: PageStore) -> None:
-    """Put `machine` back exactly as `snap` found it; it can then `advance` as if it had never moved on."""
+def unshared_pages(snap: Snapshot, neighbour: Snapshot | None) -> int:
+    """Pages of `snap` that are not the very objects `neighbour` holds at the same address: what it costs."""
+    if neighbour is None:
+        return len({id(p) for p in snap.pages.values()})
+    other = neighbour.pages
+    return sum(1 for a, p in snap.pages.items() if other.get(a) is not p)
+
+
+def restore(machine: Machine, snap: Snapshot) -> None:
+    """Put `machine` back exactly as `snap` found it; it can then `advance` as if it had never moved on.
+
+    `snap` becomes the baseline of the next capture: the dirty marks start over.
+    """
     ram = machine.ram
     now = machine.platform.memory_ranges()
     if now is not None:
         for start, end in now:  # what is mapped now and was not then must read as zero again
             ram.discard(start, end)
-    at = 0
     for start, end in snap.ranges:
-        count = (end - start) // PAGE_SIZE * KEY_SIZE
-        data = store.get(snap.keys[at : at + count])
+        data = b"".join(snap.pages[a] for a in range(start, end, PAGE_SIZE))
         ctypes.memmove(ram.address + start - ram.base, data, len(data))
-        at += count
     machine.emu.context_restore(snap.cpu)
     machine.pages.load_kinds(snap.kinds)
     machine.units.load(snap.units)
     machine.load_core(snap.core)
     machine.port.load(snap.port)
     machine.forget_translations()
+    if machine.pages.tracking:
+        machine.pages.take_dirty()

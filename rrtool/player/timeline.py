@@ -24,8 +24,10 @@ none. Nothing here writes guest state: a replay cannot change the past.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,8 @@ from typing import Any
 import unicorn as uc
 from unicorn import x86_const as x86
 
-from rrtool.machine.snapshot import PageStore, Snapshot, capture, restore
+from rrtool.machine.pages import PAGE_SIZE
+from rrtool.machine.snapshot import Snapshot, capture, restore, unshared_pages
 from rrtool.machine.units import EventRejected
 from rrtool.player.divergence import Divergence, TraceEnd
 from rrtool.player.session import as_divergence, build_replay, trailing_rows
@@ -42,6 +45,8 @@ from rrtool.schemas.tracefile import TraceFile, open_tracefile
 
 #: Default memory budget for snapshots (`--snapshot-memory`).
 DEFAULT_SNAPSHOT_MEMORY = 256 << 20
+#: With the default cadence, a snapshot waits until the replay ran this many times what the last one cost.
+OVERHEAD_FACTOR = 20
 #: How far a continue runs before it looks at Ctrl-C again (a few milliseconds of guest time).
 CHUNK = 2_000_000
 
@@ -125,8 +130,17 @@ class Timeline:
         self.checkpoints, self.last_icount = self._trace.totals()
         self.every = every if every is not None else max(100_000, self.last_icount // 256)
         self.snapshot_memory = snapshot_memory
-        self._store = PageStore()
         self._snapshots: list[Snapshot] = []
+        self._costs: dict[int, int] = {}  # id(snapshot) -> pages it holds that its predecessor does not
+        self._baseline: Snapshot | None = None  # what the dirty marks are relative to
+        self._previous: Snapshot | None = None  # the baseline of the newest capture
+        self._captures = 0
+        #: Pages a checked capture found changed without a dirty mark: 0 unless a host write is unmarked.
+        self.missed_pages = 0
+        self.check_every = 64
+        self._adaptive = every is None
+        self._ran_s = 0.0  # replay time since the last snapshot
+        self._capture_s = 0.0005  # what the last (unchecked) snapshot cost; a first guess until one is taken
         self._breakpoints: dict[int, Any] = {}
         self._watchpoints: dict[Watchpoint, Any] = {}
         self._collect: _Collect | None = None
@@ -169,7 +183,9 @@ class Timeline:
 
     @property
     def snapshot_bytes(self) -> int:
-        return self._store.bytes_used + sum(s.bytes_used for s in self._snapshots)
+        """Pages held (a page shared by neighbours counted once) plus each snapshot's page table."""
+        pages = sum(self._costs.values())
+        return pages * (PAGE_SIZE + 64) + sum(len(s.pages) * 48 + len(s.kinds) + 4096 for s in self._snapshots)
 
     # -- moving -----------------------------------------------------------------
     def seek(self, icount: int) -> Stop:
@@ -384,7 +400,8 @@ class Timeline:
         return best
 
     def _restore(self, snap: Snapshot) -> None:
-        restore(self.machine, snap, self._store)
+        restore(self.machine, snap)
+        self._baseline = snap
         self.divergence = None
 
     def _forward(self, target: int, *, snapshots: bool = True) -> None:
@@ -393,10 +410,12 @@ class Timeline:
         while not self.at_end and m.icount < target:
             nxt = (m.icount // self.every + 1) * self.every
             pause = min(target, nxt) if snapshots else target
+            started = time.perf_counter()
             result = self._guard(functools.partial(m.advance, pause))
+            self._ran_s += time.perf_counter() - started
             if result is not None or self.divergence is not None:
                 return
-            if snapshots and m.icount == nxt and m.icount % self.every == 0:
+            if snapshots and m.icount == nxt and m.icount % self.every == 0 and self._worth_a_snapshot():
                 self._snapshot()
             if self._collect is not None and self._collect.first_only and self._collect.hits:
                 return
@@ -412,6 +431,15 @@ class Timeline:
             self.divergence = trailing_rows(self.machine, self.port, result)
         return result
 
+    def _worth_a_snapshot(self) -> bool:
+        """With the default cadence, a snapshot only once the replay ran OVERHEAD_FACTOR times what one costs.
+
+        So snapshots cost a replay at most about 1/OVERHEAD_FACTOR of its time on any guest, however
+        many pages it dirties; where they fall depends on the host's speed, which changes no result,
+        only how far a seek runs. An explicit `every` snapshots at each multiple (tests, benchmarks).
+        """
+        return not self._adaptive or self._ran_s >= OVERHEAD_FACTOR * self._capture_s
+
     def keep_snapshot(self) -> None:
         """Snapshot the present now, whatever the cadence (a seek that will look just behind it)."""
         self._snapshot()
@@ -420,10 +448,32 @@ class Timeline:
         icount = self.icount
         if any(s.icount == icount for s in self._snapshots):
             return
-        snap = capture(self.machine, self._store)
-        self._snapshots.append(snap)
-        self._snapshots.sort(key=lambda s: s.icount)
+        self._captures += 1
+        started = time.perf_counter()
+        # The 1st, 2nd, 4th, 8th, ... and every check_every-th capture read all of RAM too and compare:
+        # a host write that forgot its dirty mark would show here (and be corrected), not in a restore.
+        n = self._captures
+        check = n & (n - 1) == 0 or n % self.check_every == 0
+        snap = capture(self.machine, self._baseline, check=check)
+        self.missed_pages += snap.missed
+        self._previous, self._baseline = self._baseline, snap
+        if not check and self._baseline is not None:  # a checked capture reads all of RAM: not the usual cost
+            self._capture_s = time.perf_counter() - started
+        self._ran_s = 0.0
+        snaps = self._snapshots
+        i = bisect.bisect_left([s.icount for s in snaps], icount)
+        snaps.insert(i, snap)
+        if i and snaps[i - 1] is self._previous and snap.changed is not None:
+            self._costs[id(snap)] = snap.changed  # the capture counted them: no walk over every page
+        else:
+            self._cost(i)
+        self._cost(i + 1)
         self._thin()
+
+    def _cost(self, i: int) -> None:
+        snaps = self._snapshots
+        if i < len(snaps):
+            self._costs[id(snaps[i])] = unshared_pages(snaps[i], snaps[i - 1] if i else None)
 
     def _thin(self) -> None:
         """Drop snapshots while over budget, keeping them dense near the present (module docstring)."""
@@ -439,7 +489,8 @@ class Timeline:
                     best, score = i, value
             assert best is not None
             dropped = snaps.pop(best)
-            self._store.release(dropped.keys)
+            del self._costs[id(dropped)]
+            self._cost(best)
 
 
 #: gdb's amd64 register names and Unicorn's ids (the order of `rrtool.player.gdbregs`' description).

@@ -168,6 +168,6 @@ def sys_madvise(k: Kernel, call: Call) -> int:
         size = page_up(length)
         if not k.mem.mapped(addr, addr + size):
             return -errno.ENOMEM
-        k.machine.ram.discard(addr, addr + size)  # anonymous private memory reads back as zeros
+        k.machine.discard_ram(addr, addr + size)  # anonymous private memory reads back as zeros
         k.machine.counter.flush()
     return 0

@@ -1,0 +1,119 @@
+"""Time travel on a ~1G-instruction compute recording: seeks, reverse-stepi, and what snapshots cost a replay.
+
+Figures, measured side by side in one process on one recording:
+
+- replay, snapshots off: `rrtool.player.session.replay` (what `rrtool replay` does);
+- replay, snapshots on: a `Timeline` opened and run to the end, taking snapshots at its default cadence
+  and budget (what `rrtool replay --gdb` and `rrtool seek` do);
+- seek: a fresh timeline's random seeks, in random order, after one pass to the end (as a debugging
+  session would be), each as a fraction of the full replay;
+- reverse-stepi: one instruction back from random positions;
+- snapshot memory: what the timeline's snapshots hold after the pass.
+
+Targets (issue 13): mean seek < 5% of a full replay, reverse-stepi < 0.3 s, snapshots on / off < 1.1x.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import environment_line, make_console, median, parse_args, repeat, show, table_box, verdict
+from rich.table import Table
+
+from rrtool.guest.build import build_guest, example_source
+from rrtool.player.session import replay
+from rrtool.player.timeline import DEFAULT_SNAPSHOT_MEMORY, Timeline
+from rrtool.recorder.session import record
+
+#: compute at 172 rounds retires ~1.0G instructions (72 rounds: 419M); --quick uses 20 (~119M).
+ROUNDS, QUICK_ROUNDS = 172, 20
+SEEKS = 30
+STEPS_BACK = 10
+
+
+def replay_off(trace: Path) -> float:
+    start = time.perf_counter()
+    result = replay(trace)
+    wall = time.perf_counter() - start
+    if not result.verified:
+        raise SystemExit(f"replay diverged: {result.divergence}")
+    return wall
+
+
+def replay_on(trace: Path) -> tuple[float, int, int]:
+    start = time.perf_counter()
+    with Timeline(trace) as tl:
+        stop = tl.run_to_end()
+        wall = time.perf_counter() - start
+        if stop.divergence is not None:
+            raise SystemExit(f"timeline diverged: {stop.divergence}")
+        return wall, tl.snapshot_count, tl.snapshot_bytes
+
+
+def seeks(trace: Path, seed: int) -> tuple[list[float], list[float]]:
+    rng = random.Random(seed)
+    with Timeline(trace) as tl:
+        tl.run_to_end()
+        seek_s = []
+        for _ in range(SEEKS):
+            target = rng.randrange(0, tl.last_icount + 1)
+            start = time.perf_counter()
+            tl.seek(target)
+            seek_s.append(time.perf_counter() - start)
+            assert tl.icount == target
+        back_s = []
+        for _ in range(STEPS_BACK):
+            tl.seek(rng.randrange(1, tl.last_icount + 1))
+            start = time.perf_counter()
+            tl.reverse_step()
+            back_s.append(time.perf_counter() - start)
+        return seek_s, back_s
+
+
+def main() -> int:
+    args = parse_args(__doc__.splitlines()[0] if __doc__ else "")
+    console = make_console(args.markdown)
+    console.print(environment_line())
+    rounds = QUICK_ROUNDS if args.quick else ROUNDS
+    with tempfile.TemporaryDirectory(prefix="rrtool-bench-") as tmp:
+        work = Path(tmp)
+        image = build_guest([example_source("compute")], work / "compute.elf", extra_cflags=[f"-DROUNDS={rounds}"])
+        trace = work / "compute.arrow"
+        rec = record(image, trace)
+        console.print(
+            f"compute ROUNDS={rounds}: {rec.run.icount:,} instructions; snapshot budget "
+            f"{DEFAULT_SNAPSHOT_MEMORY >> 20} MiB; {args.repeats} run(s) of each replay, interleaved, median shown"
+        )
+        off, on = repeat(args.repeats, [lambda: replay_off(trace), lambda: replay_on(trace)])
+        seek_s, back_s = seeks(trace, 1)
+    off_s = median(off)
+    on_s = median([w for w, _, _ in on])
+    _, count, used = on[0]
+    mean_seek = sum(seek_s) / len(seek_s)
+    mean_back = sum(back_s) / len(back_s)
+    checks = {
+        "seek": mean_seek / off_s < 0.05,
+        "back": max(back_s) < 0.3,
+        "on/off": on_s / off_s < 1.1,
+    }
+    table = Table(title="time travel on compute", box=table_box(args.markdown))
+    for name in ("figure", "value", "ratio", "target", ""):
+        table.add_column(name, justify="left" if name in ("figure", "") else "right")
+    table.add_row("replay, snapshots off", f"{off_s:.3f} s", "1.00x", "", "")
+    table.add_row("replay, snapshots on", f"{on_s:.3f} s", f"{on_s / off_s:.3f}x", "< 1.1x", verdict(checks["on/off"]))
+    table.add_row(f"seek to a random icount (mean of {SEEKS})", f"{mean_seek:.3f} s",
+                  f"{mean_seek / off_s:.1%} of replay", "< 5%", verdict(checks["seek"]))  # fmt: skip
+    table.add_row(f"reverse-stepi (mean / max of {STEPS_BACK})", f"{mean_back:.3f} / {max(back_s):.3f} s", "",
+                  "< 0.3 s", verdict(checks["back"]))  # fmt: skip
+    table.add_row("snapshots kept after one pass", f"{count}", "", "", "")
+    table.add_row("snapshot memory", f"{used / 2**20:.0f} MiB", "", f"<= {DEFAULT_SNAPSHOT_MEMORY >> 20} MiB", "")
+    show(console, table, args.markdown)
+    return 1 if args.check and not all(checks.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
