@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import environment_line, make_console, median, parse_args, repeat, show, table_box, verdict
+from _common import environment_line, make_console, median, parse_args, show, table_box, verdict
 from rich.table import Table
 
 from rrtool.guest.build import build_guest, example_source
@@ -88,7 +88,11 @@ def main() -> int:
             f"compute ROUNDS={rounds}: {rec.run.icount:,} instructions; snapshot budget "
             f"{DEFAULT_SNAPSHOT_MEMORY >> 20} MiB; {args.repeats} run(s) of each replay, interleaved, median shown"
         )
-        off, on = repeat(args.repeats, [lambda: replay_off(trace), lambda: replay_on(trace)])
+        off: list[float] = []
+        on: list[tuple[float, int, int]] = []
+        for _ in range(args.repeats):  # interleaved, so a slow moment of the host hits both alike
+            off.append(replay_off(trace))
+            on.append(replay_on(trace))
         seek_s, back_s = seeks(trace, 1)
     off_s = median(off)
     on_s = median([w for w, _, _ in on])
