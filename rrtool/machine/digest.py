@@ -125,6 +125,10 @@ class GuestRam:
         off = addr - self.base
         return self._map[off : off + 0x1000]
 
+    def read(self, addr: int, length: int) -> bytes:
+        off = addr - self.base
+        return self._map[off : off + length]
+
     def zero(self) -> None:
         ctypes.memset(self.address, 0, self.size)
 

@@ -72,12 +72,17 @@ class UnitBase:
         raise AssertionError(f"{type(self).__name__} applies no {event.kind} events")
 
     def save(self) -> object:
-        return {name: copy.deepcopy(getattr(self, name)) for name in self.SAVED}
+        return {name: _copy(getattr(self, name)) for name in self.SAVED}
 
     def load(self, saved: object) -> None:
         assert isinstance(saved, dict)
         for name in self.SAVED:
-            setattr(self, name, copy.deepcopy(saved[name]))
+            setattr(self, name, _copy(saved[name]))
+
+
+def _copy(value: object) -> object:
+    """A deep copy, but none for the immutable values most state is made of (deepcopy's dispatch is slow)."""
+    return value if isinstance(value, int | str | bytes | None) else copy.deepcopy(value)
 
 
 class UnitError(Exception):

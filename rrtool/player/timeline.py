@@ -46,7 +46,7 @@ from rrtool.schemas.tracefile import TraceFile, open_tracefile
 #: Default memory budget for snapshots (`--snapshot-memory`).
 DEFAULT_SNAPSHOT_MEMORY = 256 << 20
 #: With the default cadence, a snapshot waits until the replay ran this many times what the last one cost.
-OVERHEAD_FACTOR = 20
+OVERHEAD_FACTOR = 25
 #: How far a continue runs before it looks at Ctrl-C again (a few milliseconds of guest time).
 CHUNK = 2_000_000
 
@@ -137,9 +137,10 @@ class Timeline:
         self._captures = 0
         #: Pages a checked capture found changed without a dirty mark: 0 unless a host write is unmarked.
         self.missed_pages = 0
-        self.check_every = 64
+        self.check_every = 32
         self._adaptive = every is None
         self._ran_s = 0.0  # replay time since the last snapshot
+        self._rate = 0.0  # instructions per second of the last stretch of replay
         self._capture_s = 0.0005  # what the last (unchecked) snapshot cost; a first guess until one is taken
         self._breakpoints: dict[int, Any] = {}
         self._watchpoints: dict[Watchpoint, Any] = {}
@@ -400,7 +401,7 @@ class Timeline:
         return best
 
     def _restore(self, snap: Snapshot) -> None:
-        restore(self.machine, snap)
+        restore(self.machine, snap, self._baseline)
         self._baseline = snap
         self.divergence = None
 
@@ -408,11 +409,14 @@ class Timeline:
         """Run forward to `target` (or the end, or a first hit), snapshotting at multiples of `every`."""
         m = self.machine
         while not self.at_end and m.icount < target:
-            nxt = (m.icount // self.every + 1) * self.every
+            nxt = self._next_snapshot_at()
             pause = min(target, nxt) if snapshots else target
-            started = time.perf_counter()
+            started, before = time.perf_counter(), m.icount
             result = self._guard(functools.partial(m.advance, pause))
-            self._ran_s += time.perf_counter() - started
+            took = time.perf_counter() - started
+            self._ran_s += took
+            if took > 0.001 and m.icount > before:
+                self._rate = (m.icount - before) / took
             if result is not None or self.divergence is not None:
                 return
             if snapshots and m.icount == nxt and m.icount % self.every == 0 and self._worth_a_snapshot():
@@ -430,6 +434,19 @@ class Timeline:
         if result is not None:
             self.divergence = trailing_rows(self.machine, self.port, result)
         return result
+
+    def _next_snapshot_at(self) -> int:
+        """The next multiple of `every` where a snapshot may be taken.
+
+        With the default cadence, the multiples before the replay will have run long enough (at its
+        last measured speed) are skipped: each pause splits a block, which costs a little.
+        """
+        icount = self.machine.icount
+        if self._adaptive and self._rate:
+            owed = OVERHEAD_FACTOR * self._capture_s - self._ran_s
+            if owed > 0:
+                icount += int(owed * self._rate)
+        return (icount // self.every + 1) * self.every
 
     def _worth_a_snapshot(self) -> bool:
         """With the default cadence, a snapshot only once the replay ran OVERHEAD_FACTOR times what one costs.
@@ -450,14 +467,14 @@ class Timeline:
             return
         self._captures += 1
         started = time.perf_counter()
-        # The 1st, 2nd, 4th, 8th, ... and every check_every-th capture read all of RAM too and compare:
-        # a host write that forgot its dirty mark would show here (and be corrected), not in a restore.
+        # Every check_every-th capture reads all of RAM too and compares: a host write that forgot its
+        # dirty mark would show here (and be corrected) rather than in a restore.
         n = self._captures
-        check = n & (n - 1) == 0 or n % self.check_every == 0
+        check = n % self.check_every == 0
         snap = capture(self.machine, self._baseline, check=check)
         self.missed_pages += snap.missed
         self._previous, self._baseline = self._baseline, snap
-        if not check and self._baseline is not None:  # a checked capture reads all of RAM: not the usual cost
+        if not check and self._previous is not None:  # a first or checked capture reads all of RAM: not the usual
             self._capture_s = time.perf_counter() - started
         self._ran_s = 0.0
         snaps = self._snapshots
