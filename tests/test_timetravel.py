@@ -16,9 +16,10 @@ from rrtool.linux.host import LinuxSetup
 from rrtool.machine.config import MachineConfig
 from rrtool.machine.snapshot import capture, restore
 from rrtool.player.session import replay
-from rrtool.player.timeline import BEGIN, BREAKPOINT, END, STEP, WATCH, Timeline, TimelineError
+from rrtool.player.timeline import BEGIN, BREAKPOINT, DIVERGED, END, STEP, WATCH, Timeline, TimelineError
 from rrtool.recorder.session import record
 from tests.conftest import BuildC, invoke
+from tests.tracetools import read_rows, write_rows
 
 #: Timer interrupts, idle warps, RNG reads and a function that writes a global: everything a seek must restore.
 TT_GUEST = r"""
@@ -329,3 +330,38 @@ def test_dirty_tracking_sees_system_call_results(tmp_path: Path) -> None:
 
 def test_dirty_tracking_sees_interrupt_frames(tt: tuple[Path, Path]) -> None:
     _no_missed_dirty_pages(tt[1], 2_000)
+
+
+def test_a_recording_cut_short_ends_where_it_ends(tt: tuple[Path, Path], tmp_path: Path) -> None:
+    _, trace = tt
+    rows = read_rows(trace)
+    cps = [r for r in rows if r["kind"] == "checkpoint"]
+    cut = cps[len(cps) // 2]
+    short = tmp_path / "short.arrow"
+    write_rows(trace, short, [r for r in rows if r["checkpoint"] < cut["checkpoint"] or r is cut])
+    with Timeline(short, every=3000) as tl:
+        assert not tl.complete
+        stop = tl.run_to_end()  # must end, not spin at the last row
+        assert stop.reason == END and tl.divergence is None and tl.icount >= cut["icount"]
+        assert tl.reverse_step().icount == tl.icount
+        assert tl.seek(cut["icount"] // 2).icount == cut["icount"] // 2
+
+
+def test_a_tampered_input_diverges_at_its_checkpoint_and_earlier_positions_still_work(
+    tt: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, trace = tt
+    rows = read_rows(trace)
+    rng = [r for r in rows if r["kind"] == "rng_read"]
+    victim = rng[len(rng) // 2]
+    victim["value"] = (victim["value"] + 1) & 0xFFFFFFFF  # step_fn gets another argument
+    bad = tmp_path / "bad.arrow"
+    write_rows(trace, bad, rows)
+    with Timeline(bad, every=3000) as tl:
+        stop = tl.seek(tl.last_icount)
+        assert stop.reason == DIVERGED and stop.divergence is not None
+        assert stop.icount <= tl.last_icount
+        early = tl.seek(victim["icount"] // 2)  # a restore leaves the divergence behind
+        assert early.reason == STEP and tl.divergence is None
+    r = invoke("seek", bad, "--icount", str(rng[-1]["icount"]))
+    assert r.returncode == 1 and "DIVERGENCE" in r.stderr

@@ -146,6 +146,7 @@ class Timeline:
         self._watchpoints: dict[Watchpoint, Any] = {}
         self._collect: _Collect | None = None
         self.divergence: Divergence | None = None
+        self._ran_out = False
         self._guard(self.machine.start)
         self._snapshot()
 
@@ -175,8 +176,8 @@ class Timeline:
 
     @property
     def at_end(self) -> bool:
-        """The machine ended (as the recording did) or the trace has no more to replay."""
-        return self.machine.result is not None or self.divergence is not None
+        """The machine ended (as the recording did), diverged, or the trace (cut short) has no more to replay."""
+        return self.machine.result is not None or self.divergence is not None or self._ran_out
 
     @property
     def snapshot_count(self) -> int:
@@ -404,6 +405,7 @@ class Timeline:
         restore(self.machine, snap, self._baseline)
         self._baseline = snap
         self.divergence = None
+        self._ran_out = False
 
     def _forward(self, target: int, *, snapshots: bool = True) -> None:
         """Run forward to `target` (or the end, or a first hit), snapshotting at multiples of `every`."""
@@ -430,6 +432,7 @@ class Timeline:
             result = fn()
         except (Divergence, EventRejected, TraceEnd) as exc:
             self.divergence = as_divergence(exc, self.machine, self.port, self.complete)
+            self._ran_out = isinstance(exc, TraceEnd)  # a recording cut short: its end is here
             return None
         if result is not None:
             self.divergence = trailing_rows(self.machine, self.port, result)
