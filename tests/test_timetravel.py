@@ -168,6 +168,9 @@ def test_breakpoints_both_ways_match_single_stepping(tt: tuple[Path, Path]) -> N
             back.append(stop.icount)
         assert stop.reason == BEGIN and tl.icount == 0
         assert back == hits[::-1]
+        for h in hits[:3]:  # a hit one instruction back, and one right at a snapshot's position
+            tl.seek(h + 1)
+            assert tl.reverse_cont().icount == h
         tl.remove_breakpoint(fn)
         assert tl.cont().reason == END
 

@@ -264,12 +264,15 @@ class Timeline:
         present = self.icount
         while present > 0:
             if interrupt is not None and interrupt.is_set():
+                self._go(present)  # as far back as the search got
                 return self._stop(INTERRUPTED)
             snap = self._before(present - 1)
             self._restore(snap)
             self._collect = _Collect(after=snap.icount - 1, before=present, first_only=False)
             try:
-                self._forward(present - 1)
+                # To `present`, not present-1: a breakpoint at position present-1 is seen when the
+                # instruction there runs, which is the step from present-1 to present.
+                self._forward(present)
                 hits = [h for h in self._collect.hits if h.icount < present]
             finally:
                 self._collect = None
