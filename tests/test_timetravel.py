@@ -368,3 +368,22 @@ def test_a_tampered_input_diverges_at_its_checkpoint_and_earlier_positions_still
         assert early.reason == STEP and tl.divergence is None
     r = invoke("seek", bad, "--icount", str(rng[-1]["icount"]))
     assert r.returncode == 1 and "DIVERGENCE" in r.stderr
+
+
+X87 = r"""
+#include "rrtool.h"
+int main(void) {
+    __asm__ volatile("fninit; fld1; fld1; fld1; faddp");   /* st0 = 2.0, st1 = 1.0 */
+    return 0;
+}
+"""
+
+
+def test_x87_registers_are_80_bits_in_stack_order(build_c: BuildC, tmp_path: Path) -> None:
+    trace = tmp_path / "x87.arrow"
+    assert record(build_c("x87_stack", X87), trace).run.ok
+    with Timeline(trace) as tl:
+        tl.run_to_end()
+        regs = tl.registers()
+    assert (regs["st0"], regs["st1"]) == (0x4000_8000000000000000, 0x3FFF_8000000000000000)  # 2.0 and 1.0
+

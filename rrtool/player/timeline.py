@@ -118,13 +118,16 @@ class Timeline:
         self.path = trace_path
         self._trace: TraceFile = open_tracefile(trace_path)
         try:
-            # Replay re-reads batches from the middle after a restore; the order of every row is
-            # checked once, up front, rather than only on the first pass.
-            self._trace.verify()
-            self.machine, self.port = build_replay(self._trace, trace_path, image, force)
+            self._open(image, force, snapshot_memory, every)
         except BaseException:
-            self._trace.close()
+            self._trace.close()  # nothing keeps the file mapped after a failed start
             raise
+
+    def _open(self, image: Path | None, force: bool, snapshot_memory: int, every: int | None) -> None:
+        # Replay re-reads batches from the middle after a restore; the order of every row is
+        # checked once, up front, rather than only on the first pass.
+        self._trace.verify()
+        self.machine, self.port = build_replay(self._trace, self.path, image, force)
         self.machine.time_travel = True
         self.complete = self._trace.complete
         self.checkpoints, self.last_icount = self._trace.totals()
@@ -523,7 +526,7 @@ _IDS.update(rip=x86.UC_X86_REG_RIP, eflags=x86.UC_X86_REG_EFLAGS, cs=x86.UC_X86_
             ds=x86.UC_X86_REG_DS, es=x86.UC_X86_REG_ES, fs=x86.UC_X86_REG_FS, gs=x86.UC_X86_REG_GS,
             fs_base=x86.UC_X86_REG_FS_BASE, gs_base=x86.UC_X86_REG_GS_BASE, fctrl=x86.UC_X86_REG_FPCW,
             fstat=x86.UC_X86_REG_FPSW, ftag=x86.UC_X86_REG_FPTAG, mxcsr=x86.UC_X86_REG_MXCSR)  # fmt: skip
-_IDS.update({f"st{i}": getattr(x86, f"UC_X86_REG_ST{i}") for i in range(8)})
+_FP = [getattr(x86, f"UC_X86_REG_FP{i}") for i in range(8)]  # physical x87 registers: (mantissa, exponent)
 _IDS.update({f"xmm{i}": getattr(x86, f"UC_X86_REG_XMM{i}") for i in range(16)})
 
 
@@ -536,6 +539,12 @@ def read_registers(emu: uc.Uc) -> dict[str, int]:
     for name, rid in _IDS.items():
         value = emu.reg_read(rid)
         regs[name] = int(value)
+    # st(i) is physical register (TOP + i) mod 8, TOP being bits 11-13 of the status word. The binding's
+    # UC_X86_REG_ST0-7 give only the 64-bit mantissa; FP0-7 give (mantissa, exponent with sign).
+    top = (regs["fstat"] >> 11) & 7
+    for i in range(8):
+        mantissa, exponent = emu.reg_read(_FP[(top + i) % 8])
+        regs[f"st{i}"] = (exponent << 64) | mantissa
     regs.update(fiseg=0, fioff=0, foseg=0, fooff=0, fop=0)
     return regs
 
