@@ -688,3 +688,14 @@ def test_the_port_in_use_is_one_line(loop: Guest) -> None:
     assert proc.returncode == 2
     want = f"rrtool: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert proc.stderr.strip().splitlines() == [want]
+
+
+@pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs Debian's busybox-static")
+def test_a_linux_program_is_refused_with_one_line(tmp_path: Path) -> None:
+    trace = tmp_path / "true.arrow"
+    assert invoke("record", "-q", "-o", trace, "/bin/busybox", "true").returncode == 0
+    proc = invoke("replay", trace, "--gdb", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rrtool: error: --gdb: snapshots of a Linux process hold host descriptors; not supported yet"
+    ]

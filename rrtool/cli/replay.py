@@ -113,7 +113,11 @@ def serve_gdb(trace: Path, image: Path | None, force: bool, address: str, snapsh
         if image is not None:
             check_input_file(image, "guest image")
         host, port = parse_address(address)
-        with Timeline(trace, image=image, force=force, snapshot_memory=snapshot_memory) as timeline:
+        try:
+            timeline = Timeline(trace, image=image, force=force, snapshot_memory=snapshot_memory)
+        except NotImplementedError as exc:  # a platform the snapshots cannot hold yet (a Linux process)
+            fail(f"--gdb: {exc}")
+        with timeline:
             listener = listen(host, port)
             bound_host, bound_port = listener.getsockname()[:2]
             where = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
