@@ -457,6 +457,17 @@ def test_ctrl_c_sent_with_the_continue_still_stops_it(long_loop: Guest) -> None:
     finished(srv)
 
 
+def test_gdb_going_away_mid_continue_ends_the_server(long_loop: Guest) -> None:
+    with server(long_loop.trace) as srv:
+        client = Raw(srv.port)
+        assert client.ask(b"?") == b"T05thread:1;"
+        client.send(b"c")
+        time.sleep(0.1)
+        client.sock.close()  # the continue stops (the reader sets the interrupt) and nobody gets its reply
+    finished(srv)
+    assert "rrtool: gdb disconnected" in srv.stderr
+
+
 def test_malformed_packets_get_errors_and_the_server_carries_on(loop: Guest) -> None:
     with server(loop.trace) as srv:
         client = Raw(srv.port)
