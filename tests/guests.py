@@ -307,3 +307,25 @@ int main(void) {
     return 0;
 }
 """
+
+#: A guest to debug (built with -g): `step_fn(i)` called ROUNDS times, each writing the global `counter`
+#: (0, 1, 5, 18, 58, ...: every write changes it). `spin` loops SPIN times after, with no call and no
+#: write of `counter`, so a continue has a long way to go without a stop (Ctrl-C).
+STEP_LOOP = r"""
+#include "rrtool.h"
+#ifndef ROUNDS
+#define ROUNDS 10
+#endif
+#ifndef SPIN
+#define SPIN 0
+#endif
+volatile uint64_t counter;
+volatile uint64_t spin;
+__attribute__((noinline)) void step_fn(int i) { counter = counter * 3 + (uint64_t)i; }
+int main(void) {
+    for (int i = 0; i < ROUNDS; i++) step_fn(i);
+    for (uint64_t n = 0; n < SPIN; n++) spin += n;
+    rr_printf("counter %lu\n", counter);
+    return 0;
+}
+"""

@@ -34,6 +34,7 @@ EXPECTED_ERRORS = (
     ("rrtool.board.net.spec", "NetError"),
     ("rrtool.player.session", "ReplayError"),
     ("rrtool.player.timeline", "TimelineError"),
+    ("rrtool.player.gdbserver", "GdbError"),
     ("rrtool.schemas.tracefile", "TraceError"),
     ("rrtool.analysis.errors", "AnalysisError"),
 )

@@ -27,6 +27,8 @@ MAX_NS_PER_INSN = 1_000_000
 MIN_RAM, MAX_RAM = 2 << 20, 4 << 30
 #: Wall-clock timeout: a year is plenty, and far below what a thread can wait (threading.TIMEOUT_MAX).
 MAX_TIMEOUT_S = 365 * 24 * 3600.0
+#: Memory for the time-travel snapshots of `replay --gdb`: the least that keeps more than the start, and a cap.
+MIN_SNAPSHOT_MEMORY, MAX_SNAPSHOT_MEMORY = 1 << 20, 1 << 40
 #: Rows, differences or windows a person asks to see: generous, but ints that every layer can hold.
 MAX_SHOWN = 1_000_000_000
 
@@ -118,6 +120,30 @@ def check_nets(values: list[str] | None) -> list[str] | None:
     except (NetError, PathError) as exc:
         raise typer.BadParameter(str(exc)) from None
     return values
+
+
+def check_snapshot_memory(value: str) -> str:
+    """A size, e.g. 256M: at least 1M (the snapshot at icount 0 alone is a few pages) and at most 1024G."""
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not MIN_SNAPSHOT_MEMORY <= size <= MAX_SNAPSHOT_MEMORY:
+        raise typer.BadParameter(f"{value!r}: the snapshot budget must be between 1M and 1024G")
+    return value
+
+
+def check_gdb(value: str | None) -> str | None:
+    """`HOST:PORT` or `PORT`, HOST a loopback address: checked now, so a bad one never starts a replay."""
+    if value is None:
+        return None
+    from rrtool.player.gdbserver import GdbError, parse_address
+
+    try:
+        parse_address(value)
+    except GdbError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"--gdb {value!r}: ")) from None
+    return value
 
 
 def check_time_base(value: str) -> str:
@@ -224,6 +250,27 @@ Net = Annotated[
         callback=check_nets,
         help="A network card (repeat for more): user[,hostfwd=udp:127.0.0.1:H-:G][,ip=A.B.C.D], "
         "tap[,ifname=rr0], socket,listen=127.0.0.1:P,peer=127.0.0.1:Q, or pcap,file=F.pcap.",
+    ),
+]
+
+# ---------------------------------------------------------------- time travel
+Gdb = Annotated[
+    str | None,
+    typer.Option(
+        "--gdb",
+        metavar="ADDR",
+        callback=check_gdb,
+        help="Serve gdb's remote protocol on ADDR (127.0.0.1:PORT, or PORT; loopback only, port 0 picks one) "
+        "instead of replaying straight through: gdb can step, continue and watch either way in time.",
+    ),
+]
+SnapshotMemory = Annotated[
+    str,
+    typer.Option(
+        "--snapshot-memory",
+        metavar="SIZE",
+        callback=check_snapshot_memory,
+        help="With --gdb: memory for the snapshots that going back in time restores, e.g. 256M.",
     ),
 ]
 

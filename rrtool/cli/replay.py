@@ -1,4 +1,8 @@
-"""`rrtool replay`: a trace replayed with every backend off, verified at every checkpoint (exit 0, 1 or 2)."""
+"""`rrtool replay`: a trace replayed with every backend off, verified at every checkpoint (exit 0, 1 or 2).
+
+With `--gdb ADDR` the replay is served to one gdb instead (`rrtool.player.gdbserver`) and the command exits 0
+when gdb detaches, kills or disconnects.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rrtool.cli.console import console_writer, err, out, stderr_writer, user_errors
-from rrtool.cli.options import Json, Quiet
+from rrtool.cli.console import console_writer, err, fail, out, stderr_writer, user_errors
+from rrtool.cli.options import Gdb, Json, Quiet, SnapshotMemory, parse_size
 from rrtool.cli.progress import Bar
 
 if TYPE_CHECKING:
@@ -36,13 +40,22 @@ def replay(
     force: Annotated[bool, typer.Option("--force", help="Replay even if the image hash differs.")] = False,
     quiet: Quiet = False,
     as_json: Json = False,
+    gdb: Gdb = None,
+    snapshot_memory: SnapshotMemory = "256M",
 ) -> None:
     """Replay a trace with every backend off, verifying every checkpoint.
 
-    Exit 0 when verified, 1 on divergence (with a report), 2 on error.
+    Exit 0 when verified, 1 on divergence (with a report), 2 on error. With --gdb, serve the replay to one
+    gdb (`target remote ADDR`), which can then run it backward as well as forward; exit 0 when gdb is done.
     Example: rrtool replay timers.arrow
+    Example: rrtool replay timers.arrow --gdb 1234
     """
     from rrtool._paths import check_input_file
+
+    if gdb is not None:
+        if as_json:
+            fail("--json does not go with --gdb (the gdb server has no result to print)")
+        serve_gdb(trace, image, force, gdb, parse_size(snapshot_memory))
     from rrtool.player.session import replay as do_replay
 
     # Replays are the long command: the bar shows at once, by instructions (the best measure of time left).
@@ -84,3 +97,27 @@ def replay(
             markup=False,
         )
     raise typer.Exit(0 if div is None else 1)
+
+
+def serve_gdb(trace: Path, image: Path | None, force: bool, address: str, snapshot_memory: int) -> None:
+    """The replay as a gdb server on `address`: one line saying where, then gdb's session; exit 0 after it."""
+    from rrtool._paths import check_input_file
+    from rrtool.player.gdbserver import listen, parse_address, serve
+    from rrtool.player.timeline import Timeline
+
+    def message(text: str) -> None:
+        err.print(text, markup=False)
+
+    with user_errors():
+        check_input_file(trace, "trace file")
+        if image is not None:
+            check_input_file(image, "guest image")
+        host, port = parse_address(address)
+        with Timeline(trace, image=image, force=force, snapshot_memory=snapshot_memory) as timeline:
+            listener = listen(host, port)
+            bound_host, bound_port = listener.getsockname()[:2]
+            where = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
+            message(f"rrtool: gdb server listening on {where} (in gdb: target remote {where})")
+            ended = serve(timeline, listener, on_message=message)
+            message(f"rrtool: gdb {ended}")
+    raise typer.Exit(0)
