@@ -33,6 +33,7 @@ EXPECTED_ERRORS = (
     ("rrtool.machine.config", "MachineError"),
     ("rrtool.board.net.spec", "NetError"),
     ("rrtool.player.session", "ReplayError"),
+    ("rrtool.player.deepdiff", "DeepDiffError"),
     ("rrtool.schemas.tracefile", "TraceError"),
     ("rrtool.analysis.errors", "AnalysisError"),
 )
