@@ -71,9 +71,8 @@ def diff(
     With --deep, two recordings of one guest image are replayed side by side (PANDA's diverge.py): the
     checkpoints' logged digests bound the search, then icounts are bisected, comparing the whole state, to the
     instruction after which the states first differ; it is named with its registers and memory bytes that
-    differ and the input that made the difference. Bisection finds a boundary between an equal state and a
-    different one, always a real one, and the first one unless two paths part and meet again inside the last
-    stretch between checkpoints.
+    differ and the input that made the difference. The boundary found is always real (an equal state, then a
+    different one); it is the first unless the states parted and met again before it, which no probe can see.
     Example: rrtool diff a.arrow b.arrow --ignore-kind rng_read
     Example: rrtool diff --deep a.arrow b.arrow
     """

@@ -22,10 +22,10 @@ question a person has is *which instruction* first saw a different machine, and 
 Bisection assumes that states which differed stay different. They need not: two paths can part and meet
 again (a different value stored and later overwritten). Like PANDA's tool, this finds *a* boundary
 between an equal and a different state, always a real one (both ends are replayed and compared), and it
-is the first one whenever the states, once apart, stay apart up to the upper bound; a reconvergence
-inside the search window can hide an earlier boundary. The lower bound is the last checkpoint whose
-full state is equal, so the window is at most one stretch between two checkpoints wide in the common
-case, and the result says how many probes it took.
+is the first one whenever the states, once apart, stay apart: a parting that heals before the lower
+bound (the last checkpoint whose full state is equal) or between two probes is not seen. A difference
+that heals before any logged digest can show it is not seen at all; the result is then "no
+difference", as the tests show with a stored RNG value that is overwritten at once.
 
 Nothing here prints or changes a replay: the CLI (`rrtool.cli.diff`) renders the `DeepDiffResult`.
 """
