@@ -329,3 +329,38 @@ int main(void) {
     return 0;
 }
 """
+
+
+RNG_BRANCH = r"""
+#include "rrtool.h"
+/* Busy for a while, then one RNG read that is stored and branched on: two recordings differ from that
+   instruction on (the value is in rax after the read, in `stored` after the next instruction). */
+static volatile uint32_t stored;
+int main(void) {
+    volatile uint64_t acc = 0;
+    for (int i = 0; i < 500; i++) acc += (uint64_t)i * 2654435761u;
+    uint32_t r = rr_random();
+    stored = r;
+    if (r & 1) rr_puts("odd\n"); else rr_puts("even\n");
+    for (int i = 0; i < 20000; i++) acc += (uint64_t)i * (r | 1);
+    rr_printf("acc %lx\n", acc);
+    return 0;
+}
+"""
+
+RNG_TRANSIENT = r"""
+#include "rrtool.h"
+/* An RNG value that leaves no trace: stored, overwritten, and every register it was in is reused, all
+   before the next checkpoint. Two recordings differ in their events, never in a logged state. */
+static volatile uint32_t stored;
+int main(void) {
+    volatile uint64_t acc = 0;
+    for (int i = 0; i < 20000; i++) acc += (uint64_t)i * 2654435761u;
+    stored = rr_random();
+    stored = 0;
+    __asm__ volatile("xor %%eax, %%eax\n\txor %%edx, %%edx" ::: "rax", "rdx");
+    for (int i = 0; i < 20000; i++) acc += (uint64_t)i;
+    rr_printf("acc %lx\n", acc);
+    return 0;
+}
+"""

@@ -35,6 +35,7 @@ EXPECTED_ERRORS = (
     ("rrtool.player.session", "ReplayError"),
     ("rrtool.player.timeline", "TimelineError"),
     ("rrtool.player.gdbserver", "GdbError"),
+    ("rrtool.player.deepdiff", "DeepDiffError"),
     ("rrtool.schemas.tracefile", "TraceError"),
     ("rrtool.analysis.errors", "AnalysisError"),
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from rrtool.cli.console import out, user_errors
+from rrtool.cli.console import fail, out, user_errors
 from rrtool.cli.options import MAX_SHOWN, Json
 from rrtool.cli.progress import Bar
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from rrtool.analysis.diff import DiffResult
+    from rrtool.player.deepdiff import CheckpointPair, DeepDiffResult
 
 
 def diff(
@@ -53,13 +54,39 @@ def diff(
     show: Annotated[
         int, typer.Option("--show", metavar="N", min=1, max=MAX_SHOWN, help="Differences listed (all are counted).")
     ] = 10,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Replay both and find the first instruction after which their machine states differ "
+            "(registers, memory bytes, devices).",
+        ),
+    ] = False,
 ) -> None:
     """Compare two traces: the first divergence and a per-kind summary (exit 0 same, 1 different, 2 error).
 
     A trace cut short by a crash is compared up to its last complete batch; what the other trace has beyond
     counts as "only in" the other, so the exit code is 1.
+
+    With --deep, two recordings of one guest image are replayed side by side (PANDA's diverge.py): the
+    checkpoints' logged digests bound the search, then icounts are bisected, comparing the whole state, to the
+    instruction after which the states first differ; it is named with its registers and memory bytes that
+    differ and the input that made the difference. The boundary found is always real (an equal state, then a
+    different one); it is the first unless the states parted and met again before it, which no probe can see.
     Example: rrtool diff a.arrow b.arrow --ignore-kind rng_read
+    Example: rrtool diff --deep a.arrow b.arrow
     """
+    if deep:
+        event_options = {
+            "--ignore-kind": bool(ignore_kind), "--ignore-column": bool(ignore_column),
+            "--ignore-meta": bool(ignore_meta), "--host-time": host_time,
+            "--resync-window": resync_window != 2, "--show": show != 10,
+        }  # fmt: skip
+        given = [name for name, used in event_options.items() if used]
+        if given:
+            fail(f"--deep compares machine states, not events: {', '.join(given)} does not apply to it")
+        deep_diff_command(a, b, as_json)
+        return
     from rrtool._paths import check_input_file
     from rrtool.analysis.diff import DiffOptions, diff_traces
     from rrtool.analysis.diff.model import DEFAULT_IGNORED_META
@@ -121,3 +148,77 @@ def print_report(result: DiffResult, console: Console, show: int = 10) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
+
+
+def deep_diff_command(a: Path, b: Path, as_json: bool) -> None:
+    """`diff --deep`: exit 0 when the states never differ, 1 when they do, 2 on an error (one line)."""
+    from rrtool._paths import check_input_file
+    from rrtool.player.deepdiff import deep_diff
+
+    with user_errors():
+        check_input_file(a, "trace file")
+        check_input_file(b, "trace file")
+        with Bar("deep diff", enabled=not as_json, unit="probes") as bar:
+            result = deep_diff(a, b, progress=bar.progress)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        print_deep_report(result, out)
+    raise typer.Exit(1 if result.found else 0)
+
+
+def deep_report_lines(result: DeepDiffResult) -> list[str]:
+    """The human report of a deep diff, as plain lines (addresses and values in hex)."""
+    from rrtool.player.deepdiff import MAX_SHOWN_BYTES
+
+    if not result.found:
+        lines = [f"no difference: {result.a} vs {result.b}"]
+        if result.logged:
+            lines.append(f"  logs: {result.logged}")
+        return lines + [f"  note: {n}" for n in result.notes]
+    assert result.icount is not None
+    lines = [f"DIFFERENT: {result.a} vs {result.b}"]
+    if result.cause_kind == "start":
+        lines.append(f"the states differ at icount 0, before the first instruction (pc {result.pc:#x})")
+    else:
+        lines.append(
+            f"first differing state at icount {result.icount:,}: after instruction #{result.icount:,} "
+            f"({result.instruction})"
+        )
+    lines.append(f"  cause: {result.cause}")
+
+    def cp(pair: CheckpointPair | None) -> str:
+        def one(cid: int | None, icount: int | None) -> str:
+            return "none" if cid is None or icount is None else f"{cid} (icount {icount:,})"
+
+        if pair is None:
+            return "none"
+        if (pair.a, pair.icount_a) == (pair.b, pair.icount_b):
+            return one(pair.a, pair.icount_a)
+        return f"a {one(pair.a, pair.icount_a)}, b {one(pair.b, pair.icount_b)}"
+
+    lines.append(f"  between checkpoints {cp(result.before)} and {cp(result.after)}")
+    if result.logged:
+        lines.append(f"  logs: {result.logged}")
+    if result.registers:
+        lines.append("registers that differ:")
+        width = max(len(r.name) for r in result.registers)
+        lines += [f"  {r.name:<{width}}  a {r.a:#x}  b {r.b:#x}" for r in result.registers]
+    if result.memory:
+        more = " (more not listed)" if result.memory_more else ""
+        pages = f"{result.memory_pages} page{'s' if result.memory_pages != 1 else ''}"
+        lines.append(f"memory that differs: {len(result.memory)} ranges in {pages}{more}")
+        for m in result.memory:
+            cut = " ..." if m.length > MAX_SHOWN_BYTES else ""
+            show_a = "unmapped" if m.a is None else m.a.hex(" ") + cut
+            show_b = "unmapped" if m.b is None else m.b.hex(" ") + cut
+            lines.append(f"  {m.address:#010x} {m.length:>5} bytes  a: {show_a}")
+            lines.append(f"  {'':10} {'':>5}        b: {show_b}")
+    if result.devices:
+        lines.append(f"devices that differ: {', '.join(result.devices)}")
+    lines.append(f"found in {result.probes} probes of both replays")
+    return lines + [f"note: {n}" for n in result.notes]
+
+
+def print_deep_report(result: DeepDiffResult, console: Console) -> None:
+    console.print("\n".join(deep_report_lines(result)), markup=False, highlight=False, soft_wrap=True)
