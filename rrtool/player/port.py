@@ -28,6 +28,14 @@ _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("s
 _SYSCALL_OUT = ("sysno", "syscall", "args", "path", "fd", "length", "data_digest")
 
 
+#: How many decoded batches time travel keeps (`ReplayPort._batch_events`).
+DECODED_BATCHES = 8
+
+
+def _events(batch: pa.RecordBatch) -> list[Event]:
+    return [Event(**row) for row in batch.to_pylist()]
+
+
 class ReplayPort(EventPort):
     wants_digests = True
 
@@ -35,7 +43,8 @@ class ReplayPort(EventPort):
         super().__init__()
         self._on_checkpoint = on_checkpoint
         self._trace = trace
-        self._batches: Iterator[pa.RecordBatch] = trace.batches()
+        self._source: Iterator[list[Event]] = (_events(batch) for batch in trace.batches())
+        self._decoded: dict[int, list[Event]] = {}  # time travel: batches decoded lately, by index
         self._rows: deque[Event] = deque()
         self._row_starts: list[int] | None = None  # the seq of each batch's first row, for `load`
         self._next_cp: Event | None = None
@@ -46,11 +55,24 @@ class ReplayPort(EventPort):
 
     # -- reading the log -------------------------------------------------
     def _fill(self) -> bool:
-        for batch in self._batches:
-            if batch.num_rows:
-                self._rows.extend(Event(**row) for row in batch.to_pylist())
+        for rows in self._source:
+            if rows:
+                self._rows.extend(rows)
                 return True
         return False
+
+    def _batch_events(self, index: int) -> list[Event]:
+        """Batch `index` as events, kept for a while: a debugger restores near the same place again and again.
+
+        Sharing is safe: the port only reads logged events (results are copied out of them).
+        """
+        rows = self._decoded.get(index)
+        if rows is None:
+            rows = _events(self._trace.batch(index)[0])
+            self._decoded[index] = rows
+            while len(self._decoded) > DECODED_BATCHES:
+                del self._decoded[next(iter(self._decoded))]
+        return rows
 
     def _peek(self) -> Event | None:
         if not self._rows and not self._fill():
@@ -127,17 +149,20 @@ class ReplayPort(EventPort):
                 starts.append(total)
                 total += info.rows
             self._row_starts = starts
-        index = max(0, bisect.bisect_right(self._row_starts, seq) - 1)
+        starts = self._row_starts
+        index = max(0, bisect.bisect_right(starts, seq) - 1)
         self.events_replayed = seq
         self._next_cp = None
         self._rows.clear()
-        self._batches = self._trace.batches(index)
-        for batch in self._batches:
-            skip = seq - self._row_starts[index]
+        count = len(starts)
+        while index < count:
+            rows = self._batch_events(index)
+            skip = seq - starts[index]
             index += 1
-            if skip < batch.num_rows:
-                self._rows.extend(Event(**row) for row in batch.slice(skip).to_pylist())
+            if skip < len(rows):
+                self._rows.extend(rows[skip:])
                 break
+        self._source = (self._batch_events(i) for i in range(index, count))
 
     @property
     def exhausted(self) -> bool:

@@ -47,6 +47,8 @@ from rrtool.schemas.tracefile import TraceFile, open_tracefile
 DEFAULT_SNAPSHOT_MEMORY = 256 << 20
 #: With the default cadence, a snapshot waits until the replay ran this many times what the last one cost.
 OVERHEAD_FACTOR = 25
+#: A step back from further than this past the nearest snapshot first leaves a snapshot near the target.
+NEAR = 200_000
 #: How far a continue runs before it looks at Ctrl-C again (a few milliseconds of guest time).
 CHUNK = 2_000_000
 
@@ -233,7 +235,14 @@ class Timeline:
         """One instruction back (reverse-stepi); at icount 0 it stays and says so."""
         if self.icount == 0:
             return self._stop(BEGIN)
-        self._go(self.icount - 1)
+        target = self.icount - 1
+        snap = self._before(target)
+        if target - snap.icount > NEAR:
+            # Stepping back tends to go on (reverse-next is stepi after stepi): a snapshot a little before
+            # the target makes each following step back replay at most NEAR instructions, not a whole gap.
+            self._go(target - NEAR // 2)
+            self.keep_snapshot()
+        self._go(target)
         return self._stop(STEP)
 
     def cont(self, interrupt: threading.Event | None = None) -> Stop:
