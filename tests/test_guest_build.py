@@ -215,3 +215,21 @@ def test_ensure_example_does_not_call_compiler_when_cached(
 
     monkeypatch.setattr(build, "build_guest", fail)
     assert ensure_example("hello") == first
+
+
+def test_debug_build_keeps_debug_info_and_the_same_code(tmp_path: Path) -> None:
+    from tests.conftest import invoke
+
+    src = tmp_path / "g.c"
+    src.write_text('#include "rrtool.h"\nint f(int x) { return x * 3; }\nint main(void) { return f(2); }\n')
+    plain, debug = tmp_path / "plain.elf", tmp_path / "debug.elf"
+    assert invoke("guest", "build", src, "-o", plain).returncode == 0
+    assert invoke("guest", "build", "-g", src, "-o", debug).returncode == 0
+
+    def sections(path: Path) -> dict[str, bytes]:
+        with path.open("rb") as f:
+            return {s.name: s.data() for s in ELFFile(f).iter_sections()}
+
+    a, b = sections(plain), sections(debug)
+    assert ".debug_info" in b and ".debug_info" not in a
+    assert a[".text"] == b[".text"]  # gdb gets source lines; the guest runs exactly the same instructions

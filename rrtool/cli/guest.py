@@ -22,6 +22,9 @@ def guest_build(
         typer.Argument(metavar="SOURCE...", help="C or assembly sources, or bundled example names (`guest list`)."),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="ELF file to write.")],
+    debug: Annotated[
+        bool, typer.Option("--debug", "-g", help="Keep debug information (source lines for gdb; same code).")
+    ] = False,
 ) -> None:
     """Compile a guest program against the SDK with the host's gcc.
 
@@ -32,7 +35,7 @@ def guest_build(
     from rrtool.guest.build import build_guest, resolve_source
 
     with user_errors():
-        path = build_guest([resolve_source(text) for text in sources], output)
+        path = build_guest([resolve_source(text) for text in sources], output, extra_cflags=["-g"] if debug else [])
     err.print(f"built {path}", markup=False)
 
 
