@@ -89,6 +89,14 @@ class Smoke:
         self.rrtool("diff", "a.arrow", "b.arrow", code=1, check=lambda p: "rng_read" in p.stdout)
         self.rrtool("diff", "a.arrow", "b.arrow", "--json", code=1,
                     check=lambda p: json.loads(p.stdout)["equivalent"] is False)  # fmt: skip
+        self.rrtool("seek", "a.arrow", "--icount", "20000", code=0, check=lambda p: "icount 20,000" in p.stdout)
+        self.rrtool("seek", "a.arrow", "--checkpoint", "2", "--json", code=0,
+                    check=lambda p: "rip" in json.loads(p.stdout)["registers"])  # fmt: skip
+        self.rrtool("seek", "a.arrow", "--icount", "999999999999", code=2, check=lambda p: "past the end" in p.stderr)
+        self.rrtool("diff", "--deep", "a.arrow", "a.arrow", code=0)
+        self.rrtool("diff", "--deep", "a.arrow", "b.arrow", "--json", code=1,
+                    check=lambda p: json.loads(p.stdout)["icount"] > 0)  # fmt: skip
+        self.rrtool("replay", "a.arrow", "--gdb", "10.0.0.1:1234", code=2, check=lambda p: "loopback" in p.stderr)
         self.rrtool("demo", "--dir", "demo", "-q", code=0, check=lambda p: "replay verified" in p.stdout)
         trace = "demo/kvstore.arrow"
         self.rrtool("export", "pcap", trace, "-o", "k.pcapng", code=0,
