@@ -185,6 +185,7 @@ class Counter:
         self._clears_seen = 0  # the native table's clear count when _index_cache was last known good
         self._disasm: Any = None
         self._after_tail = False
+        self._in_tail = False  # the last run ended in its single-stepped tail
 
     @property
     def icount(self) -> int:
@@ -206,6 +207,7 @@ class Counter:
         st.hard_deadline = hard
         st.stop_reason = STOP_NONE
         self._after_tail = False
+        self._in_tail = False
         self._emu.emu_start(begin, 0)
         if st.stop_reason == STOP_HARD_SPLIT:
             self._run_tail(int(st.refused_addr))
@@ -224,6 +226,7 @@ class Counter:
         hook = add_native_hook(emu, uc.UC_HOOK_CODE, self._lib.rr_code_hook, self._ptr, addr, addr + 0x10000)
         try:
             st.mode = 1
+            self._in_tail = True  # a fault raised here is counted the step-mode way (instructions_before)
             st.stop_reason = STOP_NONE
             emu.emu_start(addr, 0)
         finally:
@@ -254,7 +257,9 @@ class Counter:
     def instructions_before(self, pc: int) -> int:
         """Exact icount of instructions retired before the one at `pc` (for faults)."""
         st = self.state
-        if st.mode == 1:
+        if st.mode == 1 or self._in_tail:
+            # Step mode counts an instruction as it starts, so a faulting one is already counted. The
+            # tail has reset the mode by the time the machine asks, hence `_in_tail`.
             return int(st.icount) - 1
         start = int(st.block_addr)
         size = int(st.block_size)

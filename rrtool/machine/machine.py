@@ -40,7 +40,7 @@ from rrtool.machine.cpu import (
     setup_cpu,
 )
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
-from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, Counter, add_insn_hook
+from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, STOP_SOFT, Counter, StopInfo, add_insn_hook
 from rrtool.machine.image import GuestImage
 from rrtool.machine.pages import PAGE_NONE, REFUSED_FETCH, REFUSED_WRITE, Pages
 from rrtool.machine.platform import Platform
@@ -96,6 +96,7 @@ class Machine:
         port.connect(self.units.async_kinds)
         self._sink = console_sink
         self.output = bytearray()  # everything the guest printed, for callers and tests
+        self._longest_output = b""  # time travel: the most output seen (every position's is a prefix of it)
         # The invalid-memory hooks cover only what is not RAM: a hook whose range includes a RAM page puts
         # every store to that page back on Unicorn's slow path (see rrtool.machine.pages).
         bad_mem = uc.UC_HOOK_MEM_UNMAPPED | uc.UC_HOOK_MEM_PROT
@@ -121,10 +122,11 @@ class Machine:
         self._device_stop = False
         self._internal_stop: int | None = None
         self._internal_stop_slice: int | None = None
-        self._slice_internal: int | None = None  # the internal stop the last slice ran to, for pauses
         #: Set by time travel (`rrtool.player.timeline`) on a replay: stops the log does not hold are pauses.
         self.time_travel = False
         self._pause_requested = False
+        self._slice_natural = NO_DEADLINE  # the slice's own hard deadline, without a pause
+        self._slice_paused = False  # the last slice ended at a pause only
         self._last_stop_reason = STOP_NONE
         self._fault: tuple[str, int] | None = None
         self._fault_addr: int | None = None  # the address a memory fault touched
@@ -161,6 +163,7 @@ class Machine:
             return
         if due > self.counter.icount:
             self.counter.state.hard_deadline = min(int(self.counter.state.hard_deadline), due)
+            self._slice_natural = min(self._slice_natural, due)
         else:
             self.request_stop()
 
@@ -332,7 +335,7 @@ class Machine:
             if self._pause_due(pause_at) and self._settled():
                 return None
             halted = self._run_slice(pause_at)
-            if self._result is None and not self._unplanned_stop():
+            if self._result is None and not self._slice_paused:
                 self._after_stop(halted)
         return self._result
 
@@ -350,14 +353,19 @@ class Machine:
         icount = self.counter.icount
         return self.port.plan().at != icount and self._internal_stop != icount
 
-    def _unplanned_stop(self) -> bool:
-        """In time travel, a stop the log does not hold (a pause): the run loop does nothing there."""
-        if not self.time_travel:
+    def _is_pause(self, stop: StopInfo | None, pause_at: int | None) -> bool:
+        """Whether what cut the slice was only a pause: not hlt, not a deadline the run has anyway.
+
+        Decided from what stopped the CPU, never from the state it stopped in: a hlt or a deadline
+        stop (a timer, the log's next checkpoint, even a timer disarmed since) is the run's own and
+        takes its `_after_stop` exactly as in the recording, pause or not.
+        """
+        if not self.time_travel or stop is None or stop.reason == STOP_NONE:
             return False
+        if self._pause_requested and stop.reason == STOP_SOFT:
+            return True
         icount = self.counter.icount
-        if self._plan.at == icount or self._slice_internal == icount:
-            return False
-        return not self.clock.any_due(icount)
+        return pause_at is not None and icount == pause_at < self._slice_natural
 
     def _on_timeout(self) -> None:
         self._timed_out.set()
@@ -375,13 +383,14 @@ class Machine:
             hard = min(hard, max(icount + 1, self.clock.icount_for(plan.io_due_ns)))
         if self.limits.max_insns is not None:
             hard = min(hard, self.limits.max_insns)
-        self._slice_internal = self._internal_stop
         if self._internal_stop is not None:
             hard = min(hard, self._internal_stop)
             self._internal_stop_slice = self._internal_stop
             self._internal_stop = None
         if plan.at is not None:
             hard = min(hard, plan.at)
+        self._slice_natural = hard  # the run's own deadline; timers_changed may lower it during the slice
+        self._slice_paused = False
         if pause_at is not None and pause_at > icount:
             hard = min(hard, pause_at)
         soft = self._last_cp_icount + self.config.checkpoint_every if plan.kind is None else NO_DEADLINE
@@ -437,6 +446,7 @@ class Machine:
             self._end("fault", fault.message or f"{name} (pc={pc:#x}, icount={exact})", at=exact)
             return False
         self._last_stop_reason = STOP_NONE if stop is None else stop.reason
+        self._slice_paused = self._is_pause(stop, pause_at)
         return stop is not None and stop.reason == STOP_NONE
 
     def _after_stop(self, halted: bool) -> None:
@@ -617,7 +627,7 @@ class Machine:
     # ------------------------------------------------------------ snapshots
     #: The run loop's own state between two stops; with the CPU, RAM, the units and the port it is the machine.
     _CORE_FIELDS = ("checkpoint_id", "_last_cp_icount", "_next_mem_digest", "_device_stop", "_internal_stop",
-                    "_slice_internal", "_last_stop_reason", "_exit_code", "_ending", "_signal", "_reset_requested",
+                    "_last_stop_reason", "_exit_code", "_ending", "_signal", "_reset_requested",
                     "_result")  # fmt: skip
 
     def save_core(self) -> dict[str, object]:
@@ -633,7 +643,11 @@ class Machine:
         icount, output = saved["icount"], saved["output"]
         assert isinstance(icount, int) and isinstance(output, int)
         self.counter.state.icount = icount
-        del self.output[output:]
+        # A replay's output at any point is a prefix of the longest it has produced: keep that, so a
+        # restore to a later snapshot than the present gets its output back too.
+        if len(self.output) > len(self._longest_output):
+            self._longest_output = bytes(self.output)
+        self.output[:] = self._longest_output[:output] if output > len(self.output) else self.output[:output]
         self._hook_error = None
         self._fault = None
         self._fault_addr = None
