@@ -437,7 +437,11 @@ SEGV_SKIP = r"""
 #include <string.h>
 #include <ucontext.h>
 static volatile int caught;
-static void h(int s, siginfo_t *si, void *p) { (void)s; (void)si; ((ucontext_t *)p)->uc_mcontext.gregs[REG_RIP] += 7; caught++; }
+static void h(int s, siginfo_t *si, void *p) {
+    (void)s; (void)si;
+    ((ucontext_t *)p)->uc_mcontext.gregs[REG_RIP] += 7;  /* past the 7-byte movl 0x10, %eax */
+    caught++;
+}
 int main(void) {
     struct sigaction sa; memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = h; sa.sa_flags = SA_SIGINFO; sigaction(SIGSEGV, &sa, 0);
