@@ -218,7 +218,9 @@ def test_linux_recordings_differ_from_the_start_in_at_random(linux_trace: Path, 
     assert out.returncode == 1, out.stderr
     data = json.loads(out.stdout)
     assert data["icount"] == 0 and "at_random" in data["cause"]
-    assert len(data["memory"]) == 1 and data["memory"][0]["length"] == 16
+    # The 16 random bytes (a byte the two draws share by chance splits the range: 1 in 16 recordings).
+    ranges = [(m["address"], m["address"] + m["length"]) for m in data["memory"]]
+    assert ranges and max(e for _, e in ranges) - min(a for a, _ in ranges) <= 16
 
 
 def test_event_options_do_not_apply(rng_pair: tuple[Path, Path]) -> None:
