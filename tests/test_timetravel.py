@@ -516,3 +516,41 @@ def test_a_restore_to_a_later_snapshot_brings_its_output_back(build_c: BuildC, t
         assert tl.machine.output == b""
         tl.seek(tl.last_icount)  # restores a snapshot later than here, taken after five lines were printed
         assert tl.machine.output == full
+
+
+READ_INTO = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+char buf[64];
+int main(void) {
+    int fd = open("/data", O_RDONLY);
+    long n = read(fd, buf, sizeof buf);
+    printf("%ld %c\n", n, buf[0]);
+    return 0;
+}
+"""
+
+
+def test_watchpoints_see_what_a_system_call_writes(tmp_path: Path) -> None:
+    """read() fills a watched buffer from the host: forward stops after the syscall, backward before it."""
+    src = tmp_path / "read.c"
+    src.write_text(READ_INTO)
+    exe = tmp_path / "read"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    (tmp_path / "data").write_bytes(b"Zebra crossing")
+    trace = tmp_path / "read.arrow"
+    assert record(exe, trace, linux=LinuxSetup(root=tmp_path, stdin=False)).run.ok
+    buf = _symbol(exe, "buf")
+    reads = [r for r in read_rows(trace) if r["kind"] == "syscall" and r["syscall"] == "read"]
+    assert len(reads) == 1
+    with Timeline(trace, every=50_000) as tl:
+        tl.add_watchpoint("write", buf, 8)
+        stop = tl.cont()
+        assert (stop.reason, stop.icount, stop.address) == (WATCH, reads[0]["icount"], buf)
+        assert tl.read_memory(buf, 5) == b"Zebra"
+        assert tl.read_memory(tl.pc - 2, 2) == b"\x0f\x05"  # just after the syscall instruction
+        tl.seek(tl.last_icount)
+        back = tl.reverse_cont()
+        assert (back.reason, back.icount) == (WATCH, reads[0]["icount"] - 1)
+        assert tl.read_memory(tl.pc, 2) == b"\x0f\x05" and tl.read_memory(buf, 5) == bytes(5)

@@ -124,6 +124,8 @@ class Machine:
         self._internal_stop_slice: int | None = None
         #: Set by time travel (`rrtool.player.timeline`) on a replay: stops the log does not hold are pauses.
         self.time_travel = False
+        #: Told of every host write to guest RAM (a system call's result, a device's DMA): watchpoints see them.
+        self.host_write_observer: Callable[[int, int], None] | None = None
         self._pause_requested = False
         self._slice_natural = NO_DEADLINE  # the slice's own hard deadline, without a pause
         self._slice_paused = False  # the last slice ended at a pause only
@@ -142,6 +144,11 @@ class Machine:
         platform.attach(self)
 
     # ---------------------------------------------- services for the platform
+    @property
+    def running(self) -> bool:
+        """Inside `emu_start` (a hook is running on an instruction), not stopped between two slices."""
+        return self._running
+
     def now(self) -> int:
         """Exact icount including the instruction being executed (from a hook), or at the stop."""
         if not self._running:
@@ -202,11 +209,15 @@ class Machine:
         """Every host write to guest RAM goes here (or marks its pages itself): snapshots diff by dirty pages."""
         self.emu.mem_write(addr, data)
         self.pages.mark_dirty(addr, addr + len(data))
+        if self.host_write_observer is not None:
+            self.host_write_observer(addr, len(data))
 
     def discard_ram(self, start: int, end: int) -> None:
         """[start, end) reads as zero again (a Linux munmap); the caller drops translations of code there."""
         self.ram.discard(start, end)
         self.pages.mark_dirty(start, end)
+        if self.host_write_observer is not None:
+            self.host_write_observer(start, end - start)
 
     def ram_ok(self, addr: int, length: int) -> bool:
         return addr >= RAM_BASE and addr + length <= self.config.ram_size

@@ -332,12 +332,15 @@ class Timeline:
 
         self._watchpoints[wp] = self.machine.emu.hook_add(types, on_access, None, addr, addr + length - 1)
         self.machine.counter.flush()
+        self.machine.host_write_observer = self._on_host_write
 
     def remove_watchpoint(self, kind: str, addr: int, length: int) -> None:
         hook = self._watchpoints.pop(Watchpoint(kind, addr, length), None)
         if hook is not None:
             self.machine.emu.hook_del(hook)
             self.machine.counter.flush()
+        if not self._watchpoints:
+            self.machine.host_write_observer = None
 
     def _on_code(self, _emu: uc.Uc, address: int, _size: int, _user: object) -> None:
         """The instruction at a breakpoint is about to run: the position is the count before it."""
@@ -359,6 +362,20 @@ class Timeline:
         after = self.machine.now()  # includes the accessing instruction
         forward = col.first_only
         self._hit(col, _Hit(after if forward else after - 1, WATCH_KINDS[wp.kind], max(address, wp.addr)))
+
+    def _on_host_write(self, address: int, size: int) -> None:
+        """The host wrote guest memory: a system call's result (from its hook, at the `syscall` instruction)
+        or a device's DMA (at a checkpoint, between instructions), seen by write and access watchpoints."""
+        col = self._collect
+        if col is None:
+            return
+        running = self.machine.running
+        after = self.machine.now()  # in a hook: including the instruction; at a checkpoint: that position
+        for wp in self._watchpoints:
+            if wp.kind != "read" and address < wp.addr + wp.length and wp.addr < address + size:
+                # Going back, stop before the system call; a checkpoint's write has no position before it.
+                at = after if col.first_only or not running else after - 1
+                self._hit(col, _Hit(at, WATCH_KINDS[wp.kind], max(address, wp.addr)))
 
     def _hit(self, col: _Collect, hit: _Hit) -> None:
         if not col.after < hit.icount < col.before:
