@@ -562,6 +562,9 @@ class Machine:
         return last is not None and self.emu.mem_read(last, 1)[0] == STI_OPCODE
 
     # ----------------------------------------------------------- checkpoints
+    def register_digest(self) -> int:
+        return self._regs.digest()
+
     def device_digest(self) -> int:
         return self.units.digest()
 

@@ -402,7 +402,7 @@ class Timeline:
         return self.machine.memory_digest()
 
     def register_digest(self) -> int:
-        return self.machine._regs.digest()
+        return self.machine.register_digest()
 
     def device_digest(self) -> int:
         return self.machine.device_digest()
