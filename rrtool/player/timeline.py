@@ -243,7 +243,7 @@ class Timeline:
             self._go(target - NEAR // 2)
             self.keep_snapshot()
         self._go(target)
-        return self._stop(STEP)
+        return self._stop(STEP if self.icount == target else END)  # a divergence on the way says so
 
     def cont(self, interrupt: threading.Event | None = None) -> Stop:
         """Forward to the first breakpoint or watchpoint hit, the end, or Ctrl-C (`interrupt`)."""
