@@ -554,3 +554,20 @@ def test_watchpoints_see_what_a_system_call_writes(tmp_path: Path) -> None:
         back = tl.reverse_cont()
         assert (back.reason, back.icount) == (WATCH, reads[0]["icount"] - 1)
         assert tl.read_memory(tl.pc, 2) == b"\x0f\x05" and tl.read_memory(buf, 5) == bytes(5)
+
+
+def test_seek_past_a_divergence_reports_the_one_replay_reports(tt: tuple[Path, Path], tmp_path: Path) -> None:
+    """The diverged machine is never snapshotted, so seeking on cannot resume from it and name another one."""
+    _, trace = tt
+    rows = read_rows(trace)
+    cps = [r for r in rows if r["kind"] == "checkpoint"]
+    cps[len(cps) // 3]["reg_digest"] ^= 1
+    bad = tmp_path / "forged.arrow"
+    write_rows(trace, bad, rows)
+    expected = replay(bad).divergence
+    assert expected is not None
+    from rrtool.player.seek import seek
+
+    position = seek(bad, icount=cps[-1]["icount"])
+    assert position.divergence is not None
+    assert (position.divergence.icount, position.divergence.what) == (expected.icount, expected.what)

@@ -115,9 +115,10 @@ def serve_gdb(trace: Path, image: Path | None, force: bool, address: str, snapsh
         host, port = parse_address(address)
         with Timeline(trace, image=image, force=force, snapshot_memory=snapshot_memory) as timeline:
             listener = listen(host, port)
-            bound_host, bound_port = listener.getsockname()[:2]
-            where = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
-            message(f"rrtool: gdb server listening on {where} (in gdb: target remote {where})")
-            ended = serve(timeline, listener, on_message=message)
+            with listener:  # serve closes it when gdb comes; this covers an error before that
+                bound_host, bound_port = listener.getsockname()[:2]
+                where = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
+                message(f"rrtool: gdb server listening on {where} (in gdb: target remote {where})")
+                ended = serve(timeline, listener, on_message=message)
             message(f"rrtool: gdb {ended}")
     raise typer.Exit(0)

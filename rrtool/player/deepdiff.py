@@ -297,12 +297,13 @@ def _chunks(a: Timeline, b: Timeline) -> Iterator[tuple[int, bytes | None, bytes
         for addr in range(start, end, CHUNK):
             n = min(CHUNK, end - addr)
             ca, cb = _read(a, addr, n), _read(b, addr, n)
-            if (ca is None and cb is None) or ca == cb:
+            if ca is not None and ca == cb:
                 continue
             if ca is not None and cb is not None:
                 yield addr, ca, cb
                 continue
-            # Mapped on one side only (a Linux mapping): page by page, since a chunk can straddle mappings.
+            # Not readable whole on one side or both (a Linux mapping starts or ends inside the chunk):
+            # page by page, so what is mapped on either side is compared.
             for p in range(addr, addr + n, PAGE):
                 yield p, _read(a, p, PAGE), _read(b, p, PAGE)
 

@@ -157,9 +157,13 @@ def serve(timeline: Timeline, listener: socket.socket, on_message: Callable[[str
 
     `on_message` gets what the user at the server should see (a divergence report, an internal error).
     """
-    sock, _peer = listener.accept()
-    listener.close()  # one gdb per replay
-    conn = Connection(sock)
+    with listener:  # one gdb per replay: the listener closes once it has come, or on any error
+        sock, _peer = listener.accept()
+    try:
+        conn = Connection(sock)
+    except BaseException:
+        sock.close()
+        raise
     session = GdbSession(timeline, on_message)
     try:
         while True:

@@ -119,9 +119,10 @@ def seek(
     with Timeline(trace, image=image, force=force, every=1 << 62) as timeline:
         target = icount if icount is not None else timeline.checkpoint_icount(checkpoint or 0)
         timeline.check_icount(target)
-        timeline.seek(max(0, target - HISTORY))
-        timeline.keep_snapshot()
-        stop = timeline.seek(target)
+        stop = timeline.seek(max(0, target - HISTORY))
+        if stop.divergence is None:
+            timeline.keep_snapshot()
+            stop = timeline.seek(target)
         if stop.divergence is not None:
             return Position(timeline.icount, timeline.checkpoint, timeline.pc, timeline.registers(), [],
                             divergence=stop.divergence)  # fmt: skip

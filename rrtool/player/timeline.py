@@ -284,10 +284,15 @@ class Timeline:
             try:
                 # To `present`, not present-1: a breakpoint at position present-1 is seen when the
                 # instruction there runs, which is the step from present-1 to present.
-                self._forward(present)
+                while not self.at_end and self.icount < present:
+                    if interrupt is not None and interrupt.is_set():
+                        break
+                    self._forward(min(present, self.icount + CHUNK))
                 hits = [h for h in self._collect.hits if h.icount < present]
             finally:
                 self._collect = None
+            if interrupt is not None and interrupt.is_set():
+                continue  # the window was not searched to its end: its hits so far may not be the last
             if hits:
                 hit = max(hits, key=lambda h: h.icount)
                 self._go(hit.icount)
@@ -498,6 +503,8 @@ class Timeline:
 
     def _snapshot(self) -> None:
         icount = self.icount
+        if self.at_end and self.machine.result is None:
+            return  # diverged or ran out: not a state a replay reaches, so never one to come back to
         if any(s.icount == icount for s in self._snapshots):
             return
         self._captures += 1
