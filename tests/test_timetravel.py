@@ -571,3 +571,12 @@ def test_seek_past_a_divergence_reports_the_one_replay_reports(tt: tuple[Path, P
     position = seek(bad, icount=cps[-1]["icount"])
     assert position.divergence is not None
     assert (position.divergence.icount, position.divergence.what) == (expected.icount, expected.what)
+
+
+def test_the_timeline_reads_every_register_the_gdb_description_names(tt: tuple[Path, Path]) -> None:
+    from rrtool.player.gdbtarget import REGISTERS, encode_registers
+
+    with Timeline(tt[1]) as tl:
+        regs = tl.registers()
+        assert set(regs) == {r.name for r in REGISTERS}
+        assert len(encode_registers(regs)) == sum(r.bits // 4 for r in REGISTERS)

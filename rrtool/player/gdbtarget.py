@@ -104,10 +104,13 @@ def target_xml() -> str:
 
 
 def encode_register(values: Mapping[str, int], number: int) -> str:
-    """Register `number` as gdb's `p` reply wants it: little-endian bytes in hex (a missing value reads 0)."""
+    """Register `number` as gdb's `p` reply wants it: little-endian bytes in hex.
+
+    Every name must be in `values` (`Timeline.registers`): a missing one is a KeyError, not a silent 0.
+    """
     reg = REGISTERS[number]
     width = reg.bits // 8
-    value = values.get(reg.name, 0) & ((1 << reg.bits) - 1)
+    value = values[reg.name] & ((1 << reg.bits) - 1)
     return value.to_bytes(width, "little").hex()
 
 

@@ -552,7 +552,8 @@ class Timeline:
             self._cost(best)
 
 
-#: gdb's amd64 register names and Unicorn's ids (the order of `rrtool.player.gdbregs`' description).
+#: gdb's amd64 register names and Unicorn's ids; `rrtool.player.gdbtarget.REGISTERS` describes the same set
+#: to gdb (a test checks the two agree).
 GPRS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
 _IDS: dict[str, int] = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPRS}
 _IDS.update(rip=x86.UC_X86_REG_RIP, eflags=x86.UC_X86_REG_EFLAGS, cs=x86.UC_X86_REG_CS, ss=x86.UC_X86_REG_SS,
