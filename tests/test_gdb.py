@@ -38,6 +38,7 @@ from rrtool.player.timeline import Timeline
 from rrtool.recorder.session import record
 from tests.conftest import BuildC, invoke
 from tests.guests import STEP_LOOP
+from tests.test_linux import build
 from tests.tracetools import read_rows, write_rows
 
 needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
@@ -405,12 +406,15 @@ def test_ctrl_c_stops_a_long_continue_either_way(long_loop: Guest) -> None:
         forward = icount_of(client)
         assert 0 < forward < long_loop.icount
 
+        # Backward from the end, not from `forward`: a search back as short as the run forward could reach
+        # the start before the Ctrl-C does.
+        assert b"replaylog:end" in client.ask(b"c")
         client.send(b"bc")
         time.sleep(0.3)
         client.sock.sendall(b"\x03")
         assert client.packet() == b"T02thread:1;"
         backward = icount_of(client)
-        assert 0 < backward < forward
+        assert 0 < backward < long_loop.icount
 
         client.sock.sendall(b"\x03")  # a Ctrl-C while nothing runs is dropped: the next step is not cut short
         assert client.ask(b"s") == b"T05thread:1;"
@@ -717,10 +721,7 @@ int main(void) {
 @needs_gdb
 def test_a_linux_program_under_gdb_both_ways(tmp_path: Path) -> None:
     """A static glibc program: break, continue, a watchpoint backward, across system calls replayed from the log."""
-    src = tmp_path / "prog.c"
-    src.write_text(LINUX_PROGRAM)
-    exe = tmp_path / "prog"
-    subprocess.run(["gcc", "-static", "-g", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    exe = build(tmp_path, LINUX_PROGRAM, "prog", "-g")
     trace = tmp_path / "prog.arrow"
     proc = invoke("record", "-q", "-o", trace, "--root", tmp_path, exe, timeout=60)
     assert proc.returncode == 0, proc.stderr
