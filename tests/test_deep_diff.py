@@ -24,6 +24,7 @@ from rrtool.player.timeline import Timeline
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
 from tests.conftest import BuildC, invoke
 from tests.guests import RNG_BRANCH, RNG_TRANSIENT
+from tests.test_linux import build
 from tests.test_net import udp_frame
 from tests.tracetools import read_rows, write_rows
 
@@ -199,10 +200,7 @@ def test_a_trace_that_does_not_replay_is_one_line(rng_pair: tuple[Path, Path], t
 def linux_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recording of a static Linux program that prints one line."""
     tmp = tmp_path_factory.mktemp("deep-linux")
-    src = tmp / "hello.c"
-    src.write_text('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n')
-    exe = tmp / "hello"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    exe = build(tmp, '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n', "hello")
     trace = tmp / "hello.arrow"
     proc = invoke("record", "-o", trace, "-q", "--root", tmp, exe, timeout=60)
     assert proc.returncode == 0, proc.stderr

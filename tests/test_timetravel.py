@@ -19,6 +19,7 @@ from rrtool.player.session import replay
 from rrtool.player.timeline import BEGIN, BREAKPOINT, DIVERGED, END, STEP, WATCH, Timeline, TimelineError
 from rrtool.recorder.session import record
 from tests.conftest import BuildC, invoke
+from tests.test_linux import BUSYBOX, build
 from tests.tracetools import read_rows, write_rows
 
 #: Timer interrupts, idle warps, RNG reads and a function that writes a global: everything a seek must restore.
@@ -280,14 +281,20 @@ def test_seek_command(tt: tuple[Path, Path]) -> None:
     assert r.returncode == 2 and "past the end" in r.stderr and r.stderr.count("\n") == 1
 
 
-def test_linux_program_seeks(tmp_path: Path) -> None:
-    """A Linux process's mappings, descriptors and brk come back with a restore: seeks match a straight pass."""
+def _busybox_trace(tmp_path: Path, applet: str, size: int) -> Path:
+    """A recording of Debian's busybox running `applet /data` over `size` random bytes."""
     root = tmp_path / "root"
     root.mkdir()
-    (root / "data").write_bytes(random.Random(3).randbytes(150_000))
+    (root / "data").write_bytes(random.Random(size).randbytes(size))
     trace = tmp_path / "bb.arrow"
-    rec = record(Path("/bin/busybox"), trace, linux=LinuxSetup(args=("sha256sum", "/data"), root=root, stdin=False))
+    rec = record(BUSYBOX, trace, linux=LinuxSetup(args=(applet, "/data"), root=root, stdin=False))
     assert rec.run.ok, rec.run.message
+    return trace
+
+
+def test_linux_program_seeks(tmp_path: Path) -> None:
+    """A Linux process's mappings, descriptors and brk come back with a restore: seeks match a straight pass."""
+    trace = _busybox_trace(tmp_path, "sha256sum", 150_000)
     rng = random.Random(8)
     with Timeline(trace, every=1 << 62) as straight:
         points = sorted({rng.randrange(0, straight.last_icount + 1) for _ in range(60)})
@@ -322,12 +329,7 @@ def test_dirty_tracking_sees_device_dma(example: object, tmp_path: Path) -> None
 
 def test_dirty_tracking_sees_system_call_results(tmp_path: Path) -> None:
     """read() results, mmap/munmap and the stack the kernel builds are host writes to guest RAM."""
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "data").write_bytes(random.Random(4).randbytes(100_000))
-    trace = tmp_path / "bb.arrow"
-    rec = record(Path("/bin/busybox"), trace, linux=LinuxSetup(args=("md5sum", "/data"), root=root, stdin=False))
-    assert rec.run.ok, rec.run.message
+    trace = _busybox_trace(tmp_path, "md5sum", 100_000)
     _no_missed_dirty_pages(trace, 100_000)
 
 
@@ -479,10 +481,7 @@ def test_pauses_at_every_position_change_nothing(build_c: BuildC, tmp_path: Path
 
 def test_pauses_around_a_fault_a_signal_handler_skips(tmp_path: Path) -> None:
     """A pause splits the faulting block: the fault is counted the single-step way, exactly as without it."""
-    src = tmp_path / "segv.c"
-    src.write_text(SEGV_SKIP)
-    exe = tmp_path / "segv"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    exe = build(tmp_path, SEGV_SKIP, "segv")
     trace = tmp_path / "segv.arrow"
     out = bytearray()
     rec = record(exe, trace, linux=LinuxSetup(root=tmp_path, stdin=False), console_sink=out.extend)
@@ -534,10 +533,7 @@ int main(void) {
 
 def test_watchpoints_see_what_a_system_call_writes(tmp_path: Path) -> None:
     """read() fills a watched buffer from the host: forward stops after the syscall, backward before it."""
-    src = tmp_path / "read.c"
-    src.write_text(READ_INTO)
-    exe = tmp_path / "read"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    exe = build(tmp_path, READ_INTO, "read")
     (tmp_path / "data").write_bytes(b"Zebra crossing")
     trace = tmp_path / "read.arrow"
     assert record(exe, trace, linux=LinuxSetup(root=tmp_path, stdin=False)).run.ok
