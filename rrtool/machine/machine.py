@@ -568,6 +568,11 @@ class Machine:
     def device_digest(self) -> int:
         return self.units.digest()
 
+    def guest_ranges(self) -> list[tuple[int, int]]:
+        """The guest's memory as [start, end) ranges: all of RAM, or what the platform maps (a Linux process)."""
+        ranges = self.platform.memory_ranges()
+        return [(self.ram.base, self.ram.base + self.ram.size)] if ranges is None else list(ranges)
+
     def memory_digest(self) -> int:
         ranges = self.platform.memory_ranges()
         return self.ram.digest() if ranges is None else self.ram.digest_ranges(ranges)

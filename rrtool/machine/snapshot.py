@@ -59,11 +59,6 @@ class Snapshot:
     changed: int | None = None
 
 
-def _ranges(machine: Machine) -> list[tuple[int, int]]:
-    ranges = machine.platform.memory_ranges()
-    return [(machine.ram.base, machine.ram.base + machine.ram.size)] if ranges is None else list(ranges)
-
-
 def _read_all(machine: Machine, ranges: list[tuple[int, int]], like: dict[int, bytes]) -> dict[int, bytes]:
     """Every page read afresh; equal pages of `like` (and zero pages) are shared rather than copied.
 
@@ -101,7 +96,7 @@ def capture(machine: Machine, baseline: Snapshot | None, *, check: bool = False)
     `baseline` is the snapshot the machine was last captured as or restored from: the dirty marks are
     relative to it. Without one (or without tracking) every page is read.
     """
-    ranges = _ranges(machine)
+    ranges = machine.guest_ranges()
     tracking = machine.pages.tracking
     dirty = machine.pages.take_dirty() if tracking else []
     changed: int | None = None
@@ -166,7 +161,7 @@ def restore(machine: Machine, snap: Snapshot, baseline: Snapshot | None = None) 
     ram = machine.ram
     now = machine.platform.memory_ranges()
     dirty = machine.pages.take_dirty() if machine.pages.tracking else None
-    current = [(ram.base, ram.base + ram.size)] if now is None else now
+    current = machine.guest_ranges()
     if baseline is not None and dirty is not None and baseline.ranges == snap.ranges == current:
         old, pages = baseline.pages, snap.pages
         todo = {a for a, p in pages.items() if old.get(a) is not p}

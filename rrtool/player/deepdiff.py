@@ -42,7 +42,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rrtool.machine.cpu import RAM_BASE
 from rrtool.player.timeline import DEFAULT_SNAPSHOT_MEMORY, DIVERGED, Timeline, TimelineError
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceFile, open_tracefile
@@ -265,14 +264,6 @@ class _Prober:
         return _state(self.a) != _state(self.b)
 
 
-def _memory_ranges(tl: Timeline) -> list[tuple[int, int]]:
-    """The guest memory of one replay: a board guest's RAM, or a Linux process's mappings."""
-    ranges = tl.machine.platform.memory_ranges()
-    if ranges is None:
-        return [(RAM_BASE, tl.machine.config.ram_size)]
-    return list(ranges)
-
-
 def _union(*lists: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Page-aligned union of ranges, sorted and merged."""
     spans = sorted((s // PAGE * PAGE, -(-e // PAGE) * PAGE) for ranges in lists for s, e in ranges if e > s)
@@ -293,7 +284,7 @@ def _read(tl: Timeline, addr: int, length: int) -> bytes | None:
 
 
 def _chunks(a: Timeline, b: Timeline) -> Iterator[tuple[int, bytes | None, bytes | None]]:
-    for start, end in _union(_memory_ranges(a), _memory_ranges(b)):
+    for start, end in _union(a.guest_ranges(), b.guest_ranges()):
         for addr in range(start, end, CHUNK):
             n = min(CHUNK, end - addr)
             ca, cb = _read(a, addr, n), _read(b, addr, n)

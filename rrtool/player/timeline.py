@@ -398,10 +398,13 @@ class Timeline:
         """Guest memory; outside RAM (or unmapped for a Linux process) is a `TimelineError`."""
         if length < 0 or not self.machine.ram_ok(addr, length):
             raise TimelineError(f"cannot read {length} bytes at {addr:#x}: not guest memory")
-        ranges = self.machine.platform.memory_ranges()
-        if ranges is not None and length and not any(s <= addr and addr + length <= e for s, e in ranges):
+        if length and not any(s <= addr and addr + length <= e for s, e in self.guest_ranges()):
             raise TimelineError(f"cannot read {length} bytes at {addr:#x}: not mapped")
         return self.machine.mem_read(addr, length)
+
+    def guest_ranges(self) -> list[tuple[int, int]]:
+        """The memory `read_memory` reads: a board guest's RAM, a Linux process's mappings."""
+        return self.machine.guest_ranges()
 
     def memory_digest(self) -> int:
         return self.machine.memory_digest()
