@@ -7,7 +7,7 @@ Figures, measured side by side in one process on one recording:
   and budget (what `rrtool replay --gdb` and `rrtool seek` do);
 - seek: a fresh timeline's random seeks, in random order, after one pass to the end (as a debugging
   session would be), each as a fraction of the full replay;
-- reverse-stepi: one instruction back from random positions;
+- reverse-stepi: one instruction back from random positions, then again and again from the last one;
 - snapshot memory: what the timeline's snapshots hold after the pass.
 
 Targets (issue 13): mean seek < 5% of a full replay, reverse-stepi < 0.3 s, snapshots on / off < 1.1x.
@@ -36,6 +36,7 @@ from rrtool.recorder.session import record
 ROUNDS, QUICK_ROUNDS = 172, 20
 SEEKS = 30
 STEPS_BACK = 10
+STEPS_AGAIN = 50
 
 
 def replay_off(trace: Path) -> tuple[float, float]:
@@ -57,7 +58,7 @@ def replay_on(trace: Path) -> tuple[float, float, int, int]:
         return wall, cpu, tl.snapshot_count, tl.snapshot_bytes
 
 
-def seeks(trace: Path, seed: int) -> tuple[list[float], list[float]]:
+def seeks(trace: Path, seed: int) -> tuple[list[float], list[float], list[float]]:
     rng = random.Random(seed)
     with Timeline(trace) as tl:
         tl.run_to_end()
@@ -74,7 +75,12 @@ def seeks(trace: Path, seed: int) -> tuple[list[float], list[float]]:
             start = time.perf_counter()
             tl.reverse_step()
             back_s.append(time.perf_counter() - start)
-        return seek_s, back_s
+        again_s = []  # reverse-stepi after reverse-stepi, as reverse-next does
+        for _ in range(STEPS_AGAIN):
+            start = time.perf_counter()
+            tl.reverse_step()
+            again_s.append(time.perf_counter() - start)
+        return seek_s, back_s, again_s
 
 
 def main() -> int:
@@ -98,7 +104,7 @@ def main() -> int:
             off.append(replay_off(trace))
             gc.collect()
             on.append(replay_on(trace))
-        seek_s, back_s = seeks(trace, 1)
+        seek_s, back_s, again_s = seeks(trace, 1)
     off_s, off_cpu = median([w for w, _ in off]), median([c for _, c in off])
     on_s, on_cpu = median([w for w, _, _, _ in on]), median([c for _, c, _, _ in on])
     _, _, count, used = on[0]
@@ -119,6 +125,8 @@ def main() -> int:
                   f"{mean_seek / off_s:.1%} of replay", "< 5%", verdict(checks["seek"]))  # fmt: skip
     table.add_row(f"reverse-stepi (mean / max of {STEPS_BACK})", f"{mean_back:.3f} / {max(back_s):.3f} s", "",
                   "< 0.3 s", verdict(checks["back"]))  # fmt: skip
+    table.add_row(f"reverse-stepi repeated (mean of {STEPS_AGAIN})", f"{sum(again_s) / len(again_s) * 1000:.2f} ms",
+                  "", "", "")  # fmt: skip
     table.add_row("snapshots kept after one pass", f"{count}", "", "", "")
     table.add_row("snapshot memory", f"{used / 2**20:.0f} MiB", "", f"<= {DEFAULT_SNAPSHOT_MEMORY >> 20} MiB", "")
     show(console, table, args.markdown)
