@@ -78,8 +78,9 @@ def loop(build_c: BuildC, tmp_path_factory: pytest.TempPathFactory) -> Guest:
 
 @pytest.fixture(scope="module")
 def long_loop(build_c: BuildC, tmp_path_factory: pytest.TempPathFactory) -> Guest:
-    """The same, then 300M instructions with no call and no write of `counter` (a second of replay or more)."""
-    return _guest(build_c, tmp_path_factory.mktemp("gdb"), "gdb_long", "-DSPIN=50000000ull")
+    """The same, then 1.2G instructions with no call and no write of `counter`: a second of replay or more even
+    on a fast host, so a Ctrl-C sent 0.3 s into a continue always finds it running."""
+    return _guest(build_c, tmp_path_factory.mktemp("gdb"), "gdb_long", "-DSPIN=200000000ull")
 
 
 # ------------------------------------------------------------------------------ the server
