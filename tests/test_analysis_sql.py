@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rrtool.analysis.sql import open_traces
+from rrtool.analysis.corpus import unique_names
 from rrtool.cli.sql import split_args
 from tests.conftest import invoke, rrtool
 from tests.test_analysis_support import scenario, write_trace
@@ -45,7 +45,7 @@ def test_several_traces_by_name_and_together(traces: tuple[Path, Path]) -> None:
 
 def test_default_names_are_unique(traces: tuple[Path, Path]) -> None:
     a, _ = traces
-    assert [t.name for t in open_traces([a, a])] == ["run_1", "run_1_2"]
+    assert unique_names([a, a]) == ["run_1", "run_1_2"]
 
 
 def test_json_csv_parquet_outputs(traces: tuple[Path, Path], tmp_path: Path) -> None:
@@ -91,5 +91,5 @@ def test_sql_errors_one_line_exit_2(traces: tuple[Path, Path], query: str, messa
 def test_missing_trace_and_argument_split(tmp_path: Path) -> None:
     proc = invoke("sql", tmp_path / "none.arrow", "select 1")
     assert proc.returncode == 2 and "no such trace file" in proc.stderr
-    assert split_args(["a.arrow", "b.arrow", "select 1"]) == ([Path("a.arrow"), Path("b.arrow")], "select 1")
-    assert split_args(["a.arrow"]) == ([Path("a.arrow")], None)
+    assert split_args(["a.arrow", "b.arrow", "select 1"]) == (["a.arrow", "b.arrow"], "select 1")
+    assert split_args(["a.arrow"]) == (["a.arrow"], None)

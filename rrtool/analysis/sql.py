@@ -1,7 +1,7 @@
 """SQL over traces: DuckDB over one or more traces, through Arrow, with the views of `views.py`.
 
-`open_session` opens the traces and builds the connection; `SqlSession.run`
-runs a query and returns a DuckDB relation. Results stream out of DuckDB in
+`open_session` opens the traces as a corpus (`rrtool.analysis.corpus`) and
+connects DuckDB to it; `SqlSession.run` runs a query and returns a DuckDB relation. Results stream out of DuckDB in
 Arrow batches (`reader`, `row_chunks`), so the CSV and JSON text
 (`csv_chunks`, `json_chunks`) and `write_parquet` handle results larger than
 memory. Nothing here prints or reads stdin: `rrtool sql` (`rrtool/cli/sql.py`)
@@ -24,51 +24,13 @@ import duckdb
 import pyarrow as pa
 
 from rrtool._paths import atomic_output
+from rrtool.analysis.corpus import Corpus
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.progress import Progress
-from rrtool.analysis.trace import Trace, default_name, open_trace
-from rrtool.analysis.views import VIEW_NAMES, add_trace, add_union_views, install_functions
-from rrtool.analysis.window import Span
+from rrtool.analysis.sources import Sources
+from rrtool.analysis.window import Span, Window
 
 _BATCH_ROWS = 65536
-
-
-def open_traces(
-    paths: Sequence[Path],
-    names: Sequence[str] = (),
-    checkpoints: str | None = None,
-    icounts: str | None = None,
-) -> list[Trace]:
-    """Open several traces with distinct schema names (`--name` in order, else the file stem, made unique)."""
-    if len(names) > len(paths):
-        raise AnalysisError(f"{len(names)} --name options for {len(paths)} traces")
-    cp = Span.parse(checkpoints, "checkpoint range") if checkpoints is not None else None
-    ic = Span.parse(icounts, "icount range") if icounts is not None else None
-    traces: list[Trace] = []
-    used: set[str] = set()
-    for i, path in enumerate(paths):
-        given = names[i] if i < len(names) else None
-        trace = open_trace(path, name=given, checkpoints=cp, icounts=ic)
-        if trace.name in used:
-            if given is not None:
-                raise AnalysisError(f"two traces named {given!r}")
-            base, n = default_name(Path(path)), 2
-            while f"{base}_{n}" in used:
-                n += 1
-            trace.name = f"{base}_{n}"
-        used.add(trace.name)
-        traces.append(trace)
-    return traces
-
-
-def connect(traces: Sequence[Trace]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a schema of views per trace and the unqualified union views."""
-    con = duckdb.connect()
-    install_functions(con)
-    for trace in traces:
-        add_trace(con, trace.name, trace.arrow())
-    add_union_views(con, [t.name for t in traces])
-    return con
 
 
 def error_line(exc: duckdb.Error) -> str:
@@ -87,38 +49,37 @@ def run(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyRelation |
         raise AnalysisError(f"SQL: {error_line(exc)}") from None
 
 
-def describe_tables(traces: Sequence[Trace]) -> str:
-    """The views, and each trace's schema (what the prompt's `.tables` shows)."""
-    lines = ["views (all traces, with a `trace` column): " + ", ".join(VIEW_NAMES)]
-    for t in traces:
-        lines.append(f"  {t.name}.*  {t.path}  ({t.window.describe()})")
-    return "\n".join(lines)
-
-
 @dataclass
 class SqlSession:
-    """Traces opened under distinct schema names, and a DuckDB connection over them."""
+    """A corpus (one trace or many) and its DuckDB connection."""
 
-    traces: list[Trace]
-    con: duckdb.DuckDBPyConnection
+    corpus: Corpus
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.corpus.duckdb()
 
     def run(self, query: str) -> duckdb.DuckDBPyRelation | None:
         """Run a query; None for a statement without a result. SQL errors raise `AnalysisError`."""
         return run(self.con, query)
 
     def describe(self) -> str:
-        return describe_tables(self.traces)
+        return self.corpus.describe()
 
 
 def open_session(
-    paths: Sequence[Path],
+    sources: Sequence[str | Path] | Sources,
     names: Sequence[str] = (),
     checkpoints: str | None = None,
     icounts: str | None = None,
 ) -> SqlSession:
-    """Open the traces (`open_traces`) and connect DuckDB to them (`connect`)."""
-    traces = open_traces(paths, names, checkpoints, icounts)
-    return SqlSession(traces, connect(traces))
+    """Open trace files, globs and directories (or an exported dataset) as a corpus, and connect DuckDB to it."""
+    cp = Span.parse(checkpoints, "checkpoint range") if checkpoints is not None else None
+    ic = Span.parse(icounts, "icount range") if icounts is not None else None
+    corpus = Corpus(sources, names=names, window=Window(cp, ic))
+    session = SqlSession(corpus)
+    session.con  # noqa: B018 - connect now, so that a bad corpus fails before any prompt
+    return session
 
 
 def reader(rel: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:

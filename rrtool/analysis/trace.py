@@ -74,7 +74,7 @@ class Trace:
     def close(self) -> None:
         """Close the DuckDB connection and the trace file, and drop the in-memory window. Idempotent."""
         if self._con is not None:
-            self._con.close()
+            self._corpus.close()
             self._con = None
         for cached in ("_window_table", "events", "batches"):
             self.__dict__.pop(cached, None)
@@ -187,12 +187,18 @@ class Trace:
 
     # -- SQL -----------------------------------------------------------------
     def duckdb(self) -> DuckDBPyConnection:
-        """A DuckDB connection with this trace's views (`events`, `packets`, ... and `<name>.events`)."""
+        """A DuckDB connection with this trace's views (`events`, `packets`, ... and `<name>.events`).
+
+        It is the connection of a corpus of this one trace (`rrtool.analysis.corpus`), so its tables are
+        those of `rrtool sql` on this file: `traces`, and views with a `trace` column.
+        """
         self._check_open()
         if self._con is None:
-            from rrtool.analysis.sql import connect
+            from rrtool.analysis.corpus import Corpus
+            from rrtool.analysis.sources import Sources
 
-            self._con = connect([self])
+            self._corpus = Corpus(Sources(traces=(self.path,)), names=[self.name], window=self.window)
+            self._con = self._corpus.duckdb()
         return self._con
 
     def sql(self, query: str) -> DuckDBPyRelation:

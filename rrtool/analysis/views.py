@@ -1,31 +1,26 @@
-"""The SQL views of a trace in DuckDB: `events` with derived columns and one view per kind.
+"""The SQL views of a corpus in DuckDB: `events` with derived columns and one view per kind.
 
-Every trace gets a DuckDB schema of its own (`a.events`, `b.packets`, ...)
-over its Arrow data, registered without copying: a whole complete trace as a
-`pyarrow.dataset` that DuckDB scans lazily, a checkpoint or icount window as
-the in-memory table of just the batches that overlap it. The unqualified
-views (`events`, `packets`, ...) put all traces together with a `trace`
-column naming each row's trace. The views' SQL is rendered from the
-definitions in `rrtool.analysis.viewspec`, which `rrtool.analysis.frames`
-renders as Polars frames too.
+The rows of every trace are one relation with a `trace` column (a
+`pyarrow.dataset` over the files, scanned lazily, or an exported Parquet
+dataset; see `rrtool.analysis.corpus`), and the unqualified views
+(`events`, `packets`, ...) hold them all, keyed by `trace`. A corpus of a few
+traces also gets a DuckDB schema per trace (`a.events`, `b.packets`, ...).
+The views' SQL is rendered from the definitions in
+`rrtool.analysis.viewspec`, which `rrtool.analysis.frames` renders as
+Polars frames too.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Sequence
 
 import duckdb
 
-from rrtool.analysis.viewspec import VIEWS, events_sql, quote, view_sql
+from rrtool.analysis.viewspec import VIEWS, events_sql, quote, sql_literal, view_sql
 
 #: The views every trace gets, in the order `.tables` lists them.
 VIEW_NAMES = ("events", *VIEWS)
-
-
-def _view_sql(s: str, raw: str) -> dict[str, str]:
-    """The SELECT of each view of schema `s` whose raw Arrow data is registered as `raw`."""
-    return {"events": events_sql(raw), **{name: view_sql(v, f"{s}.events") for name, v in VIEWS.items()}}
 
 
 def install_functions(con: duckdb.DuckDBPyConnection) -> None:
@@ -37,17 +32,20 @@ def install_functions(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET asof_loop_join_threshold = 0")
 
 
-def add_trace(con: duckdb.DuckDBPyConnection, schema: str, source: Any) -> None:
-    """Register one trace's Arrow data and create its schema of views."""
-    raw = f"_rrtool_raw_{schema}"
-    con.register(raw, source)
-    con.execute(f"CREATE SCHEMA {quote(schema)}")
-    for name, select in _view_sql(quote(schema), quote(raw)).items():
-        con.execute(f"CREATE VIEW {quote(schema)}.{name} AS {select}")
+def add_corpus_views(con: duckdb.DuckDBPyConnection, raw: str, per_trace: Sequence[str], key: str = "trace") -> None:
+    """The views over the rows registered as `raw` (every trace's, with a `key` column naming each row's trace).
 
-
-def add_union_views(con: duckdb.DuckDBPyConnection, schemas: list[str]) -> None:
-    """The unqualified views: every trace's rows together, with a `trace` column first."""
-    for name in VIEW_NAMES:
-        parts = [f"SELECT '{s}' AS trace, * FROM {quote(s)}.{name}" for s in schemas]
-        con.execute(f"CREATE VIEW main.{name} AS " + " UNION ALL BY NAME ".join(parts))
+    `events` and every per-kind view hold all traces, `key` first; joins and
+    look-backs stay within a trace. Each name in `per_trace` also gets a
+    schema of the same views restricted to that trace, without the key
+    (`a.events`), which DuckDB answers by pushing `key = 'a'` down to the scan.
+    """
+    keys = (key,)
+    con.execute(f"CREATE VIEW main.events AS {events_sql(quote(raw), keys)}")
+    for name, view in VIEWS.items():
+        con.execute(f"CREATE VIEW main.{name} AS {view_sql(view, 'main.events', keys)}")
+    for schema in per_trace:
+        con.execute(f"CREATE SCHEMA {quote(schema)}")
+        for name in VIEW_NAMES:
+            select = f"SELECT * EXCLUDE ({quote(key)}) FROM main.{name} WHERE {quote(key)} = {sql_literal(schema)}"
+            con.execute(f"CREATE VIEW {quote(schema)}.{name} AS {select}")

@@ -49,10 +49,25 @@ def sql_literal(value: object) -> str:
 
 
 class Render:
-    """Where an expression is rendered: the SQL alias or the Polars column prefix of each join."""
+    """Where an expression is rendered: the SQL alias or the Polars column prefix of each join, and the keys.
 
-    def __init__(self, joins: dict[Join, str]) -> None:
+    `keys` are the columns that tell one trace's rows from another's in a
+    table of many (a corpus: `trace`). Every join matches on them too, and
+    `Prev` looks back only within the row's own trace, so a view over a
+    corpus is each trace's view with the keys in front.
+    """
+
+    def __init__(self, joins: dict[Join, str], keys: tuple[str, ...] = ()) -> None:
         self.joins = joins
+        self.keys = keys
+
+    def partition_sql(self, alias: str = "v") -> str:
+        """`PARTITION BY` the keys of `alias`, with a trailing space; empty without keys."""
+        return f"PARTITION BY {', '.join(f'{alias}.{quote(k)}' for k in self.keys)} " if self.keys else ""
+
+    def on_keys_sql(self, alias: str) -> str:
+        """`AND`-joined conditions that `alias`'s rows have the view row's keys, with a leading AND."""
+        return "".join(f" AND {alias}.{quote(k)} = v.{quote(k)}" for k in self.keys)
 
 
 # -- expressions ---------------------------------------------------------------------------------------------
@@ -367,10 +382,11 @@ class Prev(Expr):
         return (self.x,)
 
     def sql(self, r: Render) -> str:
-        return f"lag({self.x.sql(r)}) OVER (ORDER BY v.{quote('seq')})"
+        return f"lag({self.x.sql(r)}) OVER ({r.partition_sql()}ORDER BY v.{quote('seq')})"
 
     def polars(self, r: Render) -> pl.Expr:
-        return self.x.polars(r).shift(1)  # the frame is sorted by seq before its columns are computed
+        shifted = self.x.polars(r).shift(1)  # the frame is sorted by keys and seq before its columns are computed
+        return shifted.over(list(r.keys)) if r.keys else shifted
 
 
 # -- joins: other rows of the events table, looked up for each row of a view -------------------------------------
@@ -382,15 +398,17 @@ class Join:
     Each join adds at most one row per view row, so the view keeps its rows.
     """
 
-    def sql(self, events: str, alias: str, columns: list[str]) -> str:
-        """The JOIN clause, `alias` naming the joined rows, which must carry `columns`."""
+    def sql(self, events: str, alias: str, columns: list[str], r: Render) -> str:
+        """The JOIN clause, `alias` naming the joined rows, which must carry `columns` (and `r.keys`)."""
         raise NotImplementedError
 
-    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
-        """`frame` with the joined rows' `columns` added as `prefix + column`."""
+    def polars(
+        self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str], keys: tuple[str, ...]
+    ) -> pl.LazyFrame:
+        """`frame` with the joined rows' `columns` added as `prefix + column`, matched on `keys` too."""
         raise NotImplementedError
 
-    def value_sql(self, alias: str, column: str) -> str:
+    def value_sql(self, alias: str, column: str, r: Render) -> str:
         return f"{alias}.{quote(column)}"
 
     def value_polars(self, prefix: str, column: str) -> pl.Expr:
@@ -406,7 +424,7 @@ class Joined(Expr):
         yield self
 
     def sql(self, r: Render) -> str:
-        return self.join.value_sql(r.joins[self.join], self.column)
+        return self.join.value_sql(r.joins[self.join], self.column, r)
 
     def polars(self, r: Render) -> pl.Expr:
         return self.join.value_polars(r.joins[self.join], self.column)
@@ -418,31 +436,39 @@ class CheckpointRow(Join):
 
     delta: int = 0
 
-    def sql(self, events: str, alias: str, columns: list[str]) -> str:
-        cols = ", ".join(quote(c) for c in columns)
+    def sql(self, events: str, alias: str, columns: list[str], r: Render) -> str:
+        cols = ", ".join(quote(c) for c in (*r.keys, *columns))
         cp = quote("checkpoint")
         rows = f"(SELECT {cp}, {cols} FROM {events} WHERE kind = {sql_literal(ev.KIND_CHECKPOINT)})"
-        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{cp} = v.{cp} + {self.delta}"
+        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{cp} = v.{cp} + {self.delta}{r.on_keys_sql(alias)}"
 
-    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
+    def polars(
+        self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str], keys: tuple[str, ...]
+    ) -> pl.LazyFrame:
         rows = events.filter(pl.col("kind") == ev.KIND_CHECKPOINT).select(
-            (pl.col("checkpoint") - self.delta).alias("checkpoint"), *(pl.col(c).alias(prefix + c) for c in columns)
+            *keys,
+            (pl.col("checkpoint") - self.delta).alias("checkpoint"),
+            *(pl.col(c).alias(prefix + c) for c in columns),
         )
-        return frame.join(rows, on="checkpoint", how="left")
+        return frame.join(rows, on=[*keys, "checkpoint"], how="left")
 
 
 @dataclass(frozen=True)
 class EventsPerCheckpoint(Join):
     """The number of events (all kinds, the checkpoint row included) in the row's checkpoint, as column `n`."""
 
-    def sql(self, events: str, alias: str, columns: list[str]) -> str:
+    def sql(self, events: str, alias: str, columns: list[str], r: Render) -> str:
+        by = ", ".join(quote(c) for c in (*r.keys, "checkpoint"))
+        rows = f"(SELECT {by}, count(*) AS n FROM {events} GROUP BY {by})"
         cp = quote("checkpoint")
-        rows = f"(SELECT {cp}, count(*) AS n FROM {events} GROUP BY {cp})"
-        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{cp} = v.{cp}"
+        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{cp} = v.{cp}{r.on_keys_sql(alias)}"
 
-    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
-        counts = events.group_by("checkpoint").agg(pl.len().cast(pl.Int64).alias(prefix + "n"))
-        return frame.join(counts, on="checkpoint", how="left")
+    def polars(
+        self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str], keys: tuple[str, ...]
+    ) -> pl.LazyFrame:
+        by = [*keys, "checkpoint"]
+        counts = events.group_by(by).agg(pl.len().cast(pl.Int64).alias(prefix + "n"))
+        return frame.join(counts, on=by, how="left")
 
 
 @dataclass(frozen=True)
@@ -455,23 +481,25 @@ class Completion(Join):
     joined column is null.
     """
 
-    def _next_submit_sql(self) -> str:
-        dev, req, seq = quote("device"), quote("req_id"), quote("seq")
-        return f"lead(v.{seq}) OVER (PARTITION BY v.{dev}, v.{req} ORDER BY v.{seq})"
+    def _next_submit_sql(self, r: Render) -> str:
+        by = ", ".join(f"v.{quote(c)}" for c in (*r.keys, "device", "req_id"))
+        return f"lead(v.{quote('seq')}) OVER (PARTITION BY {by} ORDER BY v.{quote('seq')})"
 
-    def sql(self, events: str, alias: str, columns: list[str]) -> str:
+    def sql(self, events: str, alias: str, columns: list[str], r: Render) -> str:
         dev, req, seq = quote("device"), quote("req_id"), quote("seq")
-        cols = ", ".join(quote(c) for c in dict.fromkeys([*columns, "seq"]))
+        cols = ", ".join(quote(c) for c in dict.fromkeys([*r.keys, *columns, "seq"]))
         rows = f"(SELECT {dev}, {req}, {cols} FROM {events} WHERE kind = {sql_literal(ev.KIND_BLK_COMPLETE)})"
-        on = f"{alias}.{dev} = v.{dev} AND {alias}.{req} = v.{req} AND {alias}.{seq} >= v.{seq}"
+        on = f"{alias}.{dev} = v.{dev} AND {alias}.{req} = v.{req}{r.on_keys_sql(alias)} AND {alias}.{seq} >= v.{seq}"
         return f"ASOF LEFT JOIN {rows} AS {alias} ON {on}"
 
-    def value_sql(self, alias: str, column: str) -> str:
-        seq, nxt = f"{alias}.{quote('seq')}", self._next_submit_sql()
+    def value_sql(self, alias: str, column: str, r: Render) -> str:
+        seq, nxt = f"{alias}.{quote('seq')}", self._next_submit_sql(r)
         return f"CASE WHEN {seq} IS NOT NULL AND ({nxt} IS NULL OR {seq} < {nxt}) THEN {alias}.{quote(column)} END"
 
-    def polars(self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str]) -> pl.LazyFrame:
-        by = ["device", "req_id"]
+    def polars(
+        self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str], keys: tuple[str, ...]
+    ) -> pl.LazyFrame:
+        by = [*keys, "device", "req_id"]
         completions = (
             events.filter(pl.col("kind") == ev.KIND_BLK_COMPLETE)
             .select(*by, *(pl.col(c).alias(prefix + c) for c in dict.fromkeys([*columns, "seq"])))
@@ -634,11 +662,14 @@ VIEWS: dict[str, View] = {v.name: v for v in (PACKETS, BLOCK_OPS, CLOCK, CHECKPO
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
-def events_sql(raw: str) -> str:
-    """The SELECT of the `events` view over the raw Arrow data registered as `raw`."""
-    r = Render({})
+def events_sql(raw: str, keys: tuple[str, ...] = ()) -> str:
+    """The SELECT of the `events` view over the raw rows named `raw`; `keys` (a corpus's `trace`) come first."""
+    r = Render({}, keys)
     derived = ", ".join(f"{e.sql(r)} AS {quote(name)}" for name, e in EVENTS_DERIVED)
-    return f"SELECT v.*, {derived} FROM {raw} AS v"
+    if not keys:
+        return f"SELECT v.*, {derived} FROM {raw} AS v"
+    first = ", ".join(f"v.{quote(k)}" for k in keys)
+    return f"SELECT {first}, v.* EXCLUDE ({', '.join(quote(k) for k in keys)}), {derived} FROM {raw} AS v"
 
 
 def events_polars(raw: pl.LazyFrame) -> pl.LazyFrame:
@@ -647,24 +678,25 @@ def events_polars(raw: pl.LazyFrame) -> pl.LazyFrame:
     return raw.with_columns(e.polars(r).alias(name) for name, e in EVENTS_DERIVED)
 
 
-def view_sql(view: View, events: str) -> str:
-    """The SELECT of `view` over the `events` view named `events`."""
+def view_sql(view: View, events: str, keys: tuple[str, ...] = ()) -> str:
+    """The SELECT of `view` over the `events` view named `events`; `keys` (a corpus's `trace`) come first."""
     joins = view.joins()
-    r = Render({join: f"j{i}" for i, join in enumerate(joins)})
-    columns = ", ".join(f"{e.sql(r)} AS {quote(name)}" for name, e in view.columns)
-    kinds = ", ".join(sql_literal(k) for k in view.kinds)
-    clauses = "".join(f"\n  {join.sql(events, r.joins[join], cols)}" for join, cols in joins.items())
-    return (
-        f"SELECT {columns}\nFROM (SELECT * FROM {events} WHERE kind IN ({kinds})) AS v{clauses}\n"
-        f"ORDER BY v.{quote('seq')}"
+    r = Render({join: f"j{i}" for i, join in enumerate(joins)}, keys)
+    columns = ", ".join(
+        [*(f"v.{quote(k)}" for k in keys), *(f"{e.sql(r)} AS {quote(name)}" for name, e in view.columns)]
     )
+    kinds = ", ".join(sql_literal(k) for k in view.kinds)
+    clauses = "".join(f"\n  {join.sql(events, r.joins[join], cols, r)}" for join, cols in joins.items())
+    order = ", ".join(f"v.{quote(c)}" for c in (*keys, "seq"))
+    return f"SELECT {columns}\nFROM (SELECT * FROM {events} WHERE kind IN ({kinds})) AS v{clauses}\nORDER BY {order}"
 
 
-def view_polars(view: View, events: pl.LazyFrame) -> pl.LazyFrame:
-    """`view` as a LazyFrame over the `events` frame."""
+def view_polars(view: View, events: pl.LazyFrame, keys: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """`view` as a LazyFrame over the `events` frame; `keys` (a corpus's `trace`) come first."""
     joins = view.joins()
-    r = Render({join: f"_j{i}_" for i, join in enumerate(joins)})
+    r = Render({join: f"_j{i}_" for i, join in enumerate(joins)}, keys)
     frame = events.filter(pl.col("kind").is_in(list(view.kinds)))
     for join, cols in joins.items():
-        frame = join.polars(frame, events, r.joins[join], cols)
-    return frame.sort("seq").select(e.polars(r).alias(name) for name, e in view.columns)
+        frame = join.polars(frame, events, r.joins[join], cols, keys)
+    selected = [*(pl.col(k) for k in keys), *(e.polars(r).alias(name) for name, e in view.columns)]
+    return frame.sort([*keys, "seq"]).select(selected)

@@ -30,7 +30,13 @@ TABLE_HEX_BYTES = 16
 
 
 def sql(
-    args: Annotated[list[str], typer.Argument(metavar="TRACE... [QUERY]", help="Trace files, then the SQL query.")],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TRACE... [QUERY]",
+            help="Trace files, globs ('runs/*.arrow') and directories, or an exported dataset; then the SQL query.",
+        ),
+    ],
     name: Annotated[
         list[str] | None,
         typer.Option("--name", metavar="NAME", help="Schema name of each trace, in order (default: file stem)."),
@@ -55,26 +61,30 @@ def sql(
 ) -> None:
     """Query traces with SQL (DuckDB): views events, packets, block_ops, clock, checkpoints, interrupts, console.
 
-    Each trace also has its own schema (`a.events`); the unqualified views hold all traces with a `trace`
-    column. Without a query: an interactive prompt (or the query is read from a pipe). The result is a
-    table on a terminal; when stdout is not one (a pipe, a file) it is CSV with a header (Python's csv
-    module, binary as hex, nulls as empty fields), every row, as with --csv.
+    The traces are one corpus: `traces` has a row per trace, and the views hold every trace's rows with a
+    `trace` column (a query on one trace reads only its file). A corpus of at most 32 traces also has a
+    schema per trace (`a.events`). A directory means every .arrow file under it; a directory written by
+    `rrtool export parquet` is queried as that dataset. Without a query: an interactive prompt (or the
+    query is read from a pipe). The result is a table on a terminal; when stdout is not one (a pipe, a
+    file) it is CSV with a header (Python's csv module, binary as hex, nulls as empty fields), every row,
+    as with --csv.
     Example: rrtool sql t.arrow "select kind, count(*) from events group by kind"
+    Example: rrtool sql 'runs/*.arrow' "select trace, count(*) from block_ops group by trace"
     """
-    from rrtool._paths import check_input_file, check_output_path, refuse_clobber
+    from rrtool._paths import check_output_path, refuse_clobber
     from rrtool.analysis.errors import AnalysisError
+    from rrtool.analysis.sources import expand
     from rrtool.analysis.sql import csv_chunks, json_chunks, open_session, write_parquet
 
     with user_errors():
         if sum((csv, as_json, table, parquet is not None)) > 1:
             raise AnalysisError("choose one of --csv, --json, --table and --parquet")
-        paths, query = split_args(args)
-        for path in paths:
-            check_input_file(path, "trace file")
+        given, query = split_args(args)
+        sources = expand(given)
         if parquet is not None:
-            refuse_clobber(parquet, [(path, "trace file") for path in paths])
+            refuse_clobber(parquet, [(path, "trace file") for path in sources.traces])
             check_output_path(parquet, "Parquet file")
-        session = open_session(paths, name or [], checkpoints, icounts)
+        session = open_session(sources, name or [], checkpoints, icounts)
         if query is None and not sys.stdin.isatty():
             query = sys.stdin.read()
         if query is None:
@@ -97,18 +107,18 @@ def sql(
             print_table(rel, out, max_rows)
 
 
-def split_args(args: Sequence[str]) -> tuple[list[Path], str | None]:
-    """`TRACE... [QUERY]`: the last argument is the query unless it names a file or ends in `.arrow`."""
+def split_args(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """`TRACE... [QUERY]`: the last argument is the query unless it names a file or directory or ends in `.arrow`."""
     from rrtool.analysis.errors import AnalysisError
 
     if not args:
         raise AnalysisError("give at least one trace file")
     last = args[-1]
-    if len(args) > 1 and not Path(last).is_file() and not last.endswith(".arrow"):
-        return [Path(a) for a in args[:-1]], last
+    if len(args) > 1 and not Path(last).exists() and not last.endswith(".arrow"):
+        return list(args[:-1]), last
     if len(args) == 1 and not Path(last).exists() and not last.endswith(".arrow") and " " in last:
         raise AnalysisError("give at least one trace file before the query")
-    return [Path(a) for a in args], None
+    return list(args), None
 
 
 def _cell(value: object) -> str:
