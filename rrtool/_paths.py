@@ -12,6 +12,7 @@ top of the package).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -28,6 +29,7 @@ __all__ = [
     "check_output_path",
     "part_path",
     "refuse_clobber",
+    "replace_directory",
     "same_file",
 ]
 
@@ -171,6 +173,37 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def replace_directory(new: Path, target: Path) -> Path | None:
+    """Put directory `new` at `target` in one step; return where the old `target` now is (to delete), or None.
+
+    With no `target` yet this is a rename. Otherwise Linux's `renameat2(RENAME_EXCHANGE)` swaps the two
+    names atomically, so a reader sees the old directory or the new one, never neither; where the file
+    system cannot exchange (EINVAL), the old one is renamed away first and the gap is one rename long.
+    """
+    if not target.exists():
+        os.rename(new, target)
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        done = renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(target), _RENAME_EXCHANGE)
+        if done == 0:
+            return new
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(err, os.strerror(err), str(target))
+    old = new.with_name(new.name + ".old")
+    os.rename(target, old)
+    os.rename(new, target)
+    return old
 
 
 def _umask() -> int:

@@ -56,6 +56,10 @@ KEYS = (TRACE,)
 #: A corpus of at most this many traces also gets a DuckDB schema per trace (`a.events`); creating eight
 #: views per trace costs about 2 ms, so a corpus of thousands is queried with `where trace = ...` instead.
 PER_TRACE_SCHEMAS = 32
+#: An exported dataset's second partition column (`rrtool.analysis.export.parquet`): a file's first checkpoint.
+PARTITION_COLUMN = "checkpoint_start"
+#: Each partition's own row of `traces.parquet`, swapped in with its events.
+SIDECAR = "_trace.parquet"
 #: Bump when `TraceSummary` changes, so that cached summaries of the old shape are not used.
 SUMMARY_VERSION = 1
 
@@ -68,7 +72,7 @@ TRACES_SCHEMA = pa.schema([
     pa.field("platform", pa.string()),
     pa.field("image", pa.string()),
     pa.field("image_sha256", pa.string()),
-    pa.field("start_time", pa.timestamp("s", tz="UTC")),
+    pa.field("start_time", pa.timestamp("us", tz="UTC")),
     pa.field("host", pa.string()),
     pa.field("tool_version", pa.string()),
     pa.field("format_version", pa.int32()),
@@ -340,8 +344,9 @@ class Corpus:
 
     def _raw_polars(self) -> pl.LazyFrame:
         if self.sources.dataset is not None:
-            pattern = str(self.sources.dataset / EVENTS_DIR / f"{TRACE}=*" / "*.parquet")
-            raw = pl.scan_parquet(pattern, hive_partitioning=True, hive_schema={TRACE: pl.String})
+            hive = {TRACE: pl.String, PARTITION_COLUMN: pl.Int64}
+            raw = pl.scan_parquet(_events_glob(self.sources.dataset), hive_partitioning=True, hive_schema=hive)
+            raw = raw.drop(PARTITION_COLUMN)
             return raw.filter(self.window.polars()) if not self.window.whole else raw
         source = self.arrow()
         if isinstance(source, pa.Table):
@@ -387,8 +392,12 @@ class Corpus:
 
     def _parquet_sql(self) -> str:
         assert self.sources.dataset is not None
-        pattern = viewspec.sql_literal(str(self.sources.dataset / EVENTS_DIR / f"{TRACE}=*" / "*.parquet"))
-        select = f"SELECT * FROM read_parquet({pattern}, hive_partitioning = true, hive_types = {{'{TRACE}': VARCHAR}})"
+        pattern = viewspec.sql_literal(_events_glob(self.sources.dataset))
+        types = f"{{'{TRACE}': VARCHAR, '{PARTITION_COLUMN}': BIGINT}}"
+        select = (
+            f"SELECT * EXCLUDE ({PARTITION_COLUMN}) FROM read_parquet({pattern}, hive_partitioning = true, "
+            f"hive_types = {types})"
+        )
         where = []
         for span, column in ((self.window.checkpoints, "checkpoint"), (self.window.icounts, "icount")):
             if span is not None and span.lo is not None:
@@ -420,15 +429,39 @@ class Corpus:
         return "\n".join(lines)
 
 
-def _read_traces(dataset: Path) -> pa.Table:
-    """An exported dataset's `traces.parquet`, checked against the schema this rrtool writes."""
-    path = dataset / TRACES_FILE
+def _events_glob(dataset: Path) -> str:
+    return str(dataset / EVENTS_DIR / f"{TRACE}=*" / f"{PARTITION_COLUMN}=*" / "*.parquet")
+
+
+def _read_table(path: Path) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        raise AnalysisError(f"{path}: not readable as the traces table ({str(exc).splitlines()[0]})") from None
+        raise AnalysisError(f"{path}: not readable as a traces table ({str(exc).splitlines()[0]})") from None
     if not table.schema.remove_metadata().equals(TRACES_SCHEMA):
         raise AnalysisError(f"{path}: not the traces table this rrtool writes (different columns)")
+    return table
+
+
+def sidecars(dataset: Path) -> pa.Table:
+    """Every partition's own `traces` row, in name order: what `traces.parquet` must hold."""
+    parts = sorted((dataset / EVENTS_DIR).glob(f"{TRACE}=*/{SIDECAR}"))
+    tables = [_read_table(part) for part in parts]
+    return pa.concat_tables(tables) if tables else TRACES_SCHEMA.empty_table()
+
+
+def _read_traces(dataset: Path) -> pa.Table:
+    """An exported dataset's `traces.parquet`, checked against the schema and the partitions there are.
+
+    An export killed after swapping a partition in and before rewriting
+    `traces.parquet` leaves the two apart; the partitions' own rows are then
+    read instead, so `traces` always lists exactly the traces `events` holds.
+    """
+    path = dataset / TRACES_FILE
+    table = _read_table(path)
+    there = sorted(p.name.split("=", 1)[1] for p in (dataset / EVENTS_DIR).glob(f"{TRACE}=*") if p.is_dir())
+    if sorted(table.column(TRACE).to_pylist()) != there:
+        table = sidecars(dataset)
     versions = set(table.column("format_version").to_pylist())
     if versions - {ev.FORMAT_VERSION}:
         bad = sorted(v for v in versions if v != ev.FORMAT_VERSION)

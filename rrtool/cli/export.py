@@ -52,9 +52,13 @@ def export_pcap(
 
 @export_app.command("parquet", cls=Command)
 def export_parquet(
-    trace: TraceArg,
+    traces: Annotated[
+        list[str],
+        typer.Argument(metavar="TRACE...", help="Trace files, globs ('runs/*.arrow') and directories."),
+    ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", metavar="DIR", help="Directory to create (missing or empty).")
+        Path,
+        typer.Option("--output", "-o", metavar="DIR", help="Dataset to create, or an exported one to add to."),
     ],
     checkpoints_per_partition: Annotated[
         int,
@@ -68,19 +72,24 @@ def export_parquet(
     ] = 10_000,
     quiet: NoProgress = False,
 ) -> None:
-    """The events table as a hive-partitioned Parquet dataset (checkpoint_start=K/part-0.parquet).
+    """Traces as one hive-partitioned Parquet dataset: DIR/traces.parquet and DIR/events/trace=NAME/....
 
-    The dataset is built in a temporary directory beside DIR and renamed onto DIR when complete.
+    Each trace's events are under events/trace=NAME/checkpoint_start=K/part-0.parquet. Into an existing
+    dataset, the traces are added (the others are not rewritten) or, exported again, replace their own
+    partition in one rename. A new dataset is built beside DIR and renamed onto it when complete.
 
-    Example: rrtool export parquet t.arrow -o t.parquet/
+    Example: rrtool export parquet 'runs/*.arrow' -o corpus/
     """
-    from rrtool._paths import check_input_file
     from rrtool.analysis.export.parquet import export_parquet as do_export
 
     with user_errors(), Bar("export parquet", enabled=not quiet, unit="batches") as bar:
-        check_input_file(trace, "trace file")
-        stats = do_export(trace, output, checkpoints_per_partition=checkpoints_per_partition, progress=bar.progress)
-    err.print(f"wrote {stats.rows:,} events in {stats.files:,} file(s) under {output}", markup=False, soft_wrap=False)
+        stats = do_export(traces, output, checkpoints_per_partition=checkpoints_per_partition, progress=bar.progress)
+    replaced = f", {stats.replaced:,} replaced" if stats.replaced else ""
+    err.print(
+        f"wrote {stats.traces:,} trace(s){replaced}, {stats.rows:,} events in {stats.files:,} file(s) under {output}",
+        markup=False,
+        soft_wrap=False,
+    )
 
 
 @export_app.command("perfetto", cls=Command)
