@@ -16,13 +16,26 @@ from rrtool.cli.progress import Bar
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rrtool.analysis.diff import DiffResult
+    from rrtool.analysis.diff import DiffOptions, DiffResult
     from rrtool.player.deepdiff import CheckpointPair, DeepDiffResult
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(metavar="A", help="First trace.")],
-    b: Annotated[Path, typer.Argument(metavar="B", help="Second trace.")],
+    traces: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="A B | TRACE...",
+            help="Two traces; with --baseline, trace files, globs and directories to compare with it.",
+        ),
+    ],
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            metavar="BASE",
+            help="Compare every TRACE with this one: a line each, equivalent or its first divergence.",
+        ),
+    ] = None,
     as_json: Json = False,
     ignore_kind: Annotated[
         list[str] | None,
@@ -73,9 +86,18 @@ def diff(
     instruction after which the states first differ; it is named with its registers and memory bytes that
     differ and the input that made the difference. The boundary found is always real (an equal state, then a
     different one); it is the first unless the states parted and met again before it, which no probe can see.
+    With --baseline BASE, each TRACE (files, globs, directories) is compared with BASE as above, and one
+    line per trace says "equivalent" or where it first differs (checkpoint, icount, kind, device, fields);
+    the exit code is 1 if any differs.
     Example: rrtool diff a.arrow b.arrow --ignore-kind rng_read
     Example: rrtool diff --deep a.arrow b.arrow
+    Example: rrtool diff --baseline good.arrow 'runs/*.arrow'
     """
+    if baseline is not None and deep:
+        fail("--deep compares two recordings; it does not take --baseline")
+    if baseline is None and len(traces) != 2:
+        fail(f"give two traces to compare (or --baseline BASE and the traces to compare with it), not {len(traces)}")
+    a, b = (Path(traces[0]), Path(traces[-1])) if baseline is None else (baseline, baseline)
     if deep:
         event_options = {
             "--ignore-kind": bool(ignore_kind), "--ignore-column": bool(ignore_column),
@@ -102,6 +124,9 @@ def diff(
             resync_checkpoints=resync_window,
             max_differences=max(show, 20),
         )
+        if baseline is not None:
+            baseline_command(baseline, traces, options, as_json)
+            return
         with Bar("diff", enabled=not as_json, unit="batches") as bar:
             result = diff_traces(a, b, options, bar.progress)
     if as_json:
@@ -109,6 +134,22 @@ def diff(
     else:
         print_report(result, out, show=show)
     raise typer.Exit(0 if result.equivalent else 1)
+
+
+def baseline_command(baseline: Path, traces: list[str], options: DiffOptions, as_json: bool) -> None:
+    """`diff --baseline`: a line (or a JSON object) per trace; exit 1 if any differs from the baseline."""
+    from rrtool.analysis.diff.baseline import diff_baseline
+
+    with user_errors(), Bar("diff --baseline", enabled=not as_json, unit="traces") as bar:
+        verdicts = diff_baseline(baseline, traces, options, bar.progress)
+    if as_json:
+        out.print_json(json.dumps({"baseline": str(baseline), "traces": [v.to_dict() for v in verdicts]}))
+    else:
+        for verdict in verdicts:
+            out.print(verdict.line(), markup=False, highlight=False, soft_wrap=True)
+        differ = sum(not v.equivalent for v in verdicts)
+        out.print(f"{differ} of {len(verdicts)} differ from {baseline}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if any(not v.equivalent for v in verdicts) else 0)
 
 
 def summary_table(result: DiffResult) -> Table:
