@@ -72,7 +72,7 @@ class Verdict:
                 "device": first.device,
                 "status": first.status,
                 "fields": first.fields,
-            },  # fmt: skip
+            },
             "metadata": [k for k, _, _ in r.metadata],
             "differences": r.totals().changed + r.totals().only_a + r.totals().only_b,
         }
