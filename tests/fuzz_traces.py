@@ -44,12 +44,23 @@ CHECKED_META = ("rrtool.format_version", "rrtool.machine", "rrtool.image_sha256"
 #: Seconds one command may take on one mutant before it counts as a hang.
 RUN_TIMEOUT = 30.0
 
+CORPUS_QUERY = "select trace, count(*), max(latency_ns) from block_ops group by 1"
+
 COMMANDS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
     "replay": lambda m, src, out: ["replay", str(m), "-q"],
     "info": lambda m, src, out: ["info", str(m)],
     "info-json": lambda m, src, out: ["info", str(m), "--json"],
     "sql": lambda m, src, out: ["sql", str(m), "select kind, count(*), max(icount) from events group by kind", "--csv"],
     "diff": lambda m, src, out: ["diff", str(m), str(src)],
+    # A mutant among good traces: the corpus commands must name it or read around it, never crash.
+    "sql-corpus": lambda m, src, out: [
+        "sql",
+        str(src),
+        str(m),
+        "select trace, count(*) from block_ops group by 1",
+        "--csv",
+    ],
+    "diff-baseline": lambda m, src, out: ["diff", "--baseline", str(src), str(m), str(src)],
     "export-perfetto": lambda m, src, out: ["export", "perfetto", str(m), "-o", str(out / "p.json"), "-q"],
     "export-parquet": lambda m, src, out: ["export", "parquet", str(m), "-o", str(out / "pq"), "-q"],
     "export-pcap": lambda m, src, out: ["export", "pcap", str(m), "-o", str(out / "p.pcapng"), "-q"],
@@ -313,7 +324,7 @@ def work(jobs: Path, log: Path, scratch: Path, start: int) -> None:
             verdict = None
             if job["command"] == "replay" and code == 0:
                 verdict = may_verify(mutant, source)
-            elif job["command"] == "diff" and code == 0:
+            elif job["command"] in ("diff", "diff-baseline") and code == 0:
                 verdict = same_recording(mutant, source)
             changed = mutant.read_bytes() != before
             out.write(json.dumps({"done": index, "code": code, "stderr": stderr[-2000:], "traceback": trace,
@@ -340,7 +351,7 @@ def problem_of(job: dict[str, str], done: dict[str, Any]) -> str | None:
     code = done["code"]
     if job["command"] == "replay" and code == 0 and not done.get("may_verify"):
         return "replay verified a trace whose checked values changed"
-    if job["command"] == "diff" and code == 0 and not done.get("may_verify"):
+    if job["command"] in ("diff", "diff-baseline") and code == 0 and not done.get("may_verify"):
         return "diff called a trace equal to its source although it is incomplete or its rows changed"
     stderr = done.get("stderr", "")
     if code not in (0, 1):

@@ -67,15 +67,20 @@ def test_pcapng_read_back_with_tshark(scen: Path, tmp_path: Path) -> None:
 def test_parquet_is_hive_partitioned_by_checkpoint(scen: Path, tmp_path: Path) -> None:
     out = tmp_path / "pq"
     stats = export_parquet(scen, out, checkpoints_per_partition=10)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint_start=0", "checkpoint_start=10", "checkpoint_start=20"]
-    dataset = ds.dataset(out, format="parquet", partitioning="hive")
+    events = out / "events"
+    assert sorted(p.name for p in events.iterdir()) == ["trace=scen"]
+    parts = sorted(p.name for p in (events / "trace=scen").iterdir() if p.is_dir())
+    assert parts == ["checkpoint_start=0", "checkpoint_start=10", "checkpoint_start=20"]
+    dataset = ds.dataset(events, format="parquet", partitioning="hive")
     table = dataset.to_table()
     assert table.num_rows == stats.rows == len(scenario())
+    assert set(table.column("trace").to_pylist()) == {"scen"}
     part = dataset.to_table(filter=ds.field("checkpoint_start") == 10)
     assert set(part.column("checkpoint").to_pylist()) == set(range(10, 20))
     assert part.schema.field("icount").type == ev.EVENTS_SCHEMA.field("icount").type
-    again = invoke("export", "parquet", scen, "-o", out)
-    assert again.returncode == 2 and "not an empty directory" in again.stderr
+    again = invoke("export", "parquet", scen, "-o", out)  # the same trace again: its partition is replaced
+    assert again.returncode == 0 and "1 replaced" in again.stderr
+    assert ds.dataset(events, format="parquet", partitioning="hive").count_rows() == len(scenario())
 
 
 def test_perfetto_json_tracks_slices_counters(scen: Path, tmp_path: Path) -> None:

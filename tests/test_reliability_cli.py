@@ -321,7 +321,7 @@ def test_exports_replace_an_old_output_and_leave_no_temporary(work: Work, tmp_pa
     proc = cli(work, "export", "parquet", "t.arrow", "-o", str(tmp_path / "pq"), "-q")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "pq"]
-    assert list((tmp_path / "pq").glob("checkpoint_start=*/part-0.parquet"))
+    assert list((tmp_path / "pq").glob("events/trace=t/checkpoint_start=*/part-0.parquet"))
 
 
 def start_spinning(work: Work, output: str) -> subprocess.Popen[bytes]:

@@ -65,6 +65,8 @@ def expand(sources: Sequence[str | Path]) -> Sources:
     datasets: list[Path] = []
     for source in sources:
         text = str(source)
+        if not text.strip():
+            raise AnalysisError("an empty trace path (a variable that was not set?)")
         path = Path(text)
         if _is_glob(text) and not path.exists():
             matches = sorted(glob.glob(text, recursive=True))

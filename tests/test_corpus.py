@@ -1,0 +1,345 @@
+"""Many traces as one dataset: `rrtool sql` over globs and directories, the Parquet export, `diff --baseline`.
+
+The corpora are built here with the real writer: synthetic traces whose
+answers are known per trace (each is the scenario cut to a different
+length), so every count and every view row can be checked against the same
+trace opened alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from rrtool.analysis.corpus import PER_TRACE_SCHEMAS, SIDECAR, open_corpus
+from rrtool.analysis.errors import AnalysisError
+from rrtool.analysis.export.parquet import export_parquet
+from rrtool.analysis.sources import expand
+from rrtool.analysis.trace import open_trace
+from rrtool.analysis.viewspec import VIEWS
+from rrtool.schemas import events as ev
+from tests.conftest import invoke
+from tests.test_analysis_support import META, scenario, truncate, write_trace
+
+TRACES = 6
+#: Events left out of trace i: each trace has a different count of every kind.
+CUT = (0, 3, 7, 12, 20, 31)
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache of its own per test: what a corpus remembers of its files starts empty."""
+    monkeypatch.setenv("RRTOOL_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """runs/run-0.arrow ... run-5.arrow: the scenario of 60 checkpoints, each cut short by CUT[i] events."""
+    d = tmp_path_factory.mktemp("corpus") / "runs"
+    d.mkdir()
+    events = scenario(60)
+    for i in range(TRACES):
+        kept = events[: len(events) - CUT[i]] if CUT[i] else events
+        write_trace(d / f"run-{i}.arrow", kept, rows=40)
+    return d
+
+
+def expected_counts(i: int) -> dict[str, int]:
+    """Events per kind in trace i, straight from the scenario."""
+    events = scenario(60)
+    kept = events[: len(events) - CUT[i]] if CUT[i] else events
+    counts: dict[str, int] = {}
+    for e in kept:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    return counts
+
+
+def rchar() -> int:
+    """Bytes this process has read through read(2) and friends so far (all threads)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_a_query_over_a_glob_has_known_answers_per_trace(runs: Path) -> None:
+    proc = invoke("sql", str(runs / "*.arrow"), "--json", "select trace, kind, count(*) n from events group by all")
+    assert proc.returncode == 0, proc.stderr
+    got = {(r["trace"], r["kind"]): r["n"] for r in json.loads(proc.stdout)}
+    want = {(f"run_{i}", k): n for i in range(TRACES) for k, n in expected_counts(i).items()}
+    assert got == want
+
+
+def test_the_traces_table(runs: Path) -> None:
+    with open_corpus(runs) as corpus:
+        traces = corpus.traces
+        assert traces["trace"].to_list() == [f"run_{i}" for i in range(TRACES)]
+        assert traces["complete"].to_list() == [True] + [False] * (TRACES - 1)  # the cut ones lost their end
+        assert traces["events"].to_list() == [sum(expected_counts(i).values()) for i in range(TRACES)]
+        assert traces["bytes"].to_list() == [(runs / f"run-{i}.arrow").stat().st_size for i in range(TRACES)]
+        assert traces["path"].to_list() == [str((runs / f"run-{i}.arrow").resolve()) for i in range(TRACES)]
+        assert set(traces["image_sha256"].to_list()) == {META[ev.META_IMAGE_SHA256]}
+        assert traces["start_time"].dt.year().to_list() == [2026] * TRACES
+        assert traces["platform"].to_list() == ["board"] * TRACES
+        last = traces.row(0, named=True)
+        assert last["end"] == "exit" and last["checkpoints"] == 60 and last["instructions"] == 59_000
+
+
+def test_every_view_of_the_corpus_is_each_traces_own_view(runs: Path) -> None:
+    """Joins and look-backs stay within a trace: the corpus's rows of trace i are trace i's view, in both engines."""
+    with open_corpus(runs) as corpus:
+        for name in ("events", *VIEWS):
+            duck = corpus.sql(f"select * from {name}").pl()
+            frame = (corpus.events if name == "events" else corpus.view(name)).collect()
+            for i in range(TRACES):
+                with open_trace(runs / f"run-{i}.arrow") as alone:
+                    own = (alone.events if name == "events" else getattr(alone, name)).collect()
+                for rows in (duck, frame):
+                    mine = rows.filter(pl.col("trace") == f"run_{i}").drop("trace")
+                    assert mine.height == own.height, (name, i)
+                    left = mine.sort(mine.columns[:3]).with_columns(pl.col(pl.Enum).cast(pl.String))
+                    right = own.sort(own.columns[:3]).with_columns(pl.col(pl.Enum).cast(pl.String))
+                    assert left.rows() == right.select(left.columns).rows(), (name, i)
+
+
+def test_per_trace_schemas_for_a_small_corpus(runs: Path) -> None:
+    with open_corpus(runs) as corpus:
+        assert len(corpus) <= PER_TRACE_SCHEMAS
+        got = corpus.sql("select count(*) from run_3.block_ops").fetchall()
+        want = corpus.sql("select count(*) from block_ops where trace = 'run_3'").fetchall()
+        assert got == want and got[0][0] > 0
+
+
+def test_a_single_trace_query_reads_only_that_file(runs: Path) -> None:
+    with open_corpus(runs):
+        pass  # the first open checks and summarises every file, once
+    sizes = [(runs / f"run-{i}.arrow").stat().st_size for i in range(TRACES)]
+    before = rchar()
+    corpus = open_corpus(runs)  # summaries remembered: the files are only stat-ed
+    opened = rchar() - before
+    assert opened < min(sizes) // 4, opened
+    before = rchar()
+    n = corpus.sql("select count(*) from events where trace = 'run_4'").fetchall()[0][0]
+    read = rchar() - before
+    assert n == sum(expected_counts(4).values())
+    assert read < sizes[4] * 1.5 and read < sum(sizes) / 3, (read, sizes)
+    before = rchar()
+    assert corpus.sql("select count(*) from events").fetchall()[0][0] == sum(
+        sum(expected_counts(i).values()) for i in range(TRACES)
+    )
+    assert rchar() - before > sum(sizes) * 0.5  # the measure can tell a whole scan from one file
+    corpus.close()
+
+
+def test_a_checkpoint_window_across_traces(runs: Path) -> None:
+    proc = invoke(
+        "sql", runs, "--checkpoints", "10:19", "--json", "select trace, min(checkpoint) lo, max(checkpoint) hi, "
+        "count(*) n from events group by trace order by trace",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [(r["lo"], r["hi"]) for r in rows] == [(10, 19)] * TRACES
+    want = sum(1 for e in scenario(60) if 10 <= e.checkpoint <= 19)
+    assert {r["n"] for r in rows} == {want}
+
+
+def test_a_trace_cut_short_by_a_crash_joins_the_corpus(runs: Path, tmp_path: Path) -> None:
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "whole.arrow").write_bytes((runs / "run-0.arrow").read_bytes())
+    truncate(runs / "run-0.arrow", d / "killed.arrow", 0.6)
+    with open_corpus(d) as corpus:
+        t = corpus.traces.select("trace", "complete", "events").rows()
+        assert t[0][0] == "killed" and t[0][1] is False and 0 < t[0][2] < t[1][2]
+        counts = dict(corpus.sql("select trace, count(*) from events group by trace").fetchall())
+        assert counts == {"killed": t[0][2], "whole": t[1][2]}
+
+
+def test_bad_corpora_are_one_line_errors(runs: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.arrow").write_text("not a trace")
+    old = write_trace(tmp_path / "old.arrow", scenario(4), meta={**META, ev.META_FORMAT_VERSION: "5"})
+    cases = [
+        ([str(tmp_path / "nothing-*.arrow")], "no file matches this pattern"),
+        ([str(runs / "run-1.arrow"), str(tmp_path / "notes.arrow")], "notes.arrow: not an Arrow IPC file"),
+        ([str(runs / "run-1.arrow"), str(old)], "old.arrow: trace format version 5 is not supported"),
+        ([str(tmp_path / "empty")], "no such trace file"),
+    ]
+    (tmp_path / "emptydir").mkdir()
+    cases.append(([str(tmp_path / "emptydir")], "a directory with no .arrow trace in it"))
+    for sources, message in cases:
+        proc = invoke("sql", *sources, "select count(*) from events")
+        assert proc.returncode == 2, (sources, proc.stdout, proc.stderr)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_globs_and_directories_expand_once_each(runs: Path) -> None:
+    got = expand([str(runs / "run-1.arrow"), str(runs), str(runs / "*.arrow")]).traces
+    assert [p.name for p in got] == ["run-1.arrow", *(f"run-{i}.arrow" for i in range(TRACES) if i != 1)]
+    with pytest.raises(AnalysisError, match="no file matches"):
+        expand([str(runs / "*.nope")])
+
+
+# -- the Parquet export ----------------------------------------------------------------------------------------
+
+
+def test_export_gives_the_same_answers_as_the_arrow_files(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    stats = export_parquet([runs], out, checkpoints_per_partition=25)
+    assert stats.traces == TRACES and stats.rows == sum(sum(expected_counts(i).values()) for i in range(TRACES))
+    assert sorted(p.name for p in out.iterdir()) == ["events", "traces.parquet"]
+    assert sorted(p.name for p in (out / "events" / "trace=run_0").iterdir()) == [
+        SIDECAR, "checkpoint_start=0", "checkpoint_start=25", "checkpoint_start=50"
+    ]  # fmt: skip
+    with open_corpus(runs) as files, open_corpus(out) as dataset:
+        assert dataset.traces.drop("path").equals(files.traces.drop("path"))
+        for name in ("events", *VIEWS):
+            q = f"select * from {name} order by trace, 2, 3"
+            a, b = files.sql(q).pl(), dataset.sql(q).pl()
+            assert a.shape == b.shape, name
+            assert a.with_columns(pl.col(pl.Enum).cast(pl.String)).rows() == b.rows(), name
+        polars_rows = dataset.view("block_ops").group_by("trace").agg(pl.len()).sort("trace").collect().rows()
+        assert polars_rows == files.sql("select trace, count(*) from block_ops group by 1 order by 1").fetchall()
+
+
+def test_a_single_trace_query_on_the_dataset_reads_its_partition(runs: Path, tmp_path: Path) -> None:
+    """DuckDB prunes the other traces' directories by the hive column (it reads one more file to bind the schema)."""
+    out = tmp_path / "corpus"
+    export_parquet([runs], out, checkpoints_per_partition=10)
+    total = sum(p.stat().st_size for p in (out / "events").rglob("*.parquet"))
+    with open_corpus(out) as corpus:
+        corpus.duckdb()
+        before = rchar()
+        n = corpus.sql("select count(*) from events where trace = 'run_2' and checkpoint between 30 and 39").fetchall()
+        read = rchar() - before
+        before = rchar()
+        corpus.sql("select count(*) from events where checkpoint between 30 and 39").fetchall()
+        everything = rchar() - before
+    assert n[0][0] == sum(1 for e in scenario(60) if 30 <= e.checkpoint <= 39)
+    assert read < total / 2 and everything > total / 2, (read, everything, total)
+
+
+def test_adding_and_replacing_traces(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow", runs / "run-1.arrow"], out)
+    first = (out / "events" / "trace=run_0" / "checkpoint_start=0" / "part-0.parquet").stat()
+    stats = export_parquet([runs / "run-2.arrow"], out)
+    assert stats.traces == 1 and stats.replaced == 0
+    kept = (out / "events" / "trace=run_0" / "checkpoint_start=0" / "part-0.parquet").stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)  # not rewritten
+    assert pq.read_table(out / "traces.parquet").column("trace").to_pylist() == ["run_0", "run_1", "run_2"]
+    stats = export_parquet([runs / "run-1.arrow"], out)
+    assert stats.replaced == 1
+    with open_corpus(out) as corpus:
+        counts = dict(corpus.sql("select trace, count(*) from events group by 1").fetchall())
+    assert counts == {f"run_{i}": sum(expected_counts(i).values()) for i in range(3)}
+    assert not [p for p in (out / "events").iterdir() if not p.name.startswith("trace=")]
+    # Another file of the same name is refused, and nothing changes.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "run-1.arrow").write_bytes((runs / "run-3.arrow").read_bytes())
+    proc = invoke("export", "parquet", other / "run-1.arrow", "-o", out, "-q")
+    assert proc.returncode == 2 and "already holds a trace named 'run_1'" in proc.stderr
+
+
+def test_a_dataset_is_not_made_from_a_non_dataset_directory(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    proc = invoke("export", "parquet", runs, "-o", out, "-q")
+    assert proc.returncode == 2 and "not an empty directory" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+
+
+def test_a_killed_export_leaves_the_dataset_readable_and_correct(runs: Path, tmp_path: Path) -> None:
+    """SIGKILL while traces are being added: readers see whole partitions only, and the next export finishes."""
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    many = tmp_path / "many"
+    many.mkdir()
+    events = scenario(3000)
+    write_trace(many / "big-0.arrow", events, rows=200)
+    for i in range(1, 8):
+        (many / f"big-{i}.arrow").write_bytes((many / "big-0.arrow").read_bytes())
+    env = {**os.environ, "RRTOOL_CACHE": str(tmp_path / "cache2")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rrtool.cli", "export", "parquet", str(many), "-o", str(out), "-q"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((out / "events").glob("trace=big_1")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open_corpus(out) as corpus:
+        names = corpus.traces["trace"].to_list()
+        assert "run_0" in names and "big_0" in names and len(names) < 9, names  # killed before the end
+        counts = dict(corpus.sql("select trace, count(*) from events group by 1").fetchall())
+        assert set(counts) == set(names)
+        assert all(counts[n] == len(events) for n in names if n.startswith("big_")), counts
+    finished = invoke("export", "parquet", many, "-o", out, "-q")
+    assert finished.returncode == 0, finished.stderr
+    assert not [p for p in (out / "events").iterdir() if not p.name.startswith("trace=")]
+    with open_corpus(out) as corpus:
+        assert len(corpus) == 9
+
+
+def test_traces_parquet_behind_its_partitions_is_rebuilt_on_reading(runs: Path, tmp_path: Path) -> None:
+    """An export killed between the swap and rewriting traces.parquet: the partitions' own rows win."""
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    stale = (out / "traces.parquet").read_bytes()
+    export_parquet([runs / "run-1.arrow"], out)
+    (out / "traces.parquet").write_bytes(stale)
+    with open_corpus(out) as corpus:
+        assert corpus.traces["trace"].to_list() == ["run_0", "run_1"]
+
+
+# -- diff --baseline ------------------------------------------------------------------------------------------
+
+
+def test_diff_baseline_names_each_first_divergence(runs: Path, tmp_path: Path) -> None:
+    same = tmp_path / "same.arrow"
+    same.write_bytes((runs / "run-0.arrow").read_bytes())
+    changed = scenario(60)
+    changed[150].value = 12345 if changed[150].kind == ev.KIND_RNG_READ else changed[150].value
+    assert changed[150].kind == ev.KIND_RNG_READ
+    write_trace(tmp_path / "changed.arrow", changed)
+    base = runs / "run-0.arrow"
+    proc = invoke("diff", "--baseline", base, same, tmp_path / "changed.arrow", runs / "run-2.arrow")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("same.arrow: equivalent")
+    cp = changed[150].checkpoint
+    assert f"changed.arrow: DIFFERENT at checkpoint {cp} " in lines[1] and "rng_read on rng changed [value]" in lines[1]
+    assert "run-2.arrow: DIFFERENT" in lines[2]
+    assert lines[3] == f"2 of 3 differ from {base}"
+    js = invoke("diff", "--baseline", base, same, tmp_path / "changed.arrow", "--json")
+    verdicts = json.loads(js.stdout)["traces"]
+    assert [v["equivalent"] for v in verdicts] == [True, False]
+    assert verdicts[1]["first"]["checkpoint"] == cp and verdicts[1]["first"]["fields"] == ["value"]
+    ok = invoke("diff", "--baseline", base, same)
+    assert ok.returncode == 0 and "0 of 1 differ" in ok.stdout
+
+
+def test_diff_baseline_bad_input(runs: Path, tmp_path: Path) -> None:
+    (tmp_path / "junk.arrow").write_bytes(b"ARROW1\0\0garbage")
+    cases: list[tuple[list[str | Path], str]] = [
+        (["--baseline", runs / "run-0.arrow", tmp_path / "x*.arrow"], "no file matches"),
+        (["--baseline", runs / "run-0.arrow", runs / "run-1.arrow", tmp_path / "junk.arrow"], "junk.arrow"),
+        (["--baseline", runs / "run-0.arrow", runs / "run-0.arrow"], "only the baseline itself"),
+        (["--baseline", runs / "run-0.arrow", "--deep", runs / "run-1.arrow"], "does not take --baseline"),
+        ([runs / "run-0.arrow"], "give two traces"),
+    ]
+    for args, message in cases:
+        proc = invoke("diff", *args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
