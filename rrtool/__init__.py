@@ -1,7 +1,7 @@
 """rrtool: deterministic record/replay for an emulated x86-64 machine.
 
-The trace is an Arrow IPC file; `open_trace` (in `rrtool.analysis`) reads it
-without running the emulator.
+The trace is an Arrow IPC file; `open_trace` reads one and `open_corpus` many as
+one dataset (both in `rrtool.analysis`), without running the emulator.
 """
 
 from typing import Any
@@ -22,7 +22,7 @@ def _installed_version() -> str:
 
 
 def __getattr__(name: str) -> Any:
-    """`rrtool.__version__` and `rrtool.open_trace`, found on first use so that `import rrtool` stays cheap."""
+    """`rrtool.__version__`, `open_trace` and `open_corpus`, found on first use so that `import rrtool` stays cheap."""
     if name == "__version__":
         found = _installed_version()
         globals()["__version__"] = found  # later reads are plain attribute reads
@@ -31,4 +31,8 @@ def __getattr__(name: str) -> Any:
         from rrtool.analysis.trace import open_trace
 
         return open_trace
+    if name == "open_corpus":
+        from rrtool.analysis.corpus import open_corpus
+
+        return open_corpus
     raise AttributeError(f"module 'rrtool' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rrtool.analysis.corpus import Corpus, open_corpus
     from rrtool.analysis.diff import DiffOptions, DiffResult, diff_traces
     from rrtool.analysis.errors import AnalysisError
     from rrtool.analysis.trace import Trace, open_trace
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "AnalysisError": "rrtool.analysis.errors",
+    "Corpus": "rrtool.analysis.corpus",
+    "open_corpus": "rrtool.analysis.corpus",
     "DiffOptions": "rrtool.analysis.diff",
     "DiffResult": "rrtool.analysis.diff",
     "Span": "rrtool.analysis.window",
@@ -29,7 +32,10 @@ _EXPORTS = {
     "open_trace": "rrtool.analysis.trace",
 }
 
-__all__ = ["AnalysisError", "DiffOptions", "DiffResult", "Span", "Trace", "Window", "diff_traces", "open_trace"]
+__all__ = [
+    "AnalysisError", "Corpus", "DiffOptions", "DiffResult", "Span", "Trace", "Window", "diff_traces", "open_corpus",
+    "open_trace",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
