@@ -292,7 +292,8 @@ def test_fifos_devices_and_directories_are_refused_without_blocking(tmp_path: Pa
     os.mkfifo(fifo)
     for path in (fifo, Path("/dev/zero"), tmp_path):
         for args in READERS:
-            words = "is a directory" if path == tmp_path else "not a regular file"
+            # `sql` takes a directory as a corpus: it walks it, finds fifo.arrow, and refuses that.
+            words = "is a directory" if path == tmp_path and args[0] != "sql" else "not a regular file"
             assert words in one_line_error(run(*args[:1], path, *args[1:], timeout=20))
 
 
