@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rrtool.analysis.corpus import unique_names
 from rrtool.analysis.diff.engine import diff_traces
 from rrtool.analysis.diff.model import DiffOptions, DiffResult
 from rrtool.analysis.errors import AnalysisError
@@ -31,6 +32,8 @@ class Verdict:
 
     path: Path
     result: DiffResult
+    #: The trace's name in a corpus of the same sources (`open_corpus`, `rrtool sql`), to join verdicts to it.
+    name: str = ""
 
     @property
     def equivalent(self) -> bool:
@@ -60,7 +63,8 @@ class Verdict:
         r = self.result
         first = r.first
         return {
-            "trace": str(self.path),
+            "trace": self.name,
+            "path": str(self.path),
             "equivalent": r.equivalent,
             "complete": r.complete_b,
             "first": None
@@ -100,9 +104,10 @@ def diff_baseline(
             open_tracefile(path).close()
         except TraceError as exc:
             raise AnalysisError(str(exc)) from None
+    names = dict(zip(listed.traces, unique_names(list(listed.traces)), strict=True))
     verdicts = []
     for i, path in enumerate(paths):
-        verdicts.append(Verdict(path, diff_traces(baseline, path, options or DiffOptions())))
+        verdicts.append(Verdict(path, diff_traces(baseline, path, options or DiffOptions()), names[path]))
         if progress is not None:
             progress(i + 1, len(paths))
     return verdicts
