@@ -48,6 +48,7 @@ from rrtool.analysis.trace import check_name, default_name
 from rrtool.analysis.window import Span, Window, read_window
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceError, TraceFile, open_tracefile
+from rrtool.schemas.validate import first_line
 from rrtool.schemas.verified import file_identity, was_verified
 
 #: The column naming each row's trace, in every table of a corpus.
@@ -58,8 +59,8 @@ KEYS = (TRACE,)
 PER_TRACE_SCHEMAS = 32
 #: An exported dataset's second partition column (`rrtool.analysis.export.parquet`): a file's first checkpoint.
 PARTITION_COLUMN = "checkpoint_start"
-#: Each partition's own row of `traces.parquet`, swapped in with its events.
-SIDECAR = "_trace.parquet"
+#: Each partition's own row of `traces.parquet` (its summary as JSON), swapped in with its events.
+SIDECAR = "_trace.json"
 #: Bump when `TraceSummary` changes, so that cached summaries of the old shape are not used.
 SUMMARY_VERSION = 1
 
@@ -255,7 +256,7 @@ class Corpus:
         if self.sources.dataset is not None:
             if names:
                 raise AnalysisError("--name does not apply to an exported dataset (its traces are named)")
-            self._traces = _read_traces(self.sources.dataset)
+            self._traces = read_traces(self.sources.dataset)
             self.names: list[str] = self._traces.column(TRACE).to_pylist()
             self._files: list[tuple[Path, str]] = []
             return
@@ -443,19 +444,40 @@ def _read_table(path: Path) -> pa.Table:
     return table
 
 
+def sidecar_bytes(name: str, summary: TraceSummary) -> bytes:
+    """A partition's own `traces` row. JSON, not Parquet: written once per trace exported, where a
+    one-row Parquet file cost a millisecond, and read back only to rebuild `traces.parquet`."""
+    return json.dumps({"version": SUMMARY_VERSION, TRACE: name, **asdict(summary)}).encode()
+
+
+def _read_sidecar(path: Path) -> pa.Table:
+    """One partition's `traces` row; a sidecar is as hostile as any input, so each failure names its file."""
+    try:
+        data = json.loads(path.read_bytes())
+        if not isinstance(data, dict) or data.pop("version", None) != SUMMARY_VERSION:
+            raise ValueError("not this rrtool's version of it")
+        name = data.pop(TRACE)
+        if not isinstance(name, str) or path.parent.name != f"{TRACE}={name}":
+            raise ValueError("another trace's")
+        return traces_table([name], [TraceSummary(**data)])
+    except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+        why = first_line(exc) if isinstance(exc, pa.ArrowException) else str(exc)
+        raise AnalysisError(f"{path}: not a partition's traces row this rrtool writes ({why})") from None
+
+
 def sidecars(dataset: Path) -> pa.Table:
     """Every partition's own `traces` row, in name order: what `traces.parquet` must hold."""
-    parts = sorted((dataset / EVENTS_DIR).glob(f"{TRACE}=*/{SIDECAR}"))
-    tables = [_read_table(part) for part in parts]
+    tables = [_read_sidecar(part) for part in sorted((dataset / EVENTS_DIR).glob(f"{TRACE}=*/{SIDECAR}"))]
     return pa.concat_tables(tables) if tables else TRACES_SCHEMA.empty_table()
 
 
-def _read_traces(dataset: Path) -> pa.Table:
+def read_traces(dataset: Path) -> pa.Table:
     """An exported dataset's `traces.parquet`, checked against the schema and the partitions there are.
 
     An export killed after swapping a partition in and before rewriting
-    `traces.parquet` leaves the two apart; the partitions' own rows are then
-    read instead, so `traces` always lists exactly the traces `events` holds.
+    `traces.parquet` (or two exports adding to one dataset at once) leaves
+    the two apart; the partitions' own rows are then read instead, so
+    `traces` always lists exactly the traces `events` holds.
     """
     path = dataset / TRACES_FILE
     table = _read_table(path)

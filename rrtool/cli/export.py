@@ -70,6 +70,10 @@ def export_parquet(
             help="Checkpoints per partition directory.",
         ),
     ] = 10_000,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", metavar="N", min=1, max=1024, help="Traces exported at once [default: CPUs]."),
+    ] = None,
     quiet: NoProgress = False,
 ) -> None:
     """Traces as one hive-partitioned Parquet dataset: DIR/traces.parquet and DIR/events/trace=NAME/....
@@ -83,7 +87,9 @@ def export_parquet(
     from rrtool.analysis.export.parquet import export_parquet as do_export
 
     with user_errors(), Bar("export parquet", enabled=not quiet, unit="batches") as bar:
-        stats = do_export(traces, output, checkpoints_per_partition=checkpoints_per_partition, progress=bar.progress)
+        stats = do_export(
+            traces, output, checkpoints_per_partition=checkpoints_per_partition, jobs=jobs, progress=bar.progress
+        )
     replaced = f", {stats.replaced:,} replaced" if stats.replaced else ""
     err.print(
         f"wrote {stats.traces:,} trace(s){replaced}, {stats.rows:,} events in {stats.files:,} file(s) under {output}",

@@ -57,8 +57,11 @@ class TraceFile:
     whose message is one line.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, threads: bool = True) -> None:
+        """`threads`: decompress a batch's columns on pyarrow's thread pool (the default), or on the
+        caller's thread only, for callers that already read many files at once on threads of their own."""
         self.path = path
+        self._options = ipc.IpcReadOptions(use_threads=threads)
         try:
             check_input_file(path, "trace file")
         except PathError as exc:
@@ -70,6 +73,11 @@ class TraceFile:
         self._file: ipc.RecordBatchFileReader | None = None
         self._index: ipc.RecordBatchFileReader | None = None  # the same file, one small column (`batchindex`)
         self._stream_batches: list[tuple[pa.RecordBatch, dict[str, str]]] | None = None
+        #: The batch decoded last, with its metadata: `summarize` after a full read, or `last_checkpoint`
+        #: then the end text, ask for the last batch again, and decompressing it twice costs a few ms.
+        self._recent: tuple[int, pa.RecordBatch, dict[str, str]] | None = None
+        #: Index entries known without the index reader: those of the batches decoded and checked so far.
+        self._infos: dict[int, BatchInfo] = {}
         try:
             self.schema: pa.Schema = self._open(path)
             self.metadata: dict[str, str] = decode_file_metadata(self.schema.metadata)
@@ -88,7 +96,7 @@ class TraceFile:
         if head[:6] != _MAGIC:
             raise TraceError(f"{path}: not an Arrow IPC file (no ARROW1 magic)")
         try:
-            self._file = ipc.open_file(self._source)
+            self._file = ipc.open_file(self._source, options=self._options)
             schema: pa.Schema = self._file.schema
             self.complete_file = True
         except ARROW_ERRORS as exc:
@@ -134,6 +142,7 @@ class TraceFile:
         self._file = None
         self._index = None
         self._stream_batches = None
+        self._recent = None
         self._source.close()
 
     @property
@@ -183,6 +192,8 @@ class TraceFile:
     def batch(self, index: int) -> tuple[pa.RecordBatch, dict[str, str]]:
         """Batch `index` and its index metadata, checked (layers 1 and 2 of `rrtool.schemas.validate`)."""
         self._check_open()
+        if self._recent is not None and self._recent[0] == index:
+            return self._recent[1], self._recent[2]
         if self._file is not None:
             try:
                 batch, raw = self._file.get_batch_with_custom_metadata(index)
@@ -198,6 +209,9 @@ class TraceFile:
             except TraceError as exc:
                 raise TraceError(f"{self.path}: {exc}") from None
             self._checked.add(index)
+        if self._file is not None:
+            self._recent = (index, batch, meta)
+            self._infos[index] = batch_info(index, batch.num_rows, meta)  # parsed by check_batch already: valid
         return batch, meta
 
     def batches(self, start: int = 0) -> Iterator[pa.RecordBatch]:
@@ -239,6 +253,9 @@ class TraceFile:
         """Batch `index`'s checkpoint and icount range, from its metadata; no batch is decompressed for it."""
         self._check_open()
         if self._file is not None:
+            known = self._infos.get(index)
+            if known is not None:
+                return known
             if self._index is None:
                 self._index = index_reader(self._source)
             return read_info(self._index, index)
@@ -277,10 +294,10 @@ class TraceFile:
         """(id, cp_kind) of the last checkpoint in the file, or None when it has none."""
         for i in range(self.num_batches - 1, -1, -1):
             batch = self.batch(i)[0]
-            cps = batch.filter(pc.equal(batch.column("kind").cast(pa.string()), ev.KIND_CHECKPOINT))
-            if cps.num_rows:
-                last = cps.slice(cps.num_rows - 1).to_pylist()[0]
-                return int(last["checkpoint"]), last["cp_kind"]
+            rows = pc.indices_nonzero(pc.equal(batch.column("kind"), ev.KIND_CHECKPOINT))  # on the dictionary codes
+            if len(rows):
+                row = rows[len(rows) - 1].as_py()
+                return int(batch.column("checkpoint")[row].as_py()), batch.column("cp_kind")[row].as_py()
         return None
 
     @property
@@ -295,8 +312,8 @@ class TraceFile:
         return pa.Table.from_batches(list(self.batches()), schema=self.schema)
 
 
-def open_tracefile(path: str | Path) -> TraceFile:
-    return TraceFile(Path(path))
+def open_tracefile(path: str | Path, *, threads: bool = True) -> TraceFile:
+    return TraceFile(Path(path), threads=threads)
 
 
 def _ends_with_magic(source: pa.MemoryMappedFile) -> bool:

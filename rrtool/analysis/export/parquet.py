@@ -4,7 +4,7 @@ The layout, for Spark, Trino, DuckDB and Polars alike::
 
     DIR/traces.parquet                                   one row per trace (the corpus's `traces` table)
     DIR/events/trace=NAME/checkpoint_start=K/part-0.parquet
-    DIR/events/trace=NAME/_trace.parquet                 that trace's row of traces.parquet
+    DIR/events/trace=NAME/_trace.json                    that trace's row of traces.parquet
 
 A trace's events are split by checkpoint range (K = 0, N, 2N, ...), so a
 query on one trace or a checkpoint range prunes whole directories by the
@@ -17,7 +17,7 @@ directory in `events/` whose name starts with `_` (which Spark, pyarrow and
 the `trace=*` globs leave alone) and then swapped onto `trace=NAME` in one
 rename (`replace_directory`), so a reader, or a kill mid-export, never sees
 half a partition. Exporting a trace again replaces its partition; a trace
-of the same name from another file is refused. The `_trace.parquet` inside
+of the same name from another file is refused. The `_trace.json` inside
 each partition is swapped with it, so `traces.parquet` can always be
 rebuilt to match the partitions (`rrtool.analysis.corpus` does, after a kill
 between the two). A new dataset is built beside DIR and renamed when complete.
@@ -28,7 +28,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,14 +39,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rrtool._paths import PathError, atomic_directory, atomic_output, refuse_clobber, replace_directory
-from rrtool.analysis.corpus import PARTITION_COLUMN, SIDECAR, TRACE, sidecars, summarize, traces_table, unique_names
+from rrtool.analysis.corpus import (
+    PARTITION_COLUMN,
+    SIDECAR,
+    TRACE,
+    TRACES_SCHEMA,
+    TraceSummary,
+    read_traces,
+    sidecar_bytes,
+    summarize,
+    traces_table,
+    unique_names,
+)
 from rrtool.analysis.errors import AnalysisError
-from rrtool.analysis.progress import Progress, Tally
+from rrtool.analysis.progress import Progress
 from rrtool.analysis.sources import EVENTS_DIR, TRACES_FILE, Sources, expand, is_dataset
 from rrtool.schemas.tracefile import TraceError, TraceFile, open_tracefile
 
 DEFAULT_CHECKPOINTS_PER_PARTITION = 10_000
 _TMP_PREFIX = "_tmp-"
+#: Seconds between two progress reports from the caller's thread.
+REPORT_S = 0.1
 
 
 @dataclass
@@ -55,20 +70,30 @@ class ParquetStats:
     rows: int = 0
 
 
+def default_jobs() -> int:
+    """Traces exported at once: one per CPU this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def export_parquet(
     sources: str | Path | Sequence[str | Path] | Sources,
     output: str | Path,
     *,
     checkpoints_per_partition: int = DEFAULT_CHECKPOINTS_PER_PARTITION,
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> ParquetStats:
     """Export trace files, globs and directories into dataset `output` (created, or added to). `progress`: batches.
 
     `output` must be missing, an empty directory or a dataset this function
     wrote; its parent directory must exist (rrtool creates no directories on the way).
+    `jobs` traces are exported at once (default: one per CPU); each is its own
+    partition, so the dataset is the same whatever the number.
     """
     if checkpoints_per_partition < 1:
         raise AnalysisError("--checkpoints-per-partition must be at least 1")
+    if jobs is not None and jobs < 1:
+        raise AnalysisError("--jobs must be at least 1")
     if not isinstance(sources, Sources):
         sources = expand([sources] if isinstance(sources, str | Path) else list(sources))
     if sources.dataset is not None:
@@ -78,57 +103,110 @@ def export_parquet(
     names = unique_names(paths)
     for path in paths:
         refuse_clobber(out, [(path, "trace file")])
-    job = _Job(checkpoints_per_partition, progress)
+    job = _Job(checkpoints_per_partition, jobs or default_jobs(), progress)
     if is_dataset(out):
-        _check_clashes(out, paths, names)
-        job.start([*paths])
-        for path, name in zip(paths, names, strict=True):
-            job.add(out, path, name)
-            _write_traces(out)
+        existing = read_traces(out)
+        _check_clashes(out, existing, paths, names)
+        try:
+            job.run(out, paths, names)
+        finally:  # the traces added before a failure stay added, and listed
+            _write_traces(out, existing, job.summaries)
         return job.stats
     with atomic_directory(out) as tmp:
         (tmp / EVENTS_DIR).mkdir()
-        job.start(paths)
-        for path, name in zip(paths, names, strict=True):
-            job.add(tmp, path, name)
-        _write_traces(tmp)
+        job.run(tmp, paths, names)
+        _write_traces(tmp, TRACES_SCHEMA.empty_table(), job.summaries)
     return job.stats
 
 
-class _Job:
-    """One export run: the partitions it writes and what it counts."""
+class _Stopped(Exception):
+    """Raised in a worker when the export was stopped by another trace's failure or by the caller."""
 
-    def __init__(self, checkpoints_per_partition: int, progress: Progress | None) -> None:
+
+class _Job:
+    """One export run: `jobs` threads take the traces in turn, each writing whole partitions.
+
+    pyarrow decompresses, encodes and compresses without the GIL, so the
+    threads share the CPUs. Only the caller's thread reports progress (see
+    `rrtool.cli.progress`); the workers count batches under a lock.
+    """
+
+    def __init__(self, checkpoints_per_partition: int, jobs: int, progress: Progress | None) -> None:
         self.per = checkpoints_per_partition
+        self.jobs = jobs
         self.progress = progress
         self.stats = ParquetStats()
-        self.tally = Tally(0, progress)
+        #: Each trace exported, by name: its row of `traces.parquet`.
+        self.summaries: dict[str, TraceSummary] = {}
+        self.total = 0
+        self.done = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._mode = 0o777 & ~_umask()  # once: os.umask is process-wide, so never from the threads
 
-    def start(self, paths: Sequence[Path]) -> None:
-        """Count the batches to write, for the progress bar (a footer read per file)."""
-        total = 0
+    def count(self, paths: Sequence[Path]) -> None:
+        """Count the batches to write, for the progress bar; a footer read per file, so a file that is
+        not a trace, or of another format version, is refused before anything is written."""
         for path in paths:
             try:
-                with open_tracefile(path) as trace:
-                    total += trace.num_batches
+                with open_tracefile(path, threads=False) as trace:
+                    self.total += trace.num_batches
             except TraceError as exc:
                 raise AnalysisError(str(exc)) from None
-        self.tally = Tally(total, self.progress)
 
-    def add(self, dataset: Path, path: Path, name: str) -> None:
-        """Write one trace under a temporary name in `events/`, then swap it onto `trace=NAME`."""
+    def run(self, dataset: Path, paths: Sequence[Path], names: Sequence[str]) -> None:
+        """Export every trace into `dataset`; the first failure (in the traces' order) stops the others."""
+        self.count(paths)
         events = dataset / EVENTS_DIR
         _clean_stale(events)
+        work = iter(list(enumerate(zip(paths, names, strict=True))))
+        failures: dict[int, BaseException] = {}
+
+        def worker() -> None:
+            while not self._stop.is_set():
+                with self._lock:
+                    item = next(work, None)
+                if item is None:
+                    return
+                i, (path, name) = item
+                try:
+                    self.add(events, path, name)
+                except _Stopped:
+                    return
+                except BaseException as exc:
+                    failures[i] = exc
+                    self._stop.set()
+                    return
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(paths))), thread_name_prefix="export") as pool:
+            pending = {pool.submit(worker) for _ in range(max(1, min(self.jobs, len(paths))))}
+            try:
+                while pending:
+                    _, pending = wait(pending, timeout=REPORT_S)
+                    self._report()
+            except BaseException:  # Ctrl-C in the caller: the workers stop at their next batch
+                self._stop.set()
+                raise
+        if failures:
+            raise failures[min(failures)]
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def add(self, events: Path, path: Path, name: str) -> None:
+        """Write one trace under a temporary name in `events/`, then swap it onto `trace=NAME`."""
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=events))
         except OSError as exc:
-            raise PathError(f"{dataset}: cannot create a directory in {events}: {exc.strerror or exc}") from None
+            raise PathError(f"{events}: cannot create a directory: {exc.strerror or exc}") from None
         try:
-            with open_tracefile(path) as trace:
-                self._write(trace, tmp)
-                summary = replace(summarize(trace), path=os.path.abspath(path))
-            pq.write_table(traces_table([name], [summary]), tmp / SIDECAR)
-            os.chmod(tmp, 0o777 & ~_umask())
+            # One thread per file: pyarrow's pool would only add hand-offs to the threads of this job.
+            with open_tracefile(path, threads=False) as trace:
+                files, rows = self._write(trace, tmp)
+                summary = replace(summarize(trace), path=os.path.abspath(path))  # the last batch is decoded still
+            (tmp / SIDECAR).write_bytes(sidecar_bytes(name, summary))
+            os.chmod(tmp, self._mode)
             old = replace_directory(tmp, events / f"{TRACE}={name}")
         except TraceError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -138,16 +216,30 @@ class _Job:
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-            self.stats.replaced += 1
-        self.stats.traces += 1
+        with self._lock:
+            self.stats.traces += 1
+            self.stats.replaced += old is not None
+            self.stats.files += files
+            self.stats.rows += rows
+            self.summaries[name] = summary
 
-    def _write(self, trace: TraceFile, out: Path) -> None:
-        """The trace's batches, checked as they are read, into `checkpoint_start=K` files under `out`."""
+    def _write(self, trace: TraceFile, out: Path) -> tuple[int, int]:
+        """The trace's batches, checked as they are read, into `checkpoint_start=K` files under `out`.
+
+        Returns (files, rows) written. Dictionary pages only for the columns
+        whose values repeat (the trace's dictionary columns and its strings):
+        on seq, icount and the digests a dictionary is abandoned after it has
+        been built, which made the export 1.5x slower and the files 1.8x larger.
+        """
         writer: pq.ParquetWriter | None = None
         current: int | None = None
         per = self.per
+        files = rows = 0
+        dictionary = [f.name for f in trace.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
         try:
-            for batch in self.tally.each(trace.batches()):
+            for batch in trace.batches():
+                if self._stop.is_set():
+                    raise _Stopped
                 if batch.num_rows == 0:
                     continue
                 keys = pc.multiply(pc.divide(batch.column("checkpoint"), per), per)
@@ -158,15 +250,18 @@ class _Job:
                         if writer is not None:
                             writer.close()
                         writer = pq.ParquetWriter(_new_file(out / f"{PARTITION_COLUMN}={key}"), trace.schema,
-                                                  compression="zstd")  # fmt: skip
+                                                  compression="zstd", use_dictionary=dictionary)  # fmt: skip
                         current = key
-                        self.stats.files += 1
+                        files += 1
                     assert writer is not None
                     writer.write_batch(part)
-                    self.stats.rows += part.num_rows
+                    rows += part.num_rows
+                with self._lock:
+                    self.done += 1
         finally:
             if writer is not None:
                 writer.close()
+        return files, rows
 
 
 def _split(batch: pa.RecordBatch, keys: pa.Array) -> list[tuple[int, pa.RecordBatch]]:
@@ -209,15 +304,22 @@ def _umask() -> int:
     return mask
 
 
-def _write_traces(dataset: Path) -> None:
-    """Rewrite `traces.parquet` from the partitions' rows (atomically: readers see the old or the new one)."""
+def _write_traces(dataset: Path, existing: pa.Table, added: dict[str, TraceSummary]) -> None:
+    """Rewrite `traces.parquet`: the rows it had, but those exported again, and the new ones, in name order.
+
+    Atomically: readers see the old file or the new one. Built from what is
+    in memory, not from the partitions' own rows, which would be a file read per trace.
+    """
+    kept = existing.filter(pc.invert(pc.is_in(existing.column(TRACE), pa.array(list(added), pa.string()))))
+    table = pa.concat_tables([kept, traces_table(list(added), list(added.values()))])
+    table = table.sort_by(TRACE)
     with atomic_output(dataset / TRACES_FILE) as tmp:
-        pq.write_table(sidecars(dataset), tmp)
+        pq.write_table(table, tmp)
 
 
-def _check_clashes(dataset: Path, paths: Sequence[Path], names: Sequence[str]) -> None:
+def _check_clashes(dataset: Path, existing: pa.Table, paths: Sequence[Path], names: Sequence[str]) -> None:
     """Refuse, before writing anything, a trace whose name is taken in the dataset by another file's."""
-    have = {row[TRACE]: row["path"] for row in sidecars(dataset).select([TRACE, "path"]).to_pylist()}
+    have = dict(zip(existing.column(TRACE).to_pylist(), existing.column("path").to_pylist(), strict=True))
     for path, name in zip(paths, names, strict=True):
         there = have.get(name)
         if there is not None and there != os.path.abspath(path):
