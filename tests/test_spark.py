@@ -5,7 +5,7 @@ completion order, so block tags are reused and completions come out of
 order, and one timers run without block requests), exported with a small
 `checkpoints_per_partition` so each blkstress trace spans several `checkpoint_start`
 directories. Spark reads `events/` with its own hive partition discovery
-(the `_trace.parquet` sidecars start with `_`, which it skips) and
+(the `_trace.json` sidecars start with `_`, which it skips) and
 `traces.parquet` as a plain file. One local Spark session serves the module,
 bound to the loopback interface.
 
