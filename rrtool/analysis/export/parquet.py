@@ -240,12 +240,7 @@ class _Job:
             for batch in trace.batches():
                 if self._stop.is_set():
                     raise _Stopped
-                if batch.num_rows == 0:
-                    continue
-                keys = pc.multiply(pc.divide(batch.column("checkpoint"), per), per)
-                first, last = keys[0].as_py(), keys[batch.num_rows - 1].as_py()
-                pieces = [(first, batch)] if first == last else _split(batch, keys)
-                for key, part in pieces:
+                for key, part in _pieces(batch, per):
                     if key != current:
                         if writer is not None:
                             writer.close()
@@ -264,8 +259,15 @@ class _Job:
         return files, rows
 
 
-def _split(batch: pa.RecordBatch, keys: pa.Array) -> list[tuple[int, pa.RecordBatch]]:
-    """A batch's rows by partition key, in order of first appearance (checkpoints only grow, but a reset)."""
+def _pieces(batch: pa.RecordBatch, per: int) -> list[tuple[int, pa.RecordBatch]]:
+    """A batch's rows by partition key (its first checkpoint's multiple of `per`), in order of first
+    appearance (checkpoints only grow, but after a reset); none for an empty batch."""
+    if batch.num_rows == 0:
+        return []
+    keys = pc.multiply(pc.divide(batch.column("checkpoint"), per), per)
+    first, last = keys[0].as_py(), keys[batch.num_rows - 1].as_py()
+    if first == last:
+        return [(first, batch)]
     return [(key, batch.filter(pc.equal(keys, key))) for key in pc.unique(keys).to_pylist()]
 
 
