@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -367,6 +368,19 @@ def test_a_damaged_partition_row_is_a_one_line_error(
     proc = invoke("sql", out, "select count(*) from traces")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "trace=run_1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["main", 'x"y', "", "temp", "A", "a b", "caf\u00e9"])
+def test_a_dataset_whose_trace_names_were_edited_is_refused(runs: Path, tmp_path: Path, name: str) -> None:
+    """A name becomes a DuckDB schema and a directory: one rrtool would not give is a line, not a traceback."""
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    table = pq.read_table(out / "traces.parquet")
+    pq.write_table(table.set_column(0, table.schema.field(0), pa.array([name], pa.string())), out / "traces.parquet")
+    (out / "events" / "trace=run_0").rename(out / "events" / f"trace={name}")
+    proc = invoke("sql", out, "select trace, count(*) from events group by 1")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "not a name rrtool gives a trace" in proc.stderr
 
 
 # -- diff --baseline ------------------------------------------------------------------------------------------

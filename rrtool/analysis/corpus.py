@@ -44,7 +44,7 @@ from rrtool._host import cache_dir
 from rrtool.analysis import frames, viewspec
 from rrtool.analysis.errors import AnalysisError
 from rrtool.analysis.sources import EVENTS_DIR, TRACES_FILE, Sources, expand
-from rrtool.analysis.trace import check_name, default_name
+from rrtool.analysis.trace import check_name, default_name, is_plain_name
 from rrtool.analysis.window import Span, Window, read_window
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import TraceError, TraceFile, open_tracefile
@@ -484,6 +484,10 @@ def read_traces(dataset: Path) -> pa.Table:
     there = sorted(p.name.split("=", 1)[1] for p in (dataset / EVENTS_DIR).glob(f"{TRACE}=*") if p.is_dir())
     if sorted(table.column(TRACE).to_pylist()) != there:
         table = sidecars(dataset)
+    for name in table.column(TRACE).to_pylist():
+        if not isinstance(name, str) or not is_plain_name(name):
+            shown = str(name)[:40].encode("unicode_escape").decode()
+            raise AnalysisError(f"{path}: holds a trace named {shown!r}, which is not a name rrtool gives a trace")
     versions = set(table.column("format_version").to_pylist())
     if versions - {ev.FORMAT_VERSION}:
         bad = sorted(v for v in versions if v != ev.FORMAT_VERSION)

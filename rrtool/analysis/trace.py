@@ -39,6 +39,15 @@ def default_name(path: Path) -> str:
     return name + "_trace" if name in _RESERVED else name
 
 
+def is_plain_name(name: str) -> bool:
+    """What every trace name rrtool gives or accepts looks like: a lower-case identifier, no schema of DuckDB's.
+
+    A name read back from an exported dataset is checked against it too: it
+    becomes a DuckDB schema and a partition directory, and the dataset may have been edited by anyone.
+    """
+    return re.fullmatch(r"[a-z_][a-z0-9_]*", name) is not None and name not in _RESERVED
+
+
 def check_name(name: str) -> str:
     """A name given with --name must already be a plain identifier (it is used unquoted in SQL)."""
     from rrtool.analysis.errors import AnalysisError
