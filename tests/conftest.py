@@ -84,7 +84,7 @@ def invoke(*args: str | Path, timeout: float = 120, input: str | None = None) ->
     finally:
         watchdog.cancel()
     stderr = result.stderr
-    if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+    if result.exc_info is not None and not isinstance(result.exc_info[1], SystemExit):  # exit 0 leaves exc_info too
         stderr += "".join(traceback.format_exception(*result.exc_info))
     return subprocess.CompletedProcess(["rrtool", *map(str, args)], result.exit_code, result.stdout, stderr)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -381,6 +383,39 @@ def test_a_dataset_whose_trace_names_were_edited_is_refused(runs: Path, tmp_path
     proc = invoke("sql", out, "select trace, count(*) from events group by 1")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "not a name rrtool gives a trace" in proc.stderr
+
+
+def test_damaged_files_in_a_dataset_are_one_line_errors(runs: Path, tmp_path: Path) -> None:
+    """Bits flipped, bytes zeroed or a file cut short anywhere in a dataset (a part file, a sidecar,
+    traces.parquet): every query answers or fails with one line, never a traceback."""
+    good = tmp_path / "good"
+    export_parquet([runs / "run-0.arrow", runs / "run-1.arrow"], good, checkpoints_per_partition=20)
+    files = sorted(p.relative_to(good) for p in good.rglob("*") if p.is_file())
+    rng = random.Random(15)
+    failed = 0
+    for n in range(30):
+        mutant = tmp_path / f"m{n}"
+        shutil.copytree(good, mutant)
+        target = mutant / files[n % len(files)]  # every file, then again
+        data = bytearray(target.read_bytes())
+        how = rng.choice(["flip", "cut", "zero"])
+        if how == "flip":
+            for _ in range(rng.randint(1, 8)):
+                i = rng.randrange(len(data))
+                data[i] ^= 1 << rng.randrange(8)
+        elif how == "cut":
+            data = data[: rng.randrange(len(data))]
+        else:
+            i = rng.randrange(len(data))
+            data[i : i + 16] = bytes(16)
+        target.write_bytes(bytes(data))
+        for query in ("select trace, count(*), max(icount) from events group by 1", "select * from block_ops"):
+            proc = invoke("sql", mutant, query, "--csv")
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode in (0, 2) and len(lines) <= 1, (target, how, proc.stderr[-2000:])
+            failed += proc.returncode == 2
+        shutil.rmtree(mutant)
+    assert failed, "no mutant was refused: the damage did not reach what the queries read"
 
 
 # -- diff --baseline ------------------------------------------------------------------------------------------

@@ -384,7 +384,15 @@ class Corpus:
             con.register("_rrtool_traces", self._traces)
             con.execute("CREATE VIEW main.traces AS SELECT * FROM _rrtool_traces")
             if self.sources.dataset is not None:
-                con.execute(f"CREATE VIEW _rrtool_raw AS {self._parquet_sql()}")
+                try:  # DuckDB reads a file's footer here to bind the view's columns
+                    con.execute(f"CREATE VIEW _rrtool_raw AS {self._parquet_sql()}")
+                except duckdb.Error as exc:
+                    con.close()
+                    from rrtool.analysis.sql import error_line
+
+                    raise AnalysisError(
+                        f"{self.sources.dataset}: a Parquet file is damaged ({error_line(exc)})"
+                    ) from None
             else:
                 con.register("_rrtool_raw", self.arrow())
             add_corpus_views(con, "_rrtool_raw", self.names if len(self.names) <= PER_TRACE_SCHEMAS else [])
