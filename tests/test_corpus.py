@@ -320,7 +320,10 @@ def test_the_dataset_is_the_same_whatever_the_number_of_jobs(runs: Path, tmp_pat
     stats = export_parquet([runs], tmp_path / "four", checkpoints_per_partition=25, jobs=4)
     assert stats.traces == TRACES
     one, four = files(tmp_path / "one"), files(tmp_path / "four")
-    assert len(one) == 1 + TRACES * 4 and one == four
+    assert len(one) == 1 + TRACES * 4 and one.keys() == four.keys()
+    traces = Path("traces.parquet")  # its metadata names the partitions' directories, which differ
+    assert {k: v for k, v in one.items() if k != traces} == {k: v for k, v in four.items() if k != traces}
+    assert pq.read_table(tmp_path / "one" / traces).equals(pq.read_table(tmp_path / "four" / traces))
 
 
 def test_a_damaged_trace_stops_the_export_and_the_dataset_stays_whole(runs: Path, tmp_path: Path) -> None:
@@ -380,6 +383,8 @@ def test_a_dataset_whose_trace_names_were_edited_is_refused(runs: Path, tmp_path
     table = pq.read_table(out / "traces.parquet")
     pq.write_table(table.set_column(0, table.schema.field(0), pa.array([name], pa.string())), out / "traces.parquet")
     (out / "events" / "trace=run_0").rename(out / "events" / f"trace={name}")
+    sidecar = out / "events" / f"trace={name}" / SIDECAR  # read instead: the partition's directory moved
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "trace": name}))
     proc = invoke("sql", out, "select trace, count(*) from events group by 1")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "not a name rrtool gives a trace" in proc.stderr
@@ -416,6 +421,100 @@ def test_damaged_files_in_a_dataset_are_one_line_errors(runs: Path, tmp_path: Pa
             failed += proc.returncode == 2
         shutil.rmtree(mutant)
     assert failed, "no mutant was refused: the damage did not reach what the queries read"
+
+
+def test_a_partition_replaced_by_a_killed_export_is_described_by_its_own_row(runs: Path, tmp_path: Path) -> None:
+    """Killed after a re-export swapped a partition in: the names still match, the rows would not."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "run-1.arrow").write_bytes((runs / "run-1.arrow").read_bytes())
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow", mine / "run-1.arrow"], out)
+    stale = (out / "traces.parquet").read_bytes()
+    (mine / "run-1.arrow").write_bytes((runs / "run-4.arrow").read_bytes())  # recorded again, shorter
+    export_parquet([mine / "run-1.arrow"], out)
+    (out / "traces.parquet").write_bytes(stale)  # as if killed before rewriting it
+    with open_corpus(out) as corpus:
+        rows = dict(corpus.sql("select trace, events from traces").fetchall())
+        counts = dict(corpus.sql("select trace, count(*) from events group by 1").fetchall())
+    assert rows == counts == {"run_0": sum(expected_counts(0).values()), "run_1": sum(expected_counts(4).values())}
+
+
+def test_a_partition_without_its_own_row_is_named(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    stale = (out / "traces.parquet").read_bytes()
+    export_parquet([runs / "run-1.arrow"], out)
+    (out / "traces.parquet").write_bytes(stale)
+    (out / "events" / "trace=run_1" / SIDECAR).unlink()
+    proc = invoke("sql", out, "select count(*) from traces")
+    assert proc.returncode == 2 and f"trace=run_1: a partition without its {SIDECAR}" in proc.stderr
+
+
+@pytest.mark.parametrize("parent", ["trace=zzz", "date=2024", "brk[1]"])
+def test_a_dataset_reads_the_same_wherever_it_is(runs: Path, tmp_path: Path, parent: str) -> None:
+    """Only the dataset's own directories are partitions: not a `key=value` or a glob character above it."""
+    out = tmp_path / parent / "corpus"
+    out.parent.mkdir()
+    export_parquet([runs / "run-0.arrow", runs / "run-1.arrow"], out)
+    expected = {f"run_{i}": sum(expected_counts(i).values()) for i in range(2)}
+    with open_corpus(out) as corpus:
+        assert dict(corpus.sql("select trace, count(*) from events group by 1").fetchall()) == expected
+        assert corpus.sql("select count(*) from events where trace = 'run_1'").fetchall() == [(expected["run_1"],)]
+        assert "date" not in corpus.sql("select * from events limit 0").columns
+        assert dict(corpus.events.group_by("trace").len().collect().rows()) == expected
+
+
+def test_a_dataset_of_traces_without_events(tmp_path: Path) -> None:
+    write_trace(tmp_path / "empty.arrow", [], rows=10)
+    export_parquet([tmp_path / "empty.arrow"], tmp_path / "corpus")
+    proc = invoke("sql", tmp_path / "corpus", "select count(*) n from events", "--csv")
+    assert proc.returncode == 0 and proc.stdout.split() == ["n", "0"], proc.stderr
+
+
+def test_sql_parquet_never_writes_into_the_dataset_it_reads(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for target in (out / "traces.parquet", out / "events" / "trace=run_0" / "checkpoint_start=0" / "part-0.parquet"):
+        proc = invoke("sql", out, "select 1 x", "--parquet", target, "-q")
+        assert proc.returncode == 2 and "inside the dataset" in proc.stderr, proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_glob_through_a_symlink_loop_is_one_line(runs: Path, tmp_path: Path) -> None:
+    (tmp_path / "lp" / "a").mkdir(parents=True)
+    (tmp_path / "lp" / "a" / "up").symlink_to("..")
+    proc = invoke("sql", str(tmp_path / "lp" / "**" / "*.arrow"), "select 1")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_an_export_into_a_dataset_with_a_linked_events_directory_is_refused(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    victim = tmp_path / "victim"
+    (out / "events").rename(victim)
+    (out / "events").symlink_to(victim)
+    (victim / "_tmp-999999-keep").mkdir()
+    proc = invoke("export", "parquet", runs / "run-1.arrow", "-o", out, "-q")
+    assert proc.returncode == 2 and "symbolic link" in proc.stderr
+    assert sorted(p.name for p in victim.iterdir()) == ["_tmp-999999-keep", "trace=run_0"]
+
+
+def test_the_failure_named_is_the_same_for_any_number_of_jobs(tmp_path: Path) -> None:
+    """A long trace damaged late and a short one damaged early: the first in name order is named."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_trace(bad / "a-long.arrow", scenario(2000), rows=50)
+    data = bytearray((bad / "a-long.arrow").read_bytes())
+    at = len(data) * 9 // 10
+    data[at : at + 64] = bytes(b ^ 0xFF for b in data[at : at + 64])
+    (bad / "a-long.arrow").write_bytes(bytes(data))
+    corrupt_trace(bad / "b-short.arrow")
+    for jobs in ("1", "2"):
+        proc = invoke("export", "parquet", bad, "-o", tmp_path / f"out{jobs}", "-q", "--jobs", jobs)
+        assert proc.returncode == 2 and "a-long.arrow" in proc.stderr, (jobs, proc.stderr)
+        assert not (tmp_path / f"out{jobs}").exists()
 
 
 # -- diff --baseline ------------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ PER_TRACE_SCHEMAS = 32
 PARTITION_COLUMN = "checkpoint_start"
 #: Each partition's own row of `traces.parquet` (its summary as JSON), swapped in with its events.
 SIDECAR = "_trace.json"
+#: `traces.parquet` metadata: each row's partition identity (`partition_identity`) when it was written.
+PARTITIONS_META = b"rrtool.partitions"
 #: Bump when `TraceSummary` changes, so that cached summaries of the old shape are not used.
 SUMMARY_VERSION = 1
 
@@ -153,9 +155,11 @@ def _recall(identity: str | None) -> TraceSummary | None:
         data = json.loads(_cache_file(identity).read_text())
         if data.pop("version", None) != SUMMARY_VERSION:
             return None
-        return TraceSummary(**data)
+        summary = TraceSummary(**data)
     except (OSError, ValueError, TypeError):
         return None
+    # A file of another format version, summarised by another rrtool sharing the cache, is opened again (and refused).
+    return summary if summary.format_version == ev.FORMAT_VERSION else None
 
 
 def _remember(identity: str | None, summary: TraceSummary) -> None:
@@ -250,6 +254,7 @@ class Corpus:
         self.sources = sources if isinstance(sources, Sources) else expand(sources)
         self.window = window or Window()
         self._con: DuckDBPyConnection | None = None
+        self._parquet: ds.FileSystemDataset | None = None
         #: Bytes of the trace files read to load a window (None when the files are scanned lazily).
         self.bytes_read: int | None = None
         self._memory: list[pa.Table] = []  # rows held in memory: windows, and traces cut short (no footer)
@@ -345,9 +350,7 @@ class Corpus:
 
     def _raw_polars(self) -> pl.LazyFrame:
         if self.sources.dataset is not None:
-            hive = {TRACE: pl.String, PARTITION_COLUMN: pl.Int64}
-            raw = pl.scan_parquet(_events_glob(self.sources.dataset), hive_partitioning=True, hive_schema=hive)
-            raw = raw.drop(PARTITION_COLUMN)
+            raw = pl.scan_pyarrow_dataset(self._parquet_files())
             return raw.filter(self.window.polars()) if not self.window.whole else raw
         source = self.arrow()
         if isinstance(source, pa.Table):
@@ -384,36 +387,30 @@ class Corpus:
             con.register("_rrtool_traces", self._traces)
             con.execute("CREATE VIEW main.traces AS SELECT * FROM _rrtool_traces")
             if self.sources.dataset is not None:
-                try:  # DuckDB reads a file's footer here to bind the view's columns
-                    con.execute(f"CREATE VIEW _rrtool_raw AS {self._parquet_sql()}")
-                except duckdb.Error as exc:
-                    con.close()
-                    from rrtool.analysis.sql import error_line
-
-                    raise AnalysisError(
-                        f"{self.sources.dataset}: a Parquet file is damaged ({error_line(exc)})"
-                    ) from None
+                con.register("_rrtool_files", self._parquet_files())
+                con.execute(f"CREATE VIEW _rrtool_raw AS {self._parquet_sql('_rrtool_files')}")
             else:
                 con.register("_rrtool_raw", self.arrow())
             add_corpus_views(con, "_rrtool_raw", self.names if len(self.names) <= PER_TRACE_SCHEMAS else [])
             self._con = con
         return self._con
 
-    def _parquet_sql(self) -> str:
-        assert self.sources.dataset is not None
-        pattern = viewspec.sql_literal(_events_glob(self.sources.dataset))
-        types = f"{{'{TRACE}': VARCHAR, '{PARTITION_COLUMN}': BIGINT}}"
-        select = (
-            f"SELECT * EXCLUDE ({PARTITION_COLUMN}) FROM read_parquet({pattern}, hive_partitioning = true, "
-            f"hive_types = {types})"
-        )
+    def _parquet_files(self) -> ds.FileSystemDataset:
+        """The dataset's part files, each fragment's `trace` given by its partition (not parsed from
+        its path, whose parents may hold `key=value` names of their own)."""
+        if self._parquet is None:
+            assert self.sources.dataset is not None
+            self._parquet = parquet_dataset(self.sources.dataset, self.names)
+        return self._parquet
+
+    def _parquet_sql(self, raw: str) -> str:
         where = []
         for span, column in ((self.window.checkpoints, "checkpoint"), (self.window.icounts, "icount")):
             if span is not None and span.lo is not None:
                 where.append(f"{column} >= {span.lo}")
             if span is not None and span.hi is not None:
                 where.append(f"{column} <= {span.hi}")
-        return select + (" WHERE " + " AND ".join(where) if where else "")
+        return f"SELECT * FROM {raw}" + (" WHERE " + " AND ".join(where) if where else "")
 
     def sql(self, query: str) -> DuckDBPyRelation:
         """Run SQL over the views; `.pl()` of the result is a Polars DataFrame."""
@@ -438,8 +435,32 @@ class Corpus:
         return "\n".join(lines)
 
 
-def _events_glob(dataset: Path) -> str:
-    return str(dataset / EVENTS_DIR / f"{TRACE}=*" / f"{PARTITION_COLUMN}=*" / "*.parquet")
+def _part_order(path: Path) -> tuple[int, int, str]:
+    """Checkpoint order: `checkpoint_start=K` by K, then `part-N` by N (names that are not numbers last)."""
+    k, n = path.parent.name.split("=", 1)[1], path.stem.split("-", 1)[1]
+    return (int(k) if k.isdigit() else 1 << 62, int(n) if n.isdigit() else 1 << 62, str(path))
+
+
+def parquet_dataset(dataset: Path, names: Sequence[str]) -> ds.FileSystemDataset:
+    """The part files of traces `names` in an exported dataset, as one pyarrow dataset keyed by trace.
+
+    The files are listed here, partition by partition, rather than
+    discovered by an engine's hive reader: DuckDB and Polars take every
+    `key=value` directory on the whole path as a partition column (a dataset
+    under `runs/trace=old/` would name every row `old`), and a glob breaks on
+    a path holding `[`. The schema is the events table's, so no file is read to bind it.
+    """
+    paths: list[str] = []
+    partitions: list[ds.Expression] = []
+    for name in names:
+        found = (dataset / EVENTS_DIR / f"{TRACE}={name}").glob(f"{PARTITION_COLUMN}=*/part-*.parquet")
+        for part in sorted(found, key=_part_order):
+            paths.append(os.path.abspath(part))
+            partitions.append(ds.field(TRACE) == name)
+    return ds.FileSystemDataset.from_paths(
+        paths, schema=EVENTS_SCHEMA, format=ds.ParquetFileFormat(), filesystem=pa.fs.LocalFileSystem(),
+        partitions=partitions,
+    )  # fmt: skip
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -479,19 +500,45 @@ def sidecars(dataset: Path) -> pa.Table:
     return pa.concat_tables(tables) if tables else TRACES_SCHEMA.empty_table()
 
 
+def partition_identity(dataset: Path, name: str) -> int | None:
+    """What changes whenever trace `name`'s partition is swapped for another: its directory's inode."""
+    try:
+        return os.lstat(dataset / EVENTS_DIR / f"{TRACE}={name}").st_ino
+    except OSError:
+        return None
+
+
+def partition_identities(dataset: Path, names: Sequence[str]) -> bytes:
+    """The `traces.parquet` metadata that says which partitions its rows describe."""
+    return json.dumps({name: partition_identity(dataset, name) for name in names}).encode()
+
+
+def _recorded(table: pa.Table) -> Any:
+    try:
+        return json.loads((table.schema.metadata or {}).get(PARTITIONS_META, b"null"))
+    except ValueError:
+        return None
+
+
 def read_traces(dataset: Path) -> pa.Table:
     """An exported dataset's `traces.parquet`, checked against the schema and the partitions there are.
 
-    An export killed after swapping a partition in and before rewriting
+    An export killed after swapping partitions in and before rewriting
     `traces.parquet` (or two exports adding to one dataset at once) leaves
-    the two apart; the partitions' own rows are then read instead, so
-    `traces` always lists exactly the traces `events` holds.
+    the two apart: other names, or a partition replaced since (its
+    directory's identity, recorded in the file's metadata, differs). The
+    partitions' own rows are then read instead, so `traces` always
+    describes exactly the partitions `events` holds.
     """
     path = dataset / TRACES_FILE
     table = _read_table(path)
     there = sorted(p.name.split("=", 1)[1] for p in (dataset / EVENTS_DIR).glob(f"{TRACE}=*") if p.is_dir())
-    if sorted(table.column(TRACE).to_pylist()) != there:
+    current = {name: partition_identity(dataset, name) for name in there}
+    if sorted(table.column(TRACE).to_pylist()) != there or _recorded(table) != current:
         table = sidecars(dataset)
+        missing = sorted(set(there) - set(table.column(TRACE).to_pylist()))
+        if missing:
+            raise AnalysisError(f"{dataset / EVENTS_DIR / f'{TRACE}={missing[0]}'}: a partition without its {SIDECAR}")
     for name in table.column(TRACE).to_pylist():
         if not isinstance(name, str) or not is_plain_name(name):
             shown = str(name)[:40].encode("unicode_escape").decode()
@@ -502,7 +549,7 @@ def read_traces(dataset: Path) -> pa.Table:
         raise AnalysisError(
             f"{path}: holds traces of format version {bad[0]}; this rrtool reads version {ev.FORMAT_VERSION}"
         )
-    return table
+    return table.replace_schema_metadata(None)
 
 
 def open_corpus(

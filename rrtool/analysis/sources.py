@@ -69,7 +69,11 @@ def expand(sources: Sequence[str | Path]) -> Sources:
             raise AnalysisError("an empty trace path (a variable that was not set?)")
         path = Path(text)
         if _is_glob(text) and not path.exists():
-            matches = sorted(glob.glob(text, recursive=True))
+            try:
+                matches = sorted(glob.glob(text, recursive=True))
+            except (RecursionError, OSError) as exc:  # `**` follows symlinks: one to a parent loops
+                why = "a directory loop (a symbolic link to a parent?)" if isinstance(exc, RecursionError) else exc
+                raise AnalysisError(f"{text}: cannot expand this pattern: {why}") from None
             files = [Path(m) for m in matches if Path(m).is_file()]
             if not files:
                 raise AnalysisError(f"{text}: no file matches this pattern")

@@ -8,6 +8,7 @@ query from a pipe and runs the interactive prompt (history, `.tables`, `.quit`).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,10 @@ def sql(
         sources = expand(given)
         if parquet is not None:
             refuse_clobber(parquet, [(path, "trace file") for path in sources.traces])
+            if sources.dataset is not None and Path(os.path.realpath(parquet)).is_relative_to(
+                os.path.realpath(sources.dataset)
+            ):
+                raise AnalysisError(f"{parquet}: inside the dataset {sources.dataset} being read; write it elsewhere")
             check_output_path(parquet, "Parquet file")
         session = open_session(sources, name or [], checkpoints, icounts)
         if query is None and not sys.stdin.isatty():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -41,10 +42,12 @@ import pyarrow.parquet as pq
 from rrtool._paths import PathError, atomic_directory, atomic_output, refuse_clobber, replace_directory
 from rrtool.analysis.corpus import (
     PARTITION_COLUMN,
+    PARTITIONS_META,
     SIDECAR,
     TRACE,
     TRACES_SCHEMA,
     TraceSummary,
+    partition_identities,
     read_traces,
     sidecar_bytes,
     summarize,
@@ -105,6 +108,9 @@ def export_parquet(
         refuse_clobber(out, [(path, "trace file")])
     job = _Job(checkpoints_per_partition, jobs or default_jobs(), progress)
     if is_dataset(out):
+        for part in (out / EVENTS_DIR, out / TRACES_FILE):
+            if part.is_symlink():  # writes and clean-ups would land wherever it points
+                raise AnalysisError(f"{part}: a symbolic link; export into a dataset whose files are its own")
         existing = read_traces(out)
         _check_clashes(out, existing, paths, names)
         try:
@@ -141,7 +147,8 @@ class _Job:
         self.total = 0
         self.done = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._cancel = threading.Event()
+        self._first_failure = sys.maxsize  # index of the earliest trace that failed
         self._mode = 0o777 & ~_umask()  # once: os.umask is process-wide, so never from the threads
 
     def count(self, paths: Sequence[Path]) -> None:
@@ -155,7 +162,8 @@ class _Job:
                 raise AnalysisError(str(exc)) from None
 
     def run(self, dataset: Path, paths: Sequence[Path], names: Sequence[str]) -> None:
-        """Export every trace into `dataset`; the first failure (in the traces' order) stops the others."""
+        """Export every trace into `dataset`. A failure stops the traces after it in the given order, and
+        lets those before it finish, so the failure raised is the first in that order whatever `jobs` is."""
         self.count(paths)
         events = dataset / EVENTS_DIR
         _clean_stale(events)
@@ -163,38 +171,44 @@ class _Job:
         failures: dict[int, BaseException] = {}
 
         def worker() -> None:
-            while not self._stop.is_set():
+            while True:
                 with self._lock:
-                    item = next(work, None)
+                    item = None if failures or self._cancel.is_set() else next(work, None)
                 if item is None:
                     return
                 i, (path, name) = item
                 try:
-                    self.add(events, path, name)
+                    self.add(events, path, name, i)
                 except _Stopped:
                     return
                 except BaseException as exc:
-                    failures[i] = exc
-                    self._stop.set()
+                    with self._lock:
+                        failures[i] = exc
+                        self._first_failure = min(self._first_failure, i)
                     return
 
-        with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(paths))), thread_name_prefix="export") as pool:
-            pending = {pool.submit(worker) for _ in range(max(1, min(self.jobs, len(paths))))}
+        workers = max(1, min(self.jobs, len(paths)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+            pending = {pool.submit(worker) for _ in range(workers)}
             try:
                 while pending:
                     _, pending = wait(pending, timeout=REPORT_S)
                     self._report()
             except BaseException:  # Ctrl-C in the caller: the workers stop at their next batch
-                self._stop.set()
+                self._cancel.set()
                 raise
         if failures:
             raise failures[min(failures)]
+
+    def _stopped(self, index: int) -> bool:
+        """Trace `index` is to stop: the caller gave up, or a trace before it in the order failed."""
+        return self._cancel.is_set() or self._first_failure < index
 
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.done, self.total)
 
-    def add(self, events: Path, path: Path, name: str) -> None:
+    def add(self, events: Path, path: Path, name: str, index: int) -> None:
         """Write one trace under a temporary name in `events/`, then swap it onto `trace=NAME`."""
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=events))
@@ -203,7 +217,7 @@ class _Job:
         try:
             # One thread per file: pyarrow's pool would only add hand-offs to the threads of this job.
             with open_tracefile(path, threads=False) as trace:
-                files, rows = self._write(trace, tmp)
+                files, rows = self._write(trace, tmp, index)
                 summary = replace(summarize(trace), path=os.path.abspath(path))  # the last batch is decoded still
             (tmp / SIDECAR).write_bytes(sidecar_bytes(name, summary))
             os.chmod(tmp, self._mode)
@@ -223,7 +237,7 @@ class _Job:
             self.stats.rows += rows
             self.summaries[name] = summary
 
-    def _write(self, trace: TraceFile, out: Path) -> tuple[int, int]:
+    def _write(self, trace: TraceFile, out: Path, index: int) -> tuple[int, int]:
         """The trace's batches, checked as they are read, into `checkpoint_start=K` files under `out`.
 
         Returns (files, rows) written. Dictionary pages only for the columns
@@ -238,7 +252,7 @@ class _Job:
         dictionary = [f.name for f in trace.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
         try:
             for batch in trace.batches():
-                if self._stop.is_set():
+                if self._stopped(index):
                     raise _Stopped
                 for key, part in _pieces(batch, per):
                     if key != current:
@@ -283,7 +297,7 @@ def _new_file(directory: Path) -> Path:
 def _clean_stale(events: Path) -> None:
     """Remove temporary partitions left by exports that were killed (their process is gone)."""
     for entry in events.iterdir():
-        if not entry.name.startswith(_TMP_PREFIX):
+        if not entry.name.startswith(_TMP_PREFIX) or entry.is_symlink():
             continue
         pid_text = entry.name[len(_TMP_PREFIX) :].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
@@ -315,6 +329,8 @@ def _write_traces(dataset: Path, existing: pa.Table, added: dict[str, TraceSumma
     kept = existing.filter(pc.invert(pc.is_in(existing.column(TRACE), pa.array(list(added), pa.string()))))
     table = pa.concat_tables([kept, traces_table(list(added), list(added.values()))])
     table = table.sort_by(TRACE)
+    identities = partition_identities(dataset, table.column(TRACE).to_pylist())
+    table = table.replace_schema_metadata({PARTITIONS_META: identities})
     with atomic_output(dataset / TRACES_FILE) as tmp:
         pq.write_table(table, tmp)
 
