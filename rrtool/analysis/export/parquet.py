@@ -275,7 +275,7 @@ class _Job:
 
 def _pieces(batch: pa.RecordBatch, per: int) -> list[tuple[int, pa.RecordBatch]]:
     """A batch's rows by partition key (its first checkpoint's multiple of `per`), in order of first
-    appearance (checkpoints only grow, but after a reset); none for an empty batch."""
+    appearance (checkpoints only grow, the row checks see to it); none for an empty batch."""
     if batch.num_rows == 0:
         return []
     keys = pc.multiply(pc.divide(batch.column("checkpoint"), per), per)
@@ -286,7 +286,7 @@ def _pieces(batch: pa.RecordBatch, per: int) -> list[tuple[int, pa.RecordBatch]]
 
 
 def _new_file(directory: Path) -> Path:
-    """`part-N.parquet` in `directory` for the first N not taken (checkpoints went back after a reset: add one)."""
+    """`part-N.parquet` in `directory` for the first N not taken (one per writer; a second only if a key came back)."""
     directory.mkdir(exist_ok=True)
     n = 0
     while (directory / f"part-{n}.parquet").exists():
