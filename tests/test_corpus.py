@@ -299,6 +299,31 @@ def test_a_killed_export_leaves_the_dataset_readable_and_correct(runs: Path, tmp
         assert len(corpus) == 9
 
 
+def test_ctrl_c_mid_export_stops_the_threads_and_lists_what_was_added(runs: Path, tmp_path: Path) -> None:
+    """SIGINT while two threads export: exit 130, no temporary left, traces.parquet written for what is in."""
+    out = tmp_path / "corpus"
+    export_parquet([runs / "run-0.arrow"], out)
+    many = tmp_path / "many"
+    many.mkdir()
+    write_trace(many / "big-0.arrow", scenario(3000), rows=200)
+    for i in range(1, 8):
+        (many / f"big-{i}.arrow").write_bytes((many / "big-0.arrow").read_bytes())
+    env = {**os.environ, "RRTOOL_CACHE": str(tmp_path / "cache2")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rrtool.cli", "export", "parquet", str(many), "-o", str(out), "-q", "--jobs", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((out / "events").glob("trace=big_*")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert all(p.name.startswith("trace=") for p in (out / "events").iterdir())
+    listed = pq.read_table(out / "traces.parquet").column("trace").to_pylist()
+    assert listed == sorted(p.name.split("=", 1)[1] for p in (out / "events").iterdir()) and len(listed) < 9
+
+
 def test_traces_parquet_behind_its_partitions_is_rebuilt_on_reading(runs: Path, tmp_path: Path) -> None:
     """An export killed between the swap and rewriting traces.parquet: the partitions' own rows win."""
     out = tmp_path / "corpus"
