@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -453,10 +454,24 @@ def parquet_dataset(dataset: Path, names: Sequence[str]) -> ds.FileSystemDataset
     paths: list[str] = []
     partitions: list[ds.Expression] = []
     for name in names:
-        found = (dataset / EVENTS_DIR / f"{TRACE}={name}").glob(f"{PARTITION_COLUMN}=*/part-*.parquet")
-        for part in sorted(found, key=_part_order):
+        found = sorted((dataset / EVENTS_DIR / f"{TRACE}={name}").glob(f"{PARTITION_COLUMN}=*/part-*.parquet"),
+                       key=_part_order)  # fmt: skip
+        starts = sorted({_part_order(part)[0] for part in found})
+        for part in found:
+            try:
+                regular = stat.S_ISREG(os.lstat(part).st_mode)
+            except OSError:
+                regular = False
+            if not part.parent.name.split("=", 1)[1].isdigit():
+                raise AnalysisError(f"{part.parent}: not a partition rrtool writes (its checkpoint is not a number)")
+            if not regular:  # a fifo would block the reader for ever, a link lead it elsewhere
+                raise AnalysisError(f"{part}: not a regular file, so not a part of the dataset rrtool writes")
             paths.append(os.path.abspath(part))
-            partitions.append(ds.field(TRACE) == name)
+            # The checkpoints a part holds, from its directory: a checkpoint range prunes whole parts.
+            start = _part_order(part)[0]
+            later = [k for k in starts if k > start]
+            where = (ds.field(TRACE) == name) & (ds.field("checkpoint") >= start)
+            partitions.append(where & (ds.field("checkpoint") < later[0]) if later else where)
     return ds.FileSystemDataset.from_paths(
         paths, schema=EVENTS_SCHEMA, format=ds.ParquetFileFormat(), filesystem=pa.fs.LocalFileSystem(),
         partitions=partitions,
@@ -489,8 +504,8 @@ def _read_sidecar(path: Path) -> pa.Table:
         if not isinstance(name, str) or path.parent.name != f"{TRACE}={name}":
             raise ValueError("another trace's")
         return traces_table([name], [TraceSummary(**data)])
-    except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
-        why = first_line(exc) if isinstance(exc, pa.ArrowException) else str(exc)
+    except (OSError, ValueError, TypeError, KeyError, OverflowError, RecursionError, pa.ArrowException) as exc:
+        why = first_line(exc) if isinstance(exc, pa.ArrowException | RecursionError) else str(exc)[:200]
         raise AnalysisError(f"{path}: not a partition's traces row this rrtool writes ({why})") from None
 
 
@@ -508,19 +523,19 @@ def partition_identity(dataset: Path, name: str) -> int | None:
         return None
 
 
-def partition_identities(dataset: Path, names: Sequence[str]) -> bytes:
-    """The `traces.parquet` metadata that says which partitions its rows describe."""
-    return json.dumps({name: partition_identity(dataset, name) for name in names}).encode()
-
-
 def _recorded(table: pa.Table) -> Any:
     try:
         return json.loads((table.schema.metadata or {}).get(PARTITIONS_META, b"null"))
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile metadata: as if none were recorded
         return None
 
 
 def read_traces(dataset: Path) -> pa.Table:
+    """An exported dataset's `traces` table (see `read_traces_and_identities`)."""
+    return read_traces_and_identities(dataset)[0]
+
+
+def read_traces_and_identities(dataset: Path) -> tuple[pa.Table, dict[str, int | None]]:
     """An exported dataset's `traces.parquet`, checked against the schema and the partitions there are.
 
     An export killed after swapping partitions in and before rewriting
@@ -528,15 +543,20 @@ def read_traces(dataset: Path) -> pa.Table:
     the two apart: other names, or a partition replaced since (its
     directory's identity, recorded in the file's metadata, differs). The
     partitions' own rows are then read instead, so `traces` always
-    describes exactly the partitions `events` holds.
+    describes exactly the partitions `events` holds. Also returns the
+    identity of the partition each row describes, for an export to record.
     """
     path = dataset / TRACES_FILE
     table = _read_table(path)
     there = sorted(p.name.split("=", 1)[1] for p in (dataset / EVENTS_DIR).glob(f"{TRACE}=*") if p.is_dir())
     current = {name: partition_identity(dataset, name) for name in there}
     if sorted(table.column(TRACE).to_pylist()) != there or _recorded(table) != current:
+        # (A row and its own partition's identity are read apart here; a swap in between is seen next time.)
         table = sidecars(dataset)
         missing = sorted(set(there) - set(table.column(TRACE).to_pylist()))
+        if missing and (dataset / EVENTS_DIR / f"{TRACE}={missing[0]}" / "_trace.parquet").exists():
+            raise AnalysisError(f"{dataset}: written by an earlier rrtool (its partitions' rows are Parquet); "
+                                "export its traces again")  # fmt: skip
         if missing:
             raise AnalysisError(f"{dataset / EVENTS_DIR / f'{TRACE}={missing[0]}'}: a partition without its {SIDECAR}")
     for name in table.column(TRACE).to_pylist():
@@ -549,7 +569,7 @@ def read_traces(dataset: Path) -> pa.Table:
         raise AnalysisError(
             f"{path}: holds traces of format version {bad[0]}; this rrtool reads version {ev.FORMAT_VERSION}"
         )
-    return table.replace_schema_metadata(None)
+    return table.replace_schema_metadata(None), current
 
 
 def open_corpus(

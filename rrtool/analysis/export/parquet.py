@@ -25,6 +25,7 @@ between the two). A new dataset is built beside DIR and renamed when complete.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -47,8 +48,7 @@ from rrtool.analysis.corpus import (
     TRACE,
     TRACES_SCHEMA,
     TraceSummary,
-    partition_identities,
-    read_traces,
+    read_traces_and_identities,
     sidecar_bytes,
     summarize,
     traces_table,
@@ -111,17 +111,17 @@ def export_parquet(
         for part in (out / EVENTS_DIR, out / TRACES_FILE):
             if part.is_symlink():  # writes and clean-ups would land wherever it points
                 raise AnalysisError(f"{part}: a symbolic link; export into a dataset whose files are its own")
-        existing = read_traces(out)
+        existing, identities = read_traces_and_identities(out)
         _check_clashes(out, existing, paths, names)
         try:
             job.run(out, paths, names)
         finally:  # the traces added before a failure stay added, and listed
-            _write_traces(out, existing, job.summaries)
+            _write_traces(out, existing, identities, job)
         return job.stats
     with atomic_directory(out) as tmp:
         (tmp / EVENTS_DIR).mkdir()
         job.run(tmp, paths, names)
-        _write_traces(tmp, TRACES_SCHEMA.empty_table(), job.summaries)
+        _write_traces(tmp, TRACES_SCHEMA.empty_table(), {}, job)
     return job.stats
 
 
@@ -144,6 +144,8 @@ class _Job:
         self.stats = ParquetStats()
         #: Each trace exported, by name: its row of `traces.parquet`.
         self.summaries: dict[str, TraceSummary] = {}
+        #: And the identity of the partition it went into (its directory's inode, which a rename keeps).
+        self.identities: dict[str, int] = {}
         self.total = 0
         self.done = 0
         self._lock = threading.Lock()
@@ -221,6 +223,7 @@ class _Job:
                 summary = replace(summarize(trace), path=os.path.abspath(path))  # the last batch is decoded still
             (tmp / SIDECAR).write_bytes(sidecar_bytes(name, summary))
             os.chmod(tmp, self._mode)
+            identity = os.lstat(tmp).st_ino
             old = replace_directory(tmp, events / f"{TRACE}={name}")
         except TraceError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -236,6 +239,7 @@ class _Job:
             self.stats.files += files
             self.stats.rows += rows
             self.summaries[name] = summary
+            self.identities[name] = identity
 
     def _write(self, trace: TraceFile, out: Path, index: int) -> tuple[int, int]:
         """The trace's batches, checked as they are read, into `checkpoint_start=K` files under `out`.
@@ -320,17 +324,21 @@ def _umask() -> int:
     return mask
 
 
-def _write_traces(dataset: Path, existing: pa.Table, added: dict[str, TraceSummary]) -> None:
+def _write_traces(dataset: Path, existing: pa.Table, identities: dict[str, int | None], job: _Job) -> None:
     """Rewrite `traces.parquet`: the rows it had, but those exported again, and the new ones, in name order.
 
     Atomically: readers see the old file or the new one. Built from what is
-    in memory, not from the partitions' own rows, which would be a file read per trace.
+    in memory, not from the partitions' own rows, which would be a file read
+    per trace. Each row is recorded with the identity of the partition it was
+    taken from, so a partition another export swapped in meanwhile is seen
+    to differ (`read_traces_and_identities`).
     """
+    added = job.summaries
     kept = existing.filter(pc.invert(pc.is_in(existing.column(TRACE), pa.array(list(added), pa.string()))))
-    table = pa.concat_tables([kept, traces_table(list(added), list(added.values()))])
-    table = table.sort_by(TRACE)
-    identities = partition_identities(dataset, table.column(TRACE).to_pylist())
-    table = table.replace_schema_metadata({PARTITIONS_META: identities})
+    table = pa.concat_tables([kept, traces_table(list(added), list(added.values()))]).sort_by(TRACE)
+    recorded = {**identities, **job.identities}
+    names = table.column(TRACE).to_pylist()
+    table = table.replace_schema_metadata({PARTITIONS_META: json.dumps({n: recorded.get(n) for n in names}).encode()})
     with atomic_output(dataset / TRACES_FILE) as tmp:
         pq.write_table(table, tmp)
 
