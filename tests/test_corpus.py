@@ -328,13 +328,20 @@ def test_ctrl_c_mid_export_stops_the_threads_and_lists_what_was_added(runs: Path
     assert listed == sorted(p.name.split("=", 1)[1] for p in (out / "events").iterdir()) and len(listed) < 9
 
 
-def test_traces_parquet_behind_its_partitions_is_rebuilt_on_reading(runs: Path, tmp_path: Path) -> None:
-    """An export killed between the swap and rewriting traces.parquet: the partitions' own rows win."""
+def behind_its_partitions(runs: Path, tmp_path: Path) -> Path:
+    """A dataset of run_0 and run_1 whose traces.parquet lists run_0 only: an export killed between
+    swapping run_1's partition in and rewriting traces.parquet."""
     out = tmp_path / "corpus"
     export_parquet([runs / "run-0.arrow"], out)
     stale = (out / "traces.parquet").read_bytes()
     export_parquet([runs / "run-1.arrow"], out)
     (out / "traces.parquet").write_bytes(stale)
+    return out
+
+
+def test_traces_parquet_behind_its_partitions_is_rebuilt_on_reading(runs: Path, tmp_path: Path) -> None:
+    """An export killed between the swap and rewriting traces.parquet: the partitions' own rows win."""
+    out = behind_its_partitions(runs, tmp_path)
     with open_corpus(out) as corpus:
         assert corpus.traces["trace"].to_list() == ["run_0", "run_1"]
 
@@ -394,11 +401,7 @@ def test_a_damaged_partition_row_is_a_one_line_error(
     runs: Path, tmp_path: Path, damage: Callable[[dict[str, Any]], str]
 ) -> None:
     """traces.parquet behind the partitions sends the reader to their own rows: a damaged one is refused."""
-    out = tmp_path / "corpus"
-    export_parquet([runs / "run-0.arrow"], out)
-    stale = (out / "traces.parquet").read_bytes()
-    export_parquet([runs / "run-1.arrow"], out)
-    (out / "traces.parquet").write_bytes(stale)
+    out = behind_its_partitions(runs, tmp_path)
     sidecar = out / "events" / "trace=run_1" / SIDECAR
     sidecar.write_text(damage(json.loads(sidecar.read_text())))
     proc = invoke("sql", out, "select count(*) from traces")
@@ -472,11 +475,7 @@ def test_a_partition_replaced_by_a_killed_export_is_described_by_its_own_row(run
 
 
 def test_a_partition_without_its_own_row_is_named(runs: Path, tmp_path: Path) -> None:
-    out = tmp_path / "corpus"
-    export_parquet([runs / "run-0.arrow"], out)
-    stale = (out / "traces.parquet").read_bytes()
-    export_parquet([runs / "run-1.arrow"], out)
-    (out / "traces.parquet").write_bytes(stale)
+    out = behind_its_partitions(runs, tmp_path)
     (out / "events" / "trace=run_1" / SIDECAR).unlink()
     proc = invoke("sql", out, "select count(*) from traces")
     assert proc.returncode == 2 and f"trace=run_1: a partition without its {SIDECAR}" in proc.stderr
@@ -581,11 +580,7 @@ def test_hostile_partition_metadata_and_files(runs: Path, tmp_path: Path) -> Non
 
 
 def test_a_dataset_of_an_earlier_rrtool_says_so(runs: Path, tmp_path: Path) -> None:
-    out = tmp_path / "corpus"
-    export_parquet([runs / "run-0.arrow"], out)
-    stale = (out / "traces.parquet").read_bytes()
-    export_parquet([runs / "run-1.arrow"], out)
-    (out / "traces.parquet").write_bytes(stale)
+    out = behind_its_partitions(runs, tmp_path)
     (out / "events" / "trace=run_1" / SIDECAR).rename(out / "events" / "trace=run_1" / "_trace.parquet")
     proc = invoke("sql", out, "select count(*) from traces")
     assert proc.returncode == 2 and "written by an earlier rrtool" in proc.stderr, proc.stderr
