@@ -366,12 +366,13 @@ def test_pipe_and_poll_are_the_kernels_own(tmp_path: Path) -> None:
     assert round_trip(rec) == rec.output
 
 
-def test_blocking_read_of_an_empty_pipe_is_a_clear_fault(tmp_path: Path) -> None:
+def test_blocking_read_of_an_empty_pipe_with_no_other_task_is_a_clear_hang(tmp_path: Path) -> None:
     prog = build(tmp_path, "stuck", "int main(void) { int p[2]; char c; pipe(p); return read(p[0], &c, 1); }")
     rec = record(prog, (), tmp_path)
-    assert rec.result.reason == "fault" and "empty pipe would block forever" in rec.result.message
+    assert rec.result.reason == "hang", rec.result
+    assert "every task is blocked" in rec.result.message and "1000 (read pipe:[" in rec.result.message
     result, _ = replay(rec)
-    assert (result.reason, result.icount) == ("fault", rec.result.icount)
+    assert (result.reason, result.icount) == ("hang", rec.result.icount)
 
 
 UNREACHABLE = r"""

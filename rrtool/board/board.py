@@ -84,6 +84,18 @@ class Board:
     def on_fault(self, fault: Fault) -> bool:
         return False  # an SDK guest has no fault handlers: the fault ends the run
 
+    def current_task(self) -> int | None:
+        return None  # a board guest is one program: no tasks
+
+    def at_stop(self) -> None:
+        return None
+
+    def deadline(self) -> int | None:
+        return None
+
+    def memory_digest(self) -> int | None:
+        return None
+
     def memory_ranges(self) -> list[tuple[int, int]] | None:
         return None  # an SDK guest may use any of its RAM
 

@@ -179,6 +179,13 @@ Env = Annotated[
 StrictSyscalls = Annotated[
     bool, typer.Option("--strict-syscalls", help="Linux: an unsupported system call is a fault, not ENOSYS.")
 ]
+Slice = Annotated[
+    int,
+    typer.Option(
+        "--slice", metavar="N", min=1, max=1 << 30,
+        help="Linux: a task runs at most N instructions before another ready task gets the CPU.",
+    ),
+]  # fmt: skip
 TraceArg = Annotated[Path, typer.Argument(metavar="TRACE", help="Trace file.")]
 
 # -------------------------------------------------------------------- machine
@@ -236,7 +243,8 @@ Chaos = Annotated[
     int | None,
     typer.Option(
         "--chaos", metavar="SEED", min=0, max=(1 << 64) - 1,
-        help="Seed for random delays of disk completions (rare orders show up).",
+        help="Seed for chaos mode: random delays of disk completions on a board; on Linux, random time slices "
+        "and a random choice of the next task (rare interleavings show up, and the recording replays them).",
     ),
 ]  # fmt: skip
 LogWriteData = Annotated[
@@ -358,7 +366,7 @@ def platform_ram(ram: str | None, path: Path) -> str | None:
 
 def linux_setup(
     path: Path, program: str, args: list[str] | None, root: str | None, env: list[str] | None, no_stdin: bool,
-    strict: bool, log_write_data: bool, quiet: bool,
+    strict: bool, log_write_data: bool, quiet: bool, slice_insns: int = 2_000_000, chaos: int | None = None,
 ) -> Any:  # fmt: skip
     """The `LinuxSetup` of `run` and `record`, or None for an SDK guest (which takes no ARGS)."""
     from rrtool._paths import PathError
@@ -394,5 +402,7 @@ def linux_setup(
         stdin=not no_stdin,
         strict_syscalls=strict,
         log_write_data=log_write_data,
+        slice_insns=slice_insns,
+        chaos=chaos,
         stderr_sink=stderr_writer(quiet),
     )

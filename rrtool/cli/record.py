@@ -27,6 +27,7 @@ from rrtool.cli.options import (
     Quiet,
     Ram,
     Root,
+    Slice,
     StrictSyscalls,
     Timeout,
     host_setup,
@@ -62,6 +63,7 @@ def record(
     root: Root = None,
     env: Env = None,
     strict_syscalls: StrictSyscalls = False,
+    slice_insns: Slice = 2_000_000,
 ) -> None:
     """Run a guest or a static Linux program live and record every nondeterministic event into an Arrow trace.
 
@@ -77,7 +79,9 @@ def record(
 
     with user_errors():
         path = resolve_guest(image)
-        linux = linux_setup(path, image, args, root, env, no_stdin, strict_syscalls, log_write_data, quiet)
+        linux = linux_setup(
+            path, image, args, root, env, no_stdin, strict_syscalls, log_write_data, quiet, slice_insns, chaos
+        )
         config, limits = machine_setup(
             platform_ram(ram, path), ns_per_insn, checkpoint_every, mem_digest_every, max_insns, timeout
         )

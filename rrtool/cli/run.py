@@ -18,6 +18,7 @@ from rrtool.cli.options import (
     Quiet,
     Ram,
     Root,
+    Slice,
     StrictSyscalls,
     Timeout,
     host_setup,
@@ -43,6 +44,7 @@ def run(
     root: Root = None,
     env: Env = None,
     strict_syscalls: StrictSyscalls = False,
+    slice_insns: Slice = 2_000_000,
 ) -> None:
     """Run a guest or a static Linux program live, without recording.
 
@@ -57,7 +59,7 @@ def run(
 
     with user_errors():
         path = resolve_guest(image)
-        linux = linux_setup(path, image, args, root, env, no_stdin, strict_syscalls, False, quiet)
+        linux = linux_setup(path, image, args, root, env, no_stdin, strict_syscalls, False, quiet, slice_insns, chaos)
         config, limits = machine_setup(
             platform_ram(ram, path), ns_per_insn, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY, max_insns,
             timeout,

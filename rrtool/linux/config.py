@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rrtool.linux.tasks import DEFAULT_SLICE, MAX_SLICE
 from rrtool.machine.config import MachineError
 
 #: The environment every Linux guest starts with; `--env K=V` adds to it or replaces a key.
@@ -46,6 +47,10 @@ class LinuxConfig:
     strict_syscalls: bool = False
     #: Log the bytes of every write (not only their digest).
     log_write_data: bool = False
+    #: The scheduler's time slice in instructions, and chaos mode's seed (None: round robin, fixed slices).
+    #: Recorded for the reader only: a replay follows the trace's `sched` rows, whatever these say.
+    slice_insns: int = DEFAULT_SLICE
+    chaos: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +64,8 @@ class LinuxConfig:
             "gid": self.gid,
             "strict_syscalls": self.strict_syscalls,
             "log_write_data": self.log_write_data,
+            "slice": self.slice_insns,
+            "chaos": self.chaos,
         }
 
     @classmethod
@@ -99,4 +106,10 @@ class LinuxConfig:
             if type(value) is not bool:
                 raise MachineError(f"{key} is {value!r}, not true or false")
             flags[key] = value
-        return cls(tuple(argv), tuple(env), exe, at_random, ids["uid"], ids["gid"], **flags)
+        slice_insns, chaos = data.get("slice", DEFAULT_SLICE), data.get("chaos")
+        if type(slice_insns) is not int or not 1 <= slice_insns <= MAX_SLICE:
+            raise MachineError(f"slice is {slice_insns!r}, not a number of instructions from 1 to {MAX_SLICE}")
+        if chaos is not None and (type(chaos) is not int or not 0 <= chaos < 2**64):
+            raise MachineError(f"chaos is {chaos!r}, not a seed from 0 to 2**64-1")
+        return cls(tuple(argv), tuple(env), exe, at_random, ids["uid"], ids["gid"], **flags, slice_insns=slice_insns,
+                   chaos=chaos)  # fmt: skip

@@ -19,6 +19,7 @@ from rrtool.linux.config import LinuxConfig, merge_env
 from rrtool.linux.kernel import Kernel
 from rrtool.linux.loader import Program, load_program
 from rrtool.linux.sandbox import Root
+from rrtool.linux.tasks import DEFAULT_SLICE
 from rrtool.machine.config import Limits, MachineConfig, MachineError
 from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort
@@ -40,6 +41,9 @@ class LinuxSetup:
     stdin: bool = True
     strict_syscalls: bool = False
     log_write_data: bool = False
+    #: The scheduler: its time slice in instructions, and chaos mode's seed (None: off).
+    slice_insns: int = DEFAULT_SLICE
+    chaos: int | None = None
     stderr_sink: Callable[[bytes], None] | None = None
 
 
@@ -69,7 +73,7 @@ class LinuxLive:
         return {ev.META_MACHINE: json.dumps(config, sort_keys=True), META_ROOT: json.dumps(root)}
 
     def close(self) -> None:
-        self.kernel.fds.close_all()
+        self.kernel.close()
         self.root.close()
 
 
@@ -99,6 +103,8 @@ def live_linux(
         gid=os.getgid(),
         strict_syscalls=setup.strict_syscalls,
         log_write_data=setup.log_write_data,
+        slice_insns=setup.slice_insns,
+        chaos=setup.chaos,
     )
     kernel = Kernel(program, linux, root, stdin_fd=0 if setup.stdin else None, stderr_sink=setup.stderr_sink)
     machine = Machine(program.image, config, port, kernel, limits=limits or Limits(), console_sink=console_sink)

@@ -27,7 +27,7 @@ import errno
 import struct
 from collections import Counter as Tally
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import unicorn as uc
@@ -40,6 +40,17 @@ from rrtool.linux.loader import Program
 from rrtool.linux.memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, kind_of
 from rrtool.linux.sandbox import Root
 from rrtool.linux.sysnames import NUMBERS, syscall_name
+from rrtool.linux.tasks import (
+    BLOCKED,
+    FIRST_PID,
+    INIT_PID,
+    RUNNABLE,
+    SLEEPING,
+    Process,
+    Scheduler,
+    Space,
+    Thread,
+)  # fmt: skip
 from rrtool.machine.config import Fault
 from rrtool.machine.cpu import RAM_BASE, cpuid
 from rrtool.machine.digest import RegisterBatch
@@ -53,9 +64,9 @@ if TYPE_CHECKING:
     from rrtool.machine.machine import Machine
 
 MASK64 = (1 << 64) - 1
-#: The guest's process identity (fixed, so it is the same in every run).
-PID = 1000
-PPID = 1
+#: The first process's identity (fixed, so it is the same in every run) and its parent's.
+PID = FIRST_PID
+PPID = INIT_PID
 #: Results from -4095 to -1 are -errno.
 MAX_ERRNO = 4095
 _ARG_REGS = (x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX,
@@ -96,37 +107,18 @@ def syscall(*names: str) -> Callable[[Handler], Handler]:
     return register
 
 
-@dataclass
-class SigAction:
-    handler: int = 0
-    flags: int = 0
-    restorer: int = 0
-    mask: int = 0
-
-
-@dataclass
-class Process:
-    """Guest-visible process state beyond memory and descriptors (digested and saved)."""
-
-    cwd: str = "/"
-    umask: int = 0o022
-    sigmask: int = 0
-    actions: dict[int, SigAction] = field(default_factory=dict)
-    altstack: tuple[int, int, int] = (0, 2, 0)  # ss_sp, ss_flags (SS_DISABLE), ss_size
-    #: Where to write 0 at exit (set_tid_address), the robust list (kept only to be reported back).
-    clear_tid: int = 0
-    #: Signals sent and not yet delivered (bit sig-1), e.g. while blocked.
-    pending: int = 0
-    name: bytes = b""
+class Blocked(Exception):
+    """The call cannot complete yet (an empty pipe, no child exited, a futex wait): the task blocks and its
+    `syscall` instruction runs again when it is next scheduled. The thread's state says what it waits for."""
 
 
 class Kernel:
-    """The platform of a Linux process; also its unit (`linux`) in the digest."""
+    """The platform of Linux tasks (processes and threads); also its unit (`linux`) in the digest."""
 
     name = "linux"
-    kinds = (ev.KIND_SYSCALL, ev.KIND_CONSOLE_OUT)
+    kinds = (ev.KIND_SYSCALL, ev.KIND_CONSOLE_OUT, ev.KIND_SCHED)
     applies: tuple[str, ...] = ()
-    timers = 1  # timer 0: the end of a sleeping call
+    timers = 1  # timer 0: the earliest end of a sleep or a futex timeout, of any task
 
     def __init__(
         self,
@@ -143,15 +135,25 @@ class Kernel:
         self.root = root
         self.stdin_fd = stdin_fd
         self.stderr_sink = stderr_sink
-        self.fds = FdTable()
-        self.proc = Process(name=config.argv[0].rsplit("/", 1)[-1].encode("utf-8", "surrogateescape")[:15])
-        self.mem: AddressSpace
-        self.sleeping = False
         self.unknown: Tally[str] = Tally()
         self.calls = 0
         self._machine: Machine | None = None
+        self._first_fds = FdTable()
         for fd, kind in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
-            self.fds.install(fd, OpenFile(kind, f"/dev/{kind}", 0 if fd == 0 else 1, host=None))
+            self._first_fds.install(fd, OpenFile(kind, f"/dev/{kind}", 0 if fd == 0 else 1, host=None))
+        #: Every process that has not been reaped, and every thread that has not exited, by id.
+        self.procs: dict[int, Process] = {}
+        self.threads: dict[int, Thread] = {}
+        self.next_tid = FIRST_PID
+        self.proc: Process
+        self.task: Thread
+        self.sched = Scheduler(config.slice_insns, config.chaos)
+        #: Where the running task's slice ends (None while it is the only task that can run).
+        self.slice_end: int | None = None
+        #: Why the scheduler must decide at the next stop although the running task can go on.
+        self.decide: str | None = None
+        #: Order of futex waits, so a wake takes the earliest waiter first (as Linux's FIFO does).
+        self.futex_seq = 0
 
     @property
     def units(self) -> list[Any]:
@@ -162,12 +164,33 @@ class Kernel:
         assert self._machine is not None, "attached at machine construction"
         return self._machine
 
+    @property
+    def mem(self) -> AddressSpace:
+        """The running process's address space."""
+        return self.proc.space.mem
+
+    @property
+    def fds(self) -> FdTable:
+        """The running process's descriptors."""
+        return self.proc.fds
+
+    @property
+    def sleeping(self) -> bool:
+        return self.task.state == SLEEPING
+
     # -- Platform --------------------------------------------------------------
     def attach(self, machine: Machine) -> None:
         self._machine = machine
         emu = machine.emu
         size = machine.config.ram_size
-        self.mem = AddressSpace(RAM_BASE, size, self.program.end)
+        space = Space(AddressSpace(RAM_BASE, size, self.program.end), machine.ram, sid=FIRST_PID)
+        name = self.config.argv[0].rsplit("/", 1)[-1].encode("utf-8", "surrogateescape")[:15]
+        self.proc = Process(FIRST_PID, INIT_PID, space, self._first_fds, self.config.exe, name=name,
+                            threads=[FIRST_PID], program=self.program)  # fmt: skip
+        self.task = Thread(FIRST_PID, FIRST_PID)
+        self.procs[FIRST_PID] = self.proc
+        self.threads[FIRST_PID] = self.task
+        self.next_tid = FIRST_PID + 1
         pages = machine.pages
         pages.set_kinds(RAM_BASE, size, PAGE_NONE)
         prot_of: dict[int, int] = {}
@@ -181,7 +204,8 @@ class Kernel:
             self.mem.add(page, page + PAGE, prot, "[program]")
             pages.set_kinds(page, page + PAGE, kind_of(prot | PROT_READ))
         self.map(self.mem.stack_bottom, self.mem.stack_top, PROT_READ | PROT_WRITE, "[stack]")
-        sp = self._build_stack()
+        cfg = self.config
+        sp = self.build_stack(self.program, cfg.argv, cfg.env, cfg.exe, cfg.at_random)
         for reg in (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX,
                     x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDI, x86.UC_X86_REG_RBP):  # fmt: skip
             emu.reg_write(reg, 0)
@@ -192,8 +216,36 @@ class Kernel:
         self._hook = emu.hook_add(uc.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
 
     def timers_fired(self, mask: int) -> None:
-        if mask & 1:
-            self.sleeping = False
+        if not mask & 1:
+            return
+        from rrtool.linux.calls.tasks import ETIMEDOUT
+
+        now = self.machine.vclock_at(self.machine.icount)
+        woke = False
+        for t in self.threads.values():
+            if t.wake_ns is None or t.wake_ns > now:
+                continue
+            if t.state == BLOCKED:  # a futex wait that timed out
+                t.wake_ret = -ETIMEDOUT
+                t.futex = None
+                t.wake_ns = None
+            else:
+                t.resume()
+            woke = woke or t is not self.task
+        self.arm_wakeup()
+        if woke and self.decide is None:
+            self.decide = "a sleeping task woke"
+
+    def arm_wakeup(self) -> None:
+        """Timer 0 at the earliest end of a sleep or a futex timeout, of any task."""
+        due = [t.wake_ns for t in self.threads.values() if t.wake_ns is not None]
+        clock = self.machine.clock
+        if not due:
+            clock.disarm(0)
+            return
+        if not clock.arm(0, min(due), 0):
+            raise Errno(errno.EINVAL)
+        self.machine.timers_changed()
 
     def pending_interrupt(self) -> tuple[int, int] | None:
         return None
@@ -205,17 +257,39 @@ class Kernel:
         return None  # a Linux process never asks the machine for a reset
 
     def wants_idle(self) -> bool:
-        return self.sleeping
+        """No task can run, and one sleeps or waits with a timeout: the machine idles to the next wake-up."""
+        if any(t.ready() for t in self.threads.values()):
+            return False
+        return any(t.wake_ns is not None for t in self.threads.values())
+
+    def current_task(self) -> int | None:
+        return self.task.tid
+
+    def deadline(self) -> int | None:
+        return self.slice_end
+
+    def at_stop(self) -> None:
+        from rrtool.linux.calls.exec import finish_exec
+        from rrtool.linux.calls.tasks import schedule
+
+        if self.proc.pending_exec is not None:
+            finish_exec(self)
+        schedule(self)
+
+    def memory_digest(self) -> int | None:
+        """Several address spaces: every one's mapped memory, by process id; one is the machine's usual digest."""
+        spaces: dict[int, Space] = {}
+        for proc in self.procs.values():
+            if proc.alive:
+                spaces.setdefault(proc.space.sid, proc.space)
+        if len(spaces) <= 1:
+            return None
+        digests = [f"{sid}:{space.ram.digest_ranges(space.mem.ranges()):x}" for sid, space in sorted(spaces.items())]
+        return int(xxhash.xxh3_64_intdigest(";".join(digests).encode()))
 
     def memory_ranges(self) -> list[tuple[int, int]] | None:
         """The mapped ranges, merged: everything else is unmapped, zero, and faults on access."""
-        merged: list[tuple[int, int]] = []
-        for m in self.mem.mappings:
-            if merged and merged[-1][1] == m.start:
-                merged[-1] = (merged[-1][0], m.end)
-            else:
-                merged.append((m.start, m.end))
-        return merged
+        return self.mem.ranges()
 
     def on_fault(self, fault: Fault) -> bool:
         from rrtool.linux.calls.signals import deliver_fault
@@ -224,28 +298,57 @@ class Kernel:
 
     # -- the unit --------------------------------------------------------------
     def state(self) -> bytes:
-        p = self.proc
-        actions = ";".join(
-            f"{n}:{a.handler:x}:{a.flags:x}:{a.restorer:x}:{a.mask:x}" for n, a in sorted(p.actions.items())
-        )
-        head = f"{p.cwd}|{p.umask:o}|{p.sigmask:x}|{p.pending:x}|{p.altstack}|{p.clear_tid:x}|{actions}|"
-        head += f"{int(self.sleeping)}|"
-        return head.encode("utf-8", "surrogateescape") + self.mem.state() + b"|" + self.fds.state()
+        parts = [f"run={self.task.tid}|slice={self.slice_end}|decide={self.decide}|next={self.next_tid}|".encode()]
+        for pid, p in sorted(self.procs.items()):
+            actions = ";".join(
+                f"{n}:{a.handler:x}:{a.flags:x}:{a.restorer:x}:{a.mask:x}" for n, a in sorted(p.actions.items())
+            )
+            head = f"pid={pid}:{p.ppid}:{p.space.sid}|{p.cwd}|{p.umask:o}|{p.pending:x}|{actions}|{p.status}|"
+            head += f"{p.exe}|{p.children}|{p.child_events.version}|"
+            parts.append(head.encode("utf-8", "surrogateescape"))
+            if p.alive:
+                parts += [p.mem.state(), b"|", p.fds.state(), b"|"]
+        for t in sorted(self.threads.values(), key=lambda t: t.tid):
+            parts.append(t.state_text().encode() + b"|")
+        return b"".join(parts)
 
     def save(self) -> object:
-        """The process for a snapshot: one deep copy of everything, so pipe ends and epoll sets that share an
-        object still share its copy. Only in replay, where no open file holds a host resource."""
+        """The tasks for a snapshot: one deep copy of everything, so pipe ends and epoll sets that share an
+        object still share its copy. Only in replay, where no open file holds a host resource, and only with
+        one address space (another process's RAM is not in the machine's snapshot)."""
         if self.root is not None:
             raise NotImplementedError("only a replayed Linux process can be snapshotted (a live one holds host files)")
-        return copy.deepcopy((self.proc, self.mem, self.fds, self.sleeping, self.calls, self.unknown))
+        if len({p.space.sid for p in self.procs.values() if p.alive}) > 1:
+            raise NotImplementedError("time travel over several processes is not supported yet")
+        ram = self.proc.space.ram
+        for p in self.procs.values():
+            p.space.ram = None  # type: ignore[assignment]  # the machine's RAM: the snapshot holds its pages
+        try:
+            return copy.deepcopy((self.procs, self.threads, self.task.tid, self.proc.pid, self.next_tid,
+                                  self.slice_end, self.decide, self.futex_seq, self.calls, self.unknown))  # fmt: skip
+        finally:
+            for p in self.procs.values():
+                p.space.ram = ram
 
     def load(self, saved: object) -> None:
         assert isinstance(saved, tuple)
-        self.proc, self.mem, self.fds, self.sleeping, self.calls, self.unknown = copy.deepcopy(saved)
+        procs, threads, tid, pid, self.next_tid, self.slice_end, self.decide, self.futex_seq, self.calls, \
+            self.unknown = copy.deepcopy(saved)  # fmt: skip
+        for p in procs.values():
+            p.space.ram = self.machine.ram
+        self.procs, self.threads = procs, threads
+        self.task, self.proc = threads[tid], procs[pid]
+
+    def close(self) -> None:
+        """The run is over: close every live process's descriptors (host files, sockets)."""
+        for proc in self.procs.values():
+            proc.fds.close_all()
 
     # -- process start -----------------------------------------------------------
-    def _build_stack(self) -> int:
-        """argv, envp and auxv as the kernel lays them out at the top of the stack; returns RSP."""
+    def build_stack(self, program: Program, argv: tuple[str, ...], env: tuple[str, ...], exe: str,
+                    at_random: bytes) -> int:  # fmt: skip
+        """argv, envp and auxv as the kernel lays them out at the top of the stack (of the running process's
+        address space, at start or after an exec); returns RSP."""
         cfg = self.config
         top = self.mem.stack_top - 16
         blob = bytearray()
@@ -256,22 +359,22 @@ class Kernel:
 
         offsets: dict[str, list[int]] = {"argv": [], "env": []}
         # Arguments and environment may hold any bytes but NUL (they arrive as surrogate-escaped text).
-        execfn = put(cfg.exe.encode("utf-8", "surrogateescape") + b"\0")
+        execfn = put(exe.encode("utf-8", "surrogateescape") + b"\0")
         platform = put(b"x86_64\0")
-        for key, values in (("env", cfg.env), ("argv", cfg.argv)):
+        for key, values in (("env", env), ("argv", argv)):
             for text in reversed(values):
                 offsets[key].insert(0, put(text.encode("utf-8", "surrogateescape") + b"\0"))
-        random = put(cfg.at_random)
+        random = put(at_random)
         base = top - len(blob)  # the blob ends at `top`, so each address `put` returned stays right
 
         auxv = [
-            (AT_PHDR, self.program.phdr), (AT_PHENT, self.program.phent), (AT_PHNUM, self.program.phnum),
-            (AT_PAGESZ, PAGE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, self.program.image.entry),
+            (AT_PHDR, program.phdr), (AT_PHENT, program.phent), (AT_PHNUM, program.phnum),
+            (AT_PAGESZ, PAGE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, program.image.entry),
             (AT_UID, cfg.uid), (AT_EUID, cfg.uid), (AT_GID, cfg.gid), (AT_EGID, cfg.gid),
             (AT_PLATFORM, platform), (AT_HWCAP, cpuid(1, 0)[3]), (AT_CLKTCK, 100), (AT_SECURE, 0),
             (AT_RANDOM, random), (AT_HWCAP2, 0), (AT_EXECFN, execfn), (AT_NULL, 0),
         ]  # fmt: skip
-        words: list[int] = [len(cfg.argv), *offsets["argv"], 0, *offsets["env"], 0]
+        words: list[int] = [len(argv), *offsets["argv"], 0, *offsets["env"], 0]
         for tag, value in auxv:
             words += [tag, value]
         vector = struct.pack(f"<{len(words)}Q", *words)
@@ -401,23 +504,24 @@ class Kernel:
         """Bytes to stdout or stderr: a console_out row on that device, and to the user's terminal."""
         m = self.machine
         now = m.now()
-        m.port.emit(Event(ev.KIND_CONSOLE_OUT, fd_kind, now, m.vclock_at(now), data=data))
+        m.port.emit(Event(ev.KIND_CONSOLE_OUT, fd_kind, now, m.vclock_at(now), data=data, task=self.task.tid))
         if fd_kind == "stdout":
             m.guest_output(data)
         elif self.stderr_sink is not None:
             self.stderr_sink(data)
 
     def sleep(self, ns: int) -> None:
-        """Block the program for `ns` of virtual time: the CPU stops after the call and idles (a warp)."""
+        """Block the running task for `ns` of virtual time: the CPU stops after the call, and another task runs
+        meanwhile, or the machine idles to the wake-up (a warp)."""
         m = self.machine
         now = m.clock.vclock_at(m.now())
         if ns <= 0:
             return
-        if not m.clock.arm(0, now + ns, 0):
-            raise Errno(errno.EINVAL)
-        self.sleeping = True
-        m.timers_changed()
+        t = self.task
+        t.state, t.why, t.wake_ns = SLEEPING, "sleep", now + ns
+        self.arm_wakeup()
         m.request_stop()
+        m.stop_here()
 
     def waited(self, ns: int) -> None:
         """A host call already waited `ns` (a poll that timed out): virtual time moves on by as much, at once."""
@@ -431,18 +535,35 @@ class Kernel:
         nr, *args = self._regs.read()
         now = m.now()
         name = syscall_name(nr)
-        row = Event(ev.KIND_SYSCALL, "linux", now, m.vclock_at(now), sysno=nr & 0x7FFFFFFF, syscall=name, args=args)
+        t = self.task
+        row = Event(ev.KIND_SYSCALL, "linux", now, m.vclock_at(now), sysno=nr & 0x7FFFFFFF, syscall=name, args=args,
+                    task=t.tid)  # fmt: skip
         call = Call(row, args)
         self.calls += 1
         try:
-            handler = TABLE.get(nr)
-            if handler is None:
-                ret = self._unknown(call)
+            interrupted = False
+            if t.state == BLOCKED and t.wake_ret is None:
+                t.resume()  # running again after it blocked: the call is tried afresh
+            if t.wake_ret is not None:
+                # The call blocked and was decided while it waited (a futex woken or timed out, a signal).
+                ret, t.wake_ret = t.wake_ret, None
+                interrupted = ret == -errno.EINTR
+                t.resume()
             else:
-                try:
-                    ret = handler(self, call)
-                except Errno as exc:
-                    ret = -exc.errno
+                handler = TABLE.get(nr)
+                if handler is None:
+                    ret = self._unknown(call)
+                else:
+                    try:
+                        ret = handler(self, call)
+                    except Errno as exc:
+                        ret = -exc.errno
+                    except Blocked:
+                        # No row yet: the same instruction runs again when this task is next scheduled
+                        # (the hook's caller adds the length of `syscall` to RIP).
+                        emu.reg_write(x86.UC_X86_REG_RIP, emu.reg_read(x86.UC_X86_REG_RIP) - 2)
+                        m.stop_here()
+                        return
             if not call.logged:
                 row.ret = ret
                 m.port.syscall(row, None)
@@ -452,10 +573,17 @@ class Kernel:
             if not call.keep_regs:  # what the syscall instruction itself does to RCX and R11
                 emu.reg_write(x86.UC_X86_REG_RCX, emu.reg_read(x86.UC_X86_REG_RIP) + 2)
                 emu.reg_write(x86.UC_X86_REG_R11, emu.reg_read(x86.UC_X86_REG_RFLAGS))
-            if self.proc.pending and not m.bus_inert:
+            if (self.task.pending | self.proc.pending) and not m.bus_inert and self.task.state == RUNNABLE:
                 from rrtool.linux.calls.signals import after_syscall
 
-                after_syscall(self)
+                after_syscall(self, nr if interrupted else None)
+            # The running task was the only one that could run: if this call readied another (a fork, a
+            # write to a pipe, a wake), the scheduler decides right after it.
+            if self.slice_end is None and len(self.threads) > 1 and self.decide is None and any(
+                o.ready() for o in self.threads.values() if o is not self.task
+            ):
+                self.decide = "a task became ready"
+                m.stop_here()
         except (PortError, EventRejected) as exc:  # a replay divergence, a rejected event: after emu_start
             m.hook_failed(exc)
         except Exception as exc:
@@ -481,7 +609,7 @@ class Kernel:
 
 def _register_families() -> None:
     """Import every family so its handlers are in TABLE (done once, when the platform is first used)."""
-    from rrtool.linux.calls import files, memory, net, pipes, poll, process, random, signals, time  # noqa: F401
+    from rrtool.linux.calls import exec, files, memory, net, pipes, poll, process, random, signals, tasks, time  # noqa: F401
 
 
 _register_families()

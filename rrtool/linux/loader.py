@@ -11,11 +11,11 @@ with one line that says what to do instead: a dynamically linked program, a
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from rrtool._paths import PathError, check_input_file
@@ -40,6 +40,8 @@ class Program:
     #: Added to every address in the file (0 for a non-PIE executable).
     bias: int
     pie: bool
+    #: The file's bytes (an exec of /proc/self/exe, or of the same file again, needs nothing from the host).
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def end(self) -> int:
@@ -66,10 +68,15 @@ def load_program(path: Path, ram_size: int) -> Program:
         check_input_file(path, "program")
     except PathError as exc:
         raise ImageError(str(exc)) from None
-    raw = path.read_bytes()
+    return parse_program(path.read_bytes(), path, ram_size)
+
+
+def parse_program(raw: bytes, path: Path, ram_size: int) -> Program:
+    """Place the static executable whose bytes are `raw` (`path` names it in messages): a program started or
+    exec'd. Raises ImageError with one line for anything that cannot run."""
     _refuse_non_elf(path, raw)
     try:
-        with path.open("rb") as f:
+        with io.BytesIO(raw) as f:
             elf = ELFFile(f)
             machine, bits = elf["e_machine"], elf.elfclass
             if bits != 64 or machine != "EM_X86_64":
@@ -101,8 +108,10 @@ def load_program(path: Path, ram_size: int) -> Program:
                 raise ImageError(f"{path}: a shared object without a dynamic section, not a static-pie executable")
             entry, phoff = elf["e_entry"], elf["e_phoff"]
             phent, phnum = elf["e_phentsize"], elf["e_phnum"]
-    except ELFError as exc:
-        raise ImageError(f"{path}: malformed ELF ({exc})") from None
+    except ImageError:
+        raise
+    except Exception as exc:  # pyelftools raises more than ELFError on hostile bytes (struct, value, index errors)
+        raise ImageError(f"{path}: malformed ELF ({type(exc).__name__}: {exc})") from None
     if not loads:
         raise ImageError(f"{path}: no loadable segments")
     pie = etype == "ET_DYN"
@@ -131,4 +140,4 @@ def load_program(path: Path, ram_size: int) -> Program:
     if phdr_vaddr is None:
         raise ImageError(f"{path}: the program headers are not in a loadable segment (no AT_PHDR for glibc)")
     image = GuestImage(path=path, entry=entry, segments=tuple(segments), sha256=hashlib.sha256(raw).hexdigest())
-    return Program(image=image, phdr=phdr_vaddr + bias, phent=phent, phnum=phnum, bias=bias, pie=pie)
+    return Program(image=image, phdr=phdr_vaddr + bias, phent=phent, phnum=phnum, bias=bias, pie=pie, raw=raw)

@@ -68,6 +68,16 @@ class AddressSpace:
     def _starts(self) -> list[int]:
         return [m.start for m in self._maps]
 
+    def ranges(self) -> list[tuple[int, int]]:
+        """The mapped ranges, merged (what the memory digest covers and a fork copies)."""
+        merged: list[tuple[int, int]] = []
+        for m in self._maps:
+            if merged and merged[-1][1] == m.start:
+                merged[-1] = (merged[-1][0], m.end)
+            else:
+                merged.append((m.start, m.end))
+        return merged
+
     def overlaps(self, start: int, end: int) -> list[Mapping]:
         return [m for m in self._maps if m.start < end and start < m.end]
 

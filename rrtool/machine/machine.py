@@ -185,6 +185,35 @@ class Machine:
             self.clock.warp_ns += ns
             self.timers_changed()
 
+    def stop_here(self) -> None:
+        """From a hook: stop right after this instruction, in every mode (replay too, unlike `request_stop`).
+
+        For a platform that must act between slices at a point the guest decides (a Linux task that blocks
+        or exits hands the CPU to another task): the counter's hard deadline is this very icount, so the
+        next block is refused and the stop is exact without a checkpoint of its own.
+        """
+        now = self.now()
+        self.counter.state.hard_deadline = min(int(self.counter.state.hard_deadline), now)
+        self._slice_natural = min(self._slice_natural, now)
+
+    def switch_ram(self, ram: GuestRam, kinds: bytes) -> None:
+        """Put another address space under the CPU between two slices (a Linux process switch).
+
+        The RAM's host buffer is remapped in place (`mem_unmap`, `mem_map_ptr`), the page kinds are the
+        new space's, and translated code, cached block sizes and the TLB all go: the same address may hold
+        other code in the other process.
+        """
+        assert not self._running, "only between slices"
+        self.emu.mem_unmap(self.ram.base, self.ram.size)
+        ram.map_into(self.emu)
+        self.ram = ram
+        self.pages.load_kinds(kinds)
+        self.forget_translations()
+
+    def end_hang(self, message: str) -> None:
+        """Between slices: nothing the guest waits for can ever happen (every Linux task blocked)."""
+        self._end("hang", message)
+
     def guest_exit(self, code: int) -> None:
         """The guest wrote its exit code: the run ends at the next block boundary (see `guest_fault`)."""
         if self._ending is not None:
@@ -400,6 +429,9 @@ class Machine:
             self._internal_stop = None
         if plan.at is not None:
             hard = min(hard, plan.at)
+        platform_due = self.platform.deadline()
+        if platform_due is not None and platform_due > icount:
+            hard = min(hard, platform_due)
         self._slice_natural = hard  # the run's own deadline; timers_changed may lower it during the slice
         self._slice_paused = False
         if pause_at is not None and pause_at > icount:
@@ -490,6 +522,8 @@ class Machine:
             if kind is not None:
                 self._checkpoint(kind)
         if self._result is None:
+            self.platform.at_stop()
+        if self._result is None:
             self._deliver_interrupt(halted)
 
     def _stop_kind(self, icount: int, plan: StopPlan) -> str | None:
@@ -522,7 +556,8 @@ class Machine:
         deadlines = [d for d in (self.clock.next_deadline_ns(), self.port.plan().io_due_ns) if d is not None]
         deadline = min(deadlines) if deadlines else None
         max_ns = None if deadline is None else max(0, deadline - self.clock.vclock_at(icount))
-        warp = Event(ev.KIND_CLOCK_WARP, "clock", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id)
+        warp = Event(ev.KIND_CLOCK_WARP, "clock", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
+                     task=self.platform.current_task())
         try:
             self.clock.warp_ns += self.port.wait(warp, max_ns)
         except NothingCanWake:
@@ -574,6 +609,9 @@ class Machine:
         return [(self.ram.base, self.ram.base + self.ram.size)] if ranges is None else list(ranges)
 
     def memory_digest(self) -> int:
+        own = self.platform.memory_digest()
+        if own is not None:
+            return own
         ranges = self.platform.memory_ranges()
         return self.ram.digest() if ranges is None else self.ram.digest_ranges(ranges)
 
@@ -584,7 +622,7 @@ class Machine:
         self.platform.before_checkpoint(icount)
         self.checkpoint_id += 1
         cp = Event(ev.KIND_CHECKPOINT, "machine", icount, self.clock.vclock_at(icount), checkpoint=self.checkpoint_id,
-                   cp_kind=kind, pc=self.pc, text=text, value=value)  # fmt: skip
+                   cp_kind=kind, pc=self.pc, text=text, value=value, task=self.platform.current_task())  # fmt: skip
         if self.port.wants_digests:
             cp.reg_digest = self._regs.digest()
             cp.dev_digest = self.device_digest()

@@ -62,6 +62,25 @@ class Platform(Protocol):
         """
         ...
 
+    def current_task(self) -> int | None:
+        """The task the CPU runs (Linux: a thread id), stamped on every row; None for a platform without tasks."""
+        ...
+
+    def at_stop(self) -> None:
+        """Between two slices, after the stop's checkpoint: the platform may switch what the CPU runs (the
+        Linux scheduler). Called at every stop in every mode; it must decide only from guest state and the
+        icount, so a replay (which stops in fewer places) makes the same decisions."""
+        ...
+
+    def deadline(self) -> int | None:
+        """An icount the platform needs a stop at in every mode (the end of a task's time slice), or None."""
+        ...
+
+    def memory_digest(self) -> int | None:
+        """A digest of guest memory the platform computes itself (several address spaces), or None: the
+        machine then hashes `memory_ranges` of its RAM."""
+        ...
+
     def memory_ranges(self) -> list[tuple[int, int]] | None:
         """The guest memory the memory digest covers, as [start, end) ranges; None for all of RAM.
 

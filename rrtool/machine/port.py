@@ -160,6 +160,14 @@ class EventPort:
             ev.ret, ev.data = perform()
         return ev
 
+    def schedule(self, ev: Event, choose: Callable[[], tuple[int, int]]) -> Event:
+        """A scheduling decision (the Linux platform's): `choose` gives (next task, slice in instructions)
+        live and when recording; replay follows the trace's decision instead. `ev` holds the task that ran
+        and why the scheduler decided; returns it with `value` (next task) and `length` (slice) filled in."""
+        ev.checkpoint = self.current_checkpoint
+        ev.value, ev.length = choose()
+        return ev
+
     def emit(self, ev: Event) -> None:
         """A deterministic output or note (console output, interrupt delivered)."""
         ev.checkpoint = self.current_checkpoint

@@ -25,7 +25,7 @@ from rrtool.schemas.tracefile import TraceFile
 _COMPARED = tuple(f.name for f in dataclasses.fields(Event) if f.name not in ("seq", "host_ns"))
 #: What a program passes into a system call whose result comes from the host: compared in replay, while the
 #: result (`ret`, `data` and the digest of that data in `value`) is taken from the trace.
-_SYSCALL_OUT = ("sysno", "syscall", "args", "path", "fd", "length", "data_digest")
+_SYSCALL_OUT = ("sysno", "syscall", "args", "path", "fd", "length", "data_digest", "task")
 
 
 #: How many decoded batches time travel keeps (`ReplayPort._batch_events`).
@@ -222,6 +222,14 @@ class ReplayPort(EventPort):
             return event
         self._compare(logged, event, _SYSCALL_OUT)
         event.ret, event.data, event.value = logged.ret, logged.data, logged.value
+        return event
+
+    def schedule(self, event: Event, choose: Callable[[], tuple[int, int]]) -> Event:
+        """The scheduler's decision comes from the trace: which task runs next and its slice (the platform
+        checks that the task can run). Why it decided (`text`) and who ran are recomputed and compared."""
+        logged = self._take(event)
+        self._compare(logged, event, ("task", "text"))
+        event.value, event.length = logged.value, logged.length
         return event
 
     def emit(self, event: Event) -> None:

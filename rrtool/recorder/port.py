@@ -51,6 +51,11 @@ class RecordPort(EventPort):
         self._log(event)
         return event
 
+    def schedule(self, event: Event, choose: Callable[[], tuple[int, int]]) -> Event:
+        super().schedule(event, choose)
+        self._log(event)
+        return event
+
     def emit(self, event: Event) -> None:
         super().emit(event)
         self._log(event)

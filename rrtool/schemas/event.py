@@ -45,6 +45,7 @@ class Event:
     ret: int | None = None
     path: str | None = None
     fd: int | None = None
+    task: int | None = None
 
     def describe(self) -> str:
         """A short human form for divergence reports."""

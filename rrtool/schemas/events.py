@@ -75,7 +75,8 @@ COLUMNS: tuple[Column, ...] = (
         pa.uint64(),
         "rtc_read: host wall time in ns since the epoch; rng_read: the 32 random bits; "
         "irq: the pending-and-enabled line mask delivered; checkpoint end: the guest exit code, if any; "
-        "syscall: xxh3-64 of `data` as the host returned it (an edited result diverges at its call).",
+        "syscall: xxh3-64 of `data` as the host returned it (an edited result diverges at its call); "
+        "sched: the task that runs next.",
     ),
     Column(
         "data",
@@ -99,7 +100,7 @@ COLUMNS: tuple[Column, ...] = (
         "length",
         pa.int32(),
         "net_rx, net_tx, net_drop: frame length in bytes; block: bytes transferred; syscall: bytes the program "
-        "passed out (written, sent).",
+        "passed out (written, sent); sched: the time slice the next task gets, in instructions.",
     ),
     Column("card", pa.int16(), "net_rx, net_tx, net_drop: network card index (also in `device` as net<N>)."),
     Column(
@@ -108,7 +109,8 @@ COLUMNS: tuple[Column, ...] = (
         "net_rx, net_tx: frame flags (0 for ordinary frames); blk_complete: the device's reset "
         "generation the request was submitted in (completions from before a guest reset are ignored).",
     ),
-    Column("text", pa.string(), "checkpoint end: how the run ended (exit, fault, limit, timeout, interrupted)."),
+    Column("text", pa.string(), "checkpoint end: how the run ended (exit, fault, limit, timeout, interrupted); "
+           "sched: why the scheduler decided (the task blocked, exited, its slice ended, a task became ready)."),
     Column(
         "host_ns",
         pa.int64(),
@@ -121,6 +123,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("ret", pa.int64(), "syscall: the result the program got in RAX; -4095..-1 is -errno."),
     Column("path", pa.string(), "syscall: the path argument as the program passed it (the first, for two)."),
     Column("fd", pa.int32(), "syscall: the file descriptor argument, or the new descriptor an open returned."),
+    Column(
+        "task",
+        pa.int32(),
+        "Linux: the task (thread id) the row belongs to: the one running at a system call, a console write or "
+        "a checkpoint; sched: the task that ran until this decision. Null on the board.",
+    ),
 )
 
 EVENTS_SCHEMA = pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])

@@ -9,7 +9,7 @@ name here, so readers and writers of traces use one module.
 from __future__ import annotations
 
 #: Bump on any change to the columns below or to their meaning; readers refuse other versions.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 
 #: Event kinds (the `kind` column).
 KIND_CHECKPOINT = "checkpoint"
@@ -25,12 +25,13 @@ KIND_NET_RX = "net_rx"
 KIND_NET_TX = "net_tx"
 KIND_NET_DROP = "net_drop"
 KIND_SYSCALL = "syscall"  # the Linux platform: one row per system call
+KIND_SCHED = "sched"  # the Linux platform: a scheduling decision (which task runs next, for how long)
 
 #: Every value the dictionary-encoded columns may hold, in a fixed order: an Arrow IPC file
 #: allows one dictionary per field, so every batch must carry the same one.
 KINDS = (
     KIND_CHECKPOINT, KIND_CLOCK_WARP, KIND_RTC_READ, KIND_RNG_READ, KIND_CONSOLE_IN, KIND_CONSOLE_OUT, KIND_IRQ,
-    KIND_BLK_SUBMIT, KIND_BLK_COMPLETE, KIND_NET_RX, KIND_NET_TX, KIND_NET_DROP, KIND_SYSCALL,
+    KIND_BLK_SUBMIT, KIND_BLK_COMPLETE, KIND_NET_RX, KIND_NET_TX, KIND_NET_DROP, KIND_SYSCALL, KIND_SCHED,
 )  # fmt: skip
 #: The board's devices, then the Linux platform's: "linux" (its system calls), "stdout" and "stderr" (console output
 #: per file descriptor).
@@ -67,6 +68,8 @@ DICTIONARIES: dict[str, tuple[str, ...]] = {
 
 #: Columns every row has (non-nullable above); the kind-specific ones follow in `KIND_FIELDS`.
 CORE_FIELDS = ("seq", "checkpoint", "icount", "vclock_ns", "kind", "device")
+#: Columns any kind may set: the task a row belongs to (null on the board, which has no tasks).
+ANY_KIND_FIELDS = frozenset({"task"})
 
 #: Per kind: (columns that must be set, columns that may be set). Every other column is null.
 #: The reader holds a trace to this, so a row cannot smuggle a value the player would use unchecked
@@ -89,6 +92,7 @@ KIND_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     KIND_NET_DROP: (frozenset({"card", "length", "status"}), frozenset({"data"})),  # no data: an empty frame
     KIND_SYSCALL: (frozenset({"sysno", "syscall", "args", "ret"}),
                    frozenset({"path", "fd", "data", "data_digest", "length", "value"})),
+    KIND_SCHED: (frozenset({"task", "value", "length", "text"}), frozenset()),
 }  # fmt: skip
 
 #: The device(s) each kind comes from; a net kind's card is the digit in its device name.
@@ -106,6 +110,7 @@ KIND_DEVICES: dict[str, frozenset[str]] = {
     KIND_NET_TX: frozenset(d for d in DEVICES if d.startswith("net")),
     KIND_NET_DROP: frozenset(d for d in DEVICES if d.startswith("net")),
     KIND_SYSCALL: frozenset({"linux"}),
+    KIND_SCHED: frozenset({"linux"}),
 }
 
 #: File-level metadata keys (schema metadata of the Arrow file).

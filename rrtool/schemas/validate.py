@@ -177,7 +177,7 @@ def _check_kinds(batch: pa.RecordBatch) -> None:
             if name in required:
                 if rows_of[kind] & ~is_set:
                     raise TraceError(f"a {kind} row lacks its {name!r}")
-            elif name not in optional and rows_of[kind] & is_set:
+            elif name not in optional and name not in ev.ANY_KIND_FIELDS and rows_of[kind] & is_set:
                 raise TraceError(f"a {kind} row has a {name!r}, which {kind} events do not carry")
     nets = [k for k in (ev.KIND_NET_RX, ev.KIND_NET_TX, ev.KIND_NET_DROP) if k in present]
     if nets:

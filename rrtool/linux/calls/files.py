@@ -120,7 +120,8 @@ def _open(k: Kernel, call: Call, dirfd: int, path: str, flags: int, mode: int) -
         if guest in VIRTUAL_FILES:
             kind = VIRTUAL_FILES[guest]
             if kind == "exe":
-                opened.append(os.open(k.program.image.path, os.O_RDONLY | os.O_CLOEXEC))
+                program = k.proc.program or k.program
+                opened.append(os.open(program.image.path, os.O_RDONLY | os.O_CLOEXEC))
             return newfd, f"{kind}:{guest}".encode("utf-8", "surrogateescape")
         if guest in VIRTUAL_DIRS:
             if flags & O_ACCMODE != os.O_RDONLY:
@@ -693,7 +694,7 @@ def _readlink(k: Kernel, call: Call, base: str, path: str, buf: int, size: int) 
         root = _root(k)
         guest = root.resolve(path, base, follow=False)
         if guest == "/proc/self/exe":
-            target = k.config.exe.encode("utf-8", "surrogateescape")
+            target = k.proc.exe.encode("utf-8", "surrogateescape")
         else:
             host = root.locate(guest)
             if host is None:

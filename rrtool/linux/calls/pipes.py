@@ -1,16 +1,16 @@
-"""Pipes inside one process: the kernel's own buffer, so no host object, no event data, nothing to replay.
+"""Pipes: the kernel's own buffer, so no host object, no event data, nothing to replay.
 
-Both ends of a pipe belong to the one process rrtool runs, so everything a
-pipe does follows from what the program did before: the bytes written are
-kept in a buffer shared by both ends (`OpenFile.extra["pipe"]`), reads take
-them, and the result of every call is recomputed in replay and checked
-against the row. A read of an empty pipe gives end of file once every write
-end is closed; with a write end still open it would wait for a writer that
-can never run (there is no other task), so it is EAGAIN on a non-blocking
-descriptor and otherwise a fault that ends the run with a message saying
-why, rather than a hang. A write to a full pipe is the same, and a write with
-no read end left is EPIPE and raises SIGPIPE, delivered as the write returns
-(by default it ends the run).
+Everything a pipe does follows from what the tasks did before: the bytes
+written are kept in a buffer shared by both ends (`OpenFile.extra["pipe"]`,
+one object however many processes hold the ends), reads take them, and the
+result of every call is recomputed in replay and checked against the row. A
+read of an empty pipe gives end of file once every write end is closed; with
+a write end still open the reading task blocks until the pipe changes (its
+`version`), and another task runs. A small write to a full pipe blocks the
+same way; a large one writes what fits. A write with no read end left is
+EPIPE and raises SIGPIPE, delivered as the write returns (by default it ends
+the process, as `yes | head -1` needs). If every task ends up blocked, the run
+ends as a hang that names what each one waits for.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import xxhash
 
 from rrtool.linux.fds import O_CLOEXEC, O_NONBLOCK, O_WRONLY, OpenFile
-from rrtool.linux.kernel import Call, Kernel, syscall
+from rrtool.linux.kernel import Blocked, Call, Kernel, syscall
 
 SIGPIPE = 13
 
@@ -41,6 +41,8 @@ class Pipe:
     buf: bytearray = field(default_factory=bytearray)
     readers: int = 0
     writers: int = 0
+    #: Bumped on every change (bytes in or out, an end closed): a task blocked on the pipe tries again.
+    version: int = 0
 
 
 def _pipe(file: OpenFile) -> Pipe:
@@ -50,6 +52,7 @@ def _pipe(file: OpenFile) -> Pipe:
 
 
 def _closed(pipe: Pipe, write: bool) -> None:
+    pipe.version += 1
     if write:
         pipe.writers -= 1
     else:
@@ -98,40 +101,37 @@ def pipe_read(k: Kernel, call: Call, file: OpenFile, count: int) -> bytes | int:
     if pipe.buf:
         got = bytes(pipe.buf[:count])
         del pipe.buf[:count]
+        pipe.version += 1
         return got
     if pipe.writers == 0 or count == 0:
         return b""
     if file.flags & O_NONBLOCK:
         return -errno.EAGAIN
-    k.machine.guest_fault(
-        f"read from an empty pipe would block forever ({file.path}: a write end is open, "
-        "but no other task exists to write to it)"
-    )
-    return -errno.EAGAIN
+    k.task.block(f"read {file.path}", pipe)  # until a writer writes or closes its end
+    raise Blocked()
 
 
 def pipe_write(k: Kernel, call: Call, file: OpenFile, data: bytes) -> int:
     """write/writev on a pipe's write end (files.py's `_write` calls this; it logged the bytes as output)."""
     pipe = _pipe(file)
     if pipe.readers == 0:
-        k.proc.pending |= 1 << (SIGPIPE - 1)  # as Linux does: delivered as this call returns
+        k.task.pending |= 1 << (SIGPIPE - 1)  # as Linux does: delivered as this call returns
         return -errno.EPIPE
     if not data:
         return 0
     room = PIPE_CAPACITY - len(pipe.buf)
     if len(data) <= room:
         pipe.buf += data
+        pipe.version += 1
         return len(data)
-    if file.flags & O_NONBLOCK:
-        if room == 0 or len(data) <= PIPE_BUF:
-            return -errno.EAGAIN  # a small write is atomic: all of it or nothing
-        pipe.buf += data[:room]
+    if room > 0 and len(data) > PIPE_BUF:
+        pipe.buf += data[:room]  # a large write goes in as far as it fits; the program writes the rest
+        pipe.version += 1
         return room
-    k.machine.guest_fault(
-        f"write to a full pipe would block forever ({file.path}: {len(pipe.buf)} bytes buffered, "
-        "and no other task exists to read them)"
-    )
-    return -errno.EAGAIN
+    if file.flags & O_NONBLOCK:
+        return -errno.EAGAIN  # a small write is atomic: all of it or nothing
+    k.task.block(f"write {file.path}", pipe)  # until a reader makes room or closes its end
+    raise Blocked()
 
 
 def pipe_ready(file: OpenFile) -> int:

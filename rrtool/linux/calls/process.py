@@ -1,4 +1,4 @@
-"""Process and identity calls: exit, ids, uname, limits, TLS (arch_prctl), prctl, sysinfo, times.
+"""Identity and process calls: user ids, uname, limits, TLS (arch_prctl), prctl, sysinfo, times (tasks: calls/tasks).
 
 All of these are decided by the kernel from recorded state (the machine record's
 ids, fixed names), so none asks the host anything and replay recomputes them.
@@ -6,14 +6,12 @@ ids, fixed names), so none asks the host anything and replay recomputes them.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import struct
 
 from unicorn import x86_const as x86
 
-from rrtool.linux.fds import Errno
-from rrtool.linux.kernel import PID, PPID, Call, Kernel, syscall
+from rrtool.linux.kernel import PID, Call, Kernel, syscall
 
 RLIM_INFINITY = (1 << 64) - 1
 #: getrlimit values by resource (RLIMIT_*): stack 8 MiB, 1024 descriptors, the rest unlimited.
@@ -22,25 +20,6 @@ ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1
 PR_SET_NAME, PR_GET_NAME, PR_GET_DUMPABLE, PR_SET_VMA = 15, 16, 3, 0x53564D41
 #: uname(2) as every rrtool guest sees it.
 UTSNAME = (b"Linux", b"rrtool", b"6.1.0-rrtool", b"#1 SMP rrtool", b"x86_64", b"(none)")
-
-
-@syscall("exit", "exit_group")
-def sys_exit(k: Kernel, call: Call) -> int:
-    if k.proc.clear_tid:
-        with contextlib.suppress(Errno):  # a bad address is the program's problem, not the exit's
-            k.write(k.proc.clear_tid, bytes(4))
-    k.machine.guest_exit(call.a[0] & 0xFF)
-    return 0
-
-
-@syscall("getpid", "gettid")
-def sys_getpid(k: Kernel, call: Call) -> int:
-    return PID
-
-
-@syscall("getppid")
-def sys_getppid(k: Kernel, call: Call) -> int:
-    return PPID
 
 
 @syscall("getuid", "geteuid")
@@ -73,7 +52,7 @@ def sys_setid(k: Kernel, call: Call) -> int:
 
 @syscall("getpgrp", "getpgid", "getsid")
 def sys_getpgrp(k: Kernel, call: Call) -> int:
-    return PID
+    return PID  # one session and process group: the first process's
 
 
 @syscall("uname")
@@ -85,7 +64,7 @@ def sys_uname(k: Kernel, call: Call) -> int:
 @syscall("prlimit64")
 def sys_prlimit64(k: Kernel, call: Call) -> int:
     pid, resource, _new, old = call.a[:4]
-    if pid not in (0, PID):
+    if pid not in (0, k.proc.pid):
         return -errno.ESRCH
     if old:
         k.write(old, struct.pack("<QQ", *_LIMITS.get(resource, (RLIM_INFINITY, RLIM_INFINITY))))
@@ -101,12 +80,6 @@ def sys_getrlimit(k: Kernel, call: Call) -> int:
 @syscall("setrlimit")
 def sys_setrlimit(k: Kernel, call: Call) -> int:
     return 0
-
-
-@syscall("set_tid_address")
-def sys_set_tid_address(k: Kernel, call: Call) -> int:
-    k.proc.clear_tid = call.a[0]
-    return PID
 
 
 @syscall("set_robust_list")
@@ -179,7 +152,16 @@ def sys_sched_getaffinity(k: Kernel, call: Call) -> int:
     return 8
 
 
-@syscall("sched_yield", "sched_setaffinity", "setpriority", "mlock", "munlock", "mlockall", "msync")
+@syscall("sched_yield")
+def sys_sched_yield(k: Kernel, call: Call) -> int:
+    """Another ready task runs first (the scheduler decides at the stop right after this call)."""
+    if len(k.threads) > 1:
+        k.decide = "the task yielded"
+        k.machine.stop_here()
+    return 0
+
+
+@syscall("sched_setaffinity", "setpriority", "mlock", "munlock", "mlockall", "msync")
 def sys_nothing(k: Kernel, call: Call) -> int:
     return 0
 

@@ -21,7 +21,8 @@ import struct
 from unicorn import x86_const as x86
 
 from rrtool.linux.fds import Errno
-from rrtool.linux.kernel import PID, Call, Kernel, SigAction, syscall
+from rrtool.linux.kernel import Blocked, Call, Kernel, syscall
+from rrtool.linux.tasks import BLOCKED, FIRST_PID, SLEEPING, Process, SigAction, Thread
 from rrtool.machine.config import Fault
 
 SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL = 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -32,6 +33,7 @@ NAMES = {SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL
          SIGCHLD: "SIGCHLD", SIGSTOP: "SIGSTOP"}  # fmt: skip
 SIG_DFL, SIG_IGN = 0, 1
 SA_SIGINFO, SA_ONSTACK, SA_RESTORER, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x04000000, 0x40000000, 0x80000000
+SA_RESTART = 0x10000000
 SS_ONSTACK, SS_DISABLE = 1, 2
 #: Signals whose default action is to do nothing.
 _IGNORED_BY_DEFAULT = frozenset({SIGCHLD, 23, 28})  # SIGCHLD, SIGURG, SIGWINCH
@@ -76,15 +78,15 @@ def sys_rt_sigprocmask(k: Kernel, call: Call) -> int:
         return -errno.EINVAL
     mask = struct.unpack("<Q", k.read(new, 8))[0] if new else 0  # read first: `old` may be the same buffer
     if old:
-        k.write(old, struct.pack("<Q", k.proc.sigmask))
+        k.write(old, struct.pack("<Q", k.task.sigmask))
     if new:
         mask &= ~(_bit(SIGKILL) | _bit(SIGSTOP))
         if how == 0:
-            k.proc.sigmask |= mask
+            k.task.sigmask |= mask
         elif how == 1:
-            k.proc.sigmask &= ~mask
+            k.task.sigmask &= ~mask
         elif how == 2:
-            k.proc.sigmask = mask
+            k.task.sigmask = mask
         else:
             return -errno.EINVAL
     return 0
@@ -94,13 +96,13 @@ def sys_rt_sigprocmask(k: Kernel, call: Call) -> int:
 def sys_sigaltstack(k: Kernel, call: Call) -> int:
     new, old = call.a[0], call.a[1]
     if old:
-        sp, flags, size = k.proc.altstack
+        sp, flags, size = k.task.altstack
         k.write(old, struct.pack("<QiiQ", sp, flags, 0, size))
     if new:
         sp, flags, _pad, size = struct.unpack("<QiiQ", k.read(new, 24))
         if flags & ~SS_DISABLE:
             return -errno.EINVAL
-        k.proc.altstack = (sp, flags, size)
+        k.task.altstack = (sp, flags, size)
     return 0
 
 
@@ -118,28 +120,94 @@ def sys_rt_sigreturn(k: Kernel, call: Call) -> int:
     # The hook's caller adds the length of `syscall` to RIP after the hook: land on the saved RIP.
     emu.reg_write(x86.UC_X86_REG_RIP, values[-1] - 2)
     emu.reg_write(x86.UC_X86_REG_RFLAGS, (rflags & 0xCD5) | 0x202)
-    k.proc.sigmask = mask & ~(_bit(SIGKILL) | _bit(SIGSTOP))
+    k.task.sigmask = mask & ~(_bit(SIGKILL) | _bit(SIGSTOP))
     call.keep_regs = True
-    return int(values[13])  # RAX as it was: the dispatcher writes it back
+    rax = int(values[13])  # RAX as it was (a call's -errno too): the dispatcher writes it back
+    return rax - (1 << 64) if rax >= 1 << 63 else rax
 
 
 @syscall("kill", "tgkill", "tkill")
 def sys_kill(k: Kernel, call: Call) -> int:
-    if call.ev.syscall == "tgkill":
-        pid, sig = call.a[1], call.a[2]
+    name = call.ev.syscall
+    if name == "tgkill":
+        pid, tid, sig = _int32(call.a[0]), _int32(call.a[1]), call.a[2]
+    elif name == "tkill":
+        pid, tid, sig = 0, _int32(call.a[0]), call.a[1]
     else:
-        pid, sig = call.a[0], call.a[1]
-    if pid not in (PID, 0) and call.ev.syscall == "kill":
-        return -errno.ESRCH
+        pid, tid, sig = _int32(call.a[0]), 0, call.a[1]
     if not 0 <= sig <= 64:
         return -errno.EINVAL
-    if sig == 0:
+    if name == "kill":
+        if pid in (0, -1) or -pid == k.proc.pid:
+            targets = [k.proc] if pid != -1 else [p for p in k.procs.values() if p.alive and p is not k.proc]
+        else:
+            target = k.procs.get(abs(pid))
+            targets = [target] if target is not None and target.alive else []
+        if not targets:
+            return -errno.ESRCH
+        for proc in targets:
+            if sig:
+                send_signal(k, proc, sig)
         return 0
-    if sig in (SIGKILL, SIGSTOP):
-        k.machine.guest_fault(f"killed by {signal_name(sig)} (sent by the program itself)", signal=sig)
-        return 0
-    k.proc.pending |= _bit(sig)  # delivered as this call returns, or when unblocked (after_syscall)
+    thread = k.threads.get(tid)
+    if thread is None or (name == "tgkill" and thread.pid != pid) or tid <= 0:
+        return -errno.ESRCH
+    if sig:
+        send_signal(k, k.procs[thread.pid], sig, thread)
     return 0
+
+
+@syscall("pause")
+def sys_pause(k: Kernel, call: Call) -> int:
+    """Wait for a signal: only a signal wakes it, and the call then gives EINTR (its handler runs)."""
+    k.task.block("pause")
+    raise Blocked()
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _default_kills(sig: int) -> bool:
+    return sig not in _IGNORED_BY_DEFAULT and sig not in (SIGSTOP, 18, 20, 21, 22)  # stop/continue: not kept
+
+
+def send_signal(k: Kernel, proc: Process, sig: int, thread: Thread | None = None) -> None:
+    """Make `sig` pending for `proc` (or one of its threads); a default action that kills is carried out at
+    once, and a thread blocked in a call that the signal can interrupt is woken (its call gives EINTR).
+
+    Delivery itself happens only at deterministic points: as the receiving thread's call returns, or
+    when it is switched in (`deliver_pending`).
+    """
+    from rrtool.linux.calls.tasks import end_process
+
+    action = proc.actions.get(sig, SigAction())
+    if action.handler == SIG_IGN or (action.handler == SIG_DFL and not _default_kills(sig)):
+        return
+    threads = [k.threads[t] for t in proc.threads if t in k.threads]
+    owner: Process | Thread = proc if thread is None else thread
+    if thread is None:  # a thread that does not block it takes a process-directed signal
+        thread = next((t for t in threads if not t.sigmask & _bit(sig)), threads[0] if threads else None)
+    if thread is None:
+        return
+    blocked = bool(thread.sigmask & _bit(sig)) and sig != SIGKILL
+    if (action.handler == SIG_DFL or sig == SIGKILL) and not blocked:
+        who = f" (sent by task {k.task.tid})" if k.task.pid != proc.pid else " (sent by the program itself)"
+        end_process(k, proc, sig, by=who)
+        if proc is k.proc:
+            k.machine.stop_here()
+        return
+    owner.pending |= _bit(sig)
+    if blocked:
+        return
+    if thread.state == BLOCKED and not thread.ready() and thread.wake_ret is None:
+        thread.futex = None
+        thread.wake_ns = None
+        thread.wake_ret = -errno.EINTR
+    elif thread.state == SLEEPING:
+        thread.resume()  # a sleep a signal cuts short (it had already returned 0)
+    k.arm_wakeup()
 
 
 def _push_frame(k: Kernel, sig: int, action: SigAction, code: int, addr: int, values: list[int], trapno: int) -> bool:
@@ -152,7 +220,7 @@ def _push_frame(k: Kernel, sig: int, action: SigAction, code: int, addr: int, va
     emu = k.machine.emu
     rflags = emu.reg_read(x86.UC_X86_REG_RFLAGS)
     sp = values[15]
-    alt_sp, alt_flags, alt_size = k.proc.altstack
+    alt_sp, alt_flags, alt_size = k.task.altstack
     if action.flags & SA_ONSTACK and not alt_flags & SS_DISABLE and not alt_sp <= sp < alt_sp + alt_size:
         sp = alt_sp + alt_size
     else:
@@ -161,16 +229,16 @@ def _push_frame(k: Kernel, sig: int, action: SigAction, code: int, addr: int, va
     uctx = frame + 8
     info = frame + 8 + _UCONTEXT
     mctx = struct.pack("<17QQHHHHQQQQQ8Q", *values, rflags, 0x33, 0, 0, 0x2B, 0, trapno,
-                       k.proc.sigmask, addr, 0, *([0] * 8))  # fmt: skip
+                       k.task.sigmask, addr, 0, *([0] * 8))  # fmt: skip
     ucontext = struct.pack("<QQQiiQ", 0, 0, alt_sp, alt_flags, 0, alt_size)[:40] + mctx[:256]
-    ucontext += struct.pack("<Q", k.proc.sigmask)
+    ucontext += struct.pack("<Q", k.task.sigmask)
     siginfo = struct.pack("<iii4xQ", sig, 0, code, addr).ljust(_SIGINFO, b"\0")
     try:
         k.write(frame, struct.pack("<Q", action.restorer) + ucontext + siginfo)
     except Errno:
         return False
     if not action.flags & SA_NODEFER:
-        k.proc.sigmask |= _bit(sig) | action.mask
+        k.task.sigmask |= _bit(sig) | action.mask
     if action.flags & SA_RESETHAND:
         k.proc.actions[sig] = SigAction()
     emu.reg_write(x86.UC_X86_REG_RSP, frame)
@@ -191,11 +259,16 @@ def deliver_fault(k: Kernel, fault: Fault) -> bool:
     if fault.vector is None and "opcode" in fault.name:
         sig, code = SIGILL, 2
     action = k.proc.actions.get(sig, SigAction())
-    blocked = k.proc.sigmask & _bit(sig)
+    blocked = k.task.sigmask & _bit(sig)
     where = f" at address {fault.address:#x}" if fault.address is not None else ""
     fault.signal = sig
     fault.message = f"killed by {signal_name(sig)}: {fault.name}{where} (pc={fault.pc:#x}, icount={fault.icount})"
     if not _handled(action) or blocked:
+        if k.proc.pid != FIRST_PID:
+            from rrtool.linux.calls.tasks import end_process
+
+            end_process(k, k.proc, sig)  # a child dies of it; the run goes on with the other tasks
+            return True
         return False
     emu = k.machine.emu
     values = [emu.reg_read(r) for r in _CTX_REGS]
@@ -209,27 +282,59 @@ def deliver_fault(k: Kernel, fault: Fault) -> bool:
     return True
 
 
-def after_syscall(k: Kernel) -> None:
-    """Deliver the lowest pending signal that is not blocked, as a system call returns (from the syscall hook).
+def _take_signal(k: Kernel) -> int | None:
+    """The lowest pending signal the running thread does not block (its own first, then its process's)."""
+    t, proc = k.task, k.proc
+    for owner in (t, proc):
+        ready = owner.pending & ~t.sigmask
+        if ready:
+            sig = (ready & -ready).bit_length()
+            owner.pending &= ~_bit(sig)
+            return sig
+    return None
 
-    Signals become pending only by the program's own kill/tgkill, and are delivered at the return of that
-    call or of the rt_sigprocmask/rt_sigreturn that unblocks them: deterministic points, as Linux's are.
-    """
-    ready = k.proc.pending & ~k.proc.sigmask
-    if not ready:
+
+def _deliver(k: Kernel, *, at_syscall: bool, restart: int | None = None) -> None:
+    from rrtool.linux.calls.tasks import end_process
+
+    sig = _take_signal(k)
+    if sig is None:
         return
-    sig = (ready & -ready).bit_length()
-    k.proc.pending &= ~_bit(sig)
     action = k.proc.actions.get(sig, SigAction())
     if action.handler == SIG_IGN or (action.handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
         return
     if not _handled(action):
-        k.machine.guest_fault(f"killed by {signal_name(sig)} (sent by the program itself)", signal=sig)
+        end_process(k, k.proc, sig, by=" (sent by the program itself)")
+        k.machine.stop_here()
         return
     emu = k.machine.emu
     values = [emu.reg_read(r) for r in _CTX_REGS]
-    values[-1] = emu.reg_read(x86.UC_X86_REG_RIP) + 2  # resume after the syscall instruction
+    rip = emu.reg_read(x86.UC_X86_REG_RIP)
+    if at_syscall:
+        values[-1] = rip + 2  # resume after the syscall instruction
+        if restart is not None and action.flags & SA_RESTART:
+            values[-1], values[13] = rip, restart  # the interrupted call runs again after the handler
     if not _push_frame(k, sig, action, -6, 0, values, 0):  # si_code SI_TKILL
-        k.machine.guest_fault(f"killed by {signal_name(sig)}: no room for the signal frame", signal=sig)
+        end_process(k, k.proc, sig, by=": no room for the signal frame")
+        k.machine.stop_here()
         return
-    emu.reg_write(x86.UC_X86_REG_RIP, action.handler - 2)  # the hook's caller adds the length of `syscall`
+    # In a syscall hook, the hook's caller adds the length of `syscall` to RIP.
+    emu.reg_write(x86.UC_X86_REG_RIP, action.handler - 2 if at_syscall else action.handler)
+
+
+def after_syscall(k: Kernel, restart: int | None = None) -> None:
+    """Deliver the lowest pending signal that is not blocked, as a system call returns (from the syscall hook).
+
+    A call that a signal interrupted (it gave EINTR) is restarted after the handler when the handler asked
+    for SA_RESTART, as Linux does: `restart` is its number.
+    """
+    _deliver(k, at_syscall=True, restart=restart)
+
+
+def deliver_pending(k: Kernel) -> None:
+    """A thread switched in with a signal pending that it does not block: its handler runs first (the end of a
+    time slice is a deterministic point). A thread whose call is still to be retried gets it after that."""
+    t = k.task
+    if t.wake_ret is not None or not (t.pending | k.proc.pending) & ~t.sigmask:
+        return
+    _deliver(k, at_syscall=False)
