@@ -35,6 +35,7 @@ from rrtool.machine.cpu import RAM_BASE
 from rrtool.machine.digest import DIGEST_REGS, GuestRam
 from rrtool.machine.image import ImageError
 from rrtool.machine.pages import PAGE_NONE
+from rrtool.machine.units import EventRejected
 
 #: The most bytes an exec may bring into the trace, and the limits on its argument vectors (Linux's ARG_MAX).
 MAX_EXE = 256 << 20
@@ -80,10 +81,12 @@ def _known(k: Kernel) -> dict[int, Program]:
 
 
 def _load(k: Kernel, call: Call, guest: str) -> Program:
-    """The executable at `guest` (a resolved guest path): from the host when live, from the trace in replay."""
+    """The executable at `guest`: from the host when live, from the trace in replay. A file that is not a
+    program rrtool can run is ENOEXEC, decided when recording (replay holds only programs that parsed)."""
     known = _known(k)
     current = k.proc.program or k.program
     ram_size = k.machine.config.ram_size
+    parsed: list[Program] = []
 
     def perform() -> tuple[int, bytes | None]:
         if guest == "/proc/self/exe":
@@ -102,6 +105,10 @@ def _load(k: Kernel, call: Call, guest: str) -> Program:
         if digest in known:
             call.ev.value = digest  # the row names a program the run already has
             return 0, None
+        try:
+            parsed.append(parse_program(raw, Path(guest), ram_size))
+        except ImageError:
+            return -errno.ENOEXEC, None
         return 0, raw
 
     ret, data = k.host(call, perform, max_data=MAX_EXE, max_ret=0)
@@ -110,14 +117,14 @@ def _load(k: Kernel, call: Call, guest: str) -> Program:
     if data is None:
         program = known.get(call.ev.value or 0)
         if program is None:
-            from rrtool.machine.units import EventRejected
-
             raise EventRejected(call.ev, "execve names a program the run does not have")
         return program
+    if parsed:
+        return parsed[0]
     try:
         return parse_program(data, Path(guest), ram_size)
     except ImageError:
-        raise Errno(errno.ENOEXEC) from None
+        raise EventRejected(call.ev, "the program execve logged is not one that runs") from None
 
 
 def _execve(k: Kernel, call: Call, path_addr: int, argv_addr: int, env_addr: int, empty_fd: int | None) -> int:

@@ -68,14 +68,15 @@ def schedule(k: Kernel) -> None:
         reason = "slice ended"
     else:
         return
-    k.decide = None
     ready = sorted(tid for tid, th in k.threads.items() if th.ready() and th.state != DEAD)
+    if not ready and not any(th.wake_ns is not None for th in k.threads.values()):
+        # Nothing changes before the end checkpoint: a replay reaches this end from the log, not from here.
+        waits = ", ".join(f"{th.tid} ({th.why or th.state})" for th in sorted(k.threads.values(), key=lambda th: th.tid))
+        m.end_hang(f"every task is blocked and none can wake another: {waits or 'no task left'}")
+        return
+    k.decide = None
     if not ready:
         k.slice_end = None
-        if not any(th.wake_ns is not None for th in k.threads.values()):
-            waits = ", ".join(f"{th.tid} ({th.why or th.state})" for th in sorted(k.threads.values(),
-                                                                                 key=lambda th: th.tid))  # fmt: skip
-            m.end_hang(f"every task is blocked and none can wake another: {waits or 'no task left'}")
         return  # the machine idles until a sleep or a timeout ends (wants_idle), then decides again
     if ready == [t.tid]:
         k.slice_end = None  # alone: no slices until another task can run
@@ -113,8 +114,10 @@ def switch_to(k: Kernel, new: Thread) -> None:
     emu.context_restore(new.context)
     new.context = None
     k.task, k.proc = new, proc
-    if new.state == BLOCKED and new.wake_ret is None:
-        new.resume()  # what it waited for changed: its call runs again (or, after a vfork, it goes on)
+    if new.state == BLOCKED:
+        if new.wake_ret is None:
+            new.resume()  # what it waited for changed: its call runs again (or, after a vfork, it goes on)
+        return  # a signal waits until the call has returned, as on Linux
     from rrtool.linux.calls.signals import deliver_pending
 
     deliver_pending(k)
