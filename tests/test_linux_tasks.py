@@ -74,7 +74,8 @@ def rec_and_replay(
 def sched_rows(trace: Path) -> list[dict[str, object]]:
     table = open_tracefile(trace).read_all()
     rows = table.filter(pa.compute.equal(table.column("kind").cast(pa.string()), ev.KIND_SCHED))
-    return rows.select(["icount", "task", "value", "length", "text"]).to_pylist()
+    picked: list[dict[str, object]] = rows.select(["icount", "task", "value", "length", "text"]).to_pylist()
+    return picked
 
 
 @pytest.mark.parametrize("command", PIPELINES)
@@ -110,7 +111,8 @@ def test_fifty_children_each_exit_with_their_own_status(programs: dict[str, Path
     result, out, trace = rec_and_replay(programs["fork_children"], (), tmp_path)
     assert out == b"reaped 50 children, status sum 6275\n" and result.run.exit_code == 0
     rows = sched_rows(trace)
-    ends = {r["task"]: r["value"] for r in rows if r["text"] == "exit" and r["task"] != 1000}
+    ends: dict[int, int] = {int(str(r["task"])): int(str(r["value"])) for r in rows
+                            if r["text"] == "exit" and r["task"] != 1000}  # fmt: skip
     assert sorted(ends) == list(range(1001, 1051))
     assert [ends[1001 + i] for i in range(50)] == [((i * 5 + 3) & 0xFF) << 8 for i in range(50)]
 
@@ -188,7 +190,7 @@ def test_tasks_blocked_on_each_other_end_the_run_as_a_hang(tmp_path: Path) -> No
     )
     exe = tmp_path / "deadlock"
     subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
-    result, _, trace = rec_and_replay(exe, (), tmp_path)
+    result, _, _ = rec_and_replay(exe, (), tmp_path)
     assert result.run.reason == "hang"
     assert "every task is blocked" in result.run.message and "1001 (read pipe:[" in result.run.message
 
@@ -217,9 +219,14 @@ def test_an_edited_scheduling_decision_is_refused_in_one_line(programs: dict[str
     table = open_tracefile(trace).read_all()
     kinds = table.column("kind").cast(pa.string()).to_pylist()
     texts = table.column("text").to_pylist()
-    row = next(i for i, (k, t) in enumerate(zip(kinds, texts, strict=True)) if k == "sched" and t not in ("start", "exit"))
+    pairs = enumerate(zip(kinds, texts, strict=True))
+    row = next(i for i, (kind, text) in pairs if kind == "sched" and text not in ("start", "exit"))
     for column, value in (("value", 4242), ("length", 0)):
-        bad = rewrite(trace, tmp_path / f"bad-{column}.arrow", lambda t, c=column, v=value: set_value(t, c, row, v))
+
+        def edit(table: pa.Table, column: str = column, value: int = value) -> pa.Table:
+            return set_value(table, column, row, value)
+
+        bad = rewrite(trace, tmp_path / f"bad-{column}.arrow", edit)
         done = invoke("replay", bad)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert "DIVERGENCE" in done.stderr and "which cannot run now" in done.stderr, done.stderr

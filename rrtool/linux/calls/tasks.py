@@ -71,7 +71,8 @@ def schedule(k: Kernel) -> None:
     ready = sorted(tid for tid, th in k.threads.items() if th.ready() and th.state != DEAD)
     if not ready and not any(th.wake_ns is not None for th in k.threads.values()):
         # Nothing changes before the end checkpoint: a replay reaches this end from the log, not from here.
-        waits = ", ".join(f"{th.tid} ({th.why or th.state})" for th in sorted(k.threads.values(), key=lambda th: th.tid))
+        tasks = sorted(k.threads.values(), key=lambda th: th.tid)
+        waits = ", ".join(f"{th.tid} ({th.why or th.state})" for th in tasks)
         m.end_hang(f"every task is blocked and none can wake another: {waits or 'no task left'}")
         return
     k.decide = None
