@@ -230,3 +230,32 @@ def test_an_edited_scheduling_decision_is_refused_in_one_line(programs: dict[str
         done = invoke("replay", bad)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert "DIVERGENCE" in done.stderr and "which cannot run now" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("which", ["pipeline", "threads"])
+def test_seeks_across_tasks_match_a_straight_pass(which: str, programs: dict[str, Path], tmp_path: Path) -> None:
+    """Snapshots hold every address space and every thread: seeks in random order land where one pass did."""
+    import random
+
+    from rrtool.player.timeline import END, Timeline
+
+    if which == "pipeline":
+        _, _, trace = rec_and_replay(BUSYBOX, ("sh", "-c", "seq 1 3000 | sort -rn | head -2; echo x | wc -c"),
+                                     tmp_path)  # fmt: skip
+    else:
+        _, _, trace = rec_and_replay(programs["race"], ("20000",), tmp_path, chaos=5)
+    rng = random.Random(3)
+
+    def state(tl: Timeline) -> tuple[int, int, int, int]:
+        return tl.register_digest(), tl.memory_digest(), tl.device_digest(), tl.pc
+
+    with Timeline(trace, every=1 << 62) as straight:
+        points = sorted({rng.randrange(0, straight.last_icount + 1) for _ in range(40)})
+        reference = {p: (straight.seek(p), state(straight))[1] for p in points}
+    rng.shuffle(points)
+    with Timeline(trace, every=300_000 if which == "pipeline" else 20_000) as tl:
+        for p in points:
+            tl.seek(p)
+            assert state(tl) == reference[p], p
+        assert tl.snapshot_count > 3
+        assert tl.run_to_end().reason == END and tl.divergence is None

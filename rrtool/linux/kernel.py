@@ -53,7 +53,7 @@ from rrtool.linux.tasks import (
 )  # fmt: skip
 from rrtool.machine.config import Fault
 from rrtool.machine.cpu import RAM_BASE, cpuid
-from rrtool.machine.digest import RegisterBatch
+from rrtool.machine.digest import GuestRam, RegisterBatch
 from rrtool.machine.pages import PAGE_NONE
 from rrtool.machine.port import PortError
 from rrtool.machine.units import EventRejected
@@ -314,28 +314,42 @@ class Kernel:
 
     def save(self) -> object:
         """The tasks for a snapshot: one deep copy of everything, so pipe ends and epoll sets that share an
-        object still share its copy. Only in replay, where no open file holds a host resource, and only with
-        one address space (another process's RAM is not in the machine's snapshot)."""
+        object still share its copy. Only in replay, where no open file holds a host resource.
+
+        The running process's memory is the machine's RAM, which the snapshot holds itself; every other
+        live address space's mapped pages are copied here (zero pages are left out).
+        """
         if self.root is not None:
             raise NotImplementedError("only a replayed Linux process can be snapshotted (a live one holds host files)")
-        if len({p.space.sid for p in self.procs.values() if p.alive}) > 1:
-            raise NotImplementedError("time travel over several processes is not supported yet")
-        ram = self.proc.space.ram
+        spaces = {p.space.sid: p.space for p in self.procs.values() if p.alive or p is self.proc}
+        current = self.proc.space.sid
+        others = {sid: _pages(space) for sid, space in spaces.items() if sid != current}
+        rams = {p.pid: p.space.ram for p in self.procs.values()}
         for p in self.procs.values():
-            p.space.ram = None  # type: ignore[assignment]  # the machine's RAM: the snapshot holds its pages
+            p.space.ram = None  # type: ignore[assignment]  # host buffers: the pages above stand for them
         try:
             return copy.deepcopy((self.procs, self.threads, self.task.tid, self.proc.pid, self.next_tid,
-                                  self.slice_end, self.decide, self.futex_seq, self.calls, self.unknown))  # fmt: skip
+                                  self.slice_end, self.decide, self.futex_seq, self.calls, self.unknown)), others
         finally:
             for p in self.procs.values():
-                p.space.ram = ram
+                p.space.ram = rams[p.pid]
 
     def load(self, saved: object) -> None:
         assert isinstance(saved, tuple)
+        state, others = saved
         procs, threads, tid, pid, self.next_tid, self.slice_end, self.decide, self.futex_seq, self.calls, \
-            self.unknown = copy.deepcopy(saved)  # fmt: skip
+            self.unknown = copy.deepcopy(state)  # fmt: skip
+        machine = self.machine
+        current = procs[pid].space.sid
+        rams: dict[int, GuestRam] = {current: machine.ram}
+        for sid, pages in others.items():
+            ram = GuestRam(None, machine.ram.base, machine.ram.size)
+            for addr, page in pages.items():
+                ram.write(addr, page)
+            rams[sid] = ram
         for p in procs.values():
-            p.space.ram = self.machine.ram
+            # A space that ended before the snapshot gets the machine's RAM as a stand-in: nothing reads it.
+            p.space.ram = rams.get(p.space.sid, machine.ram)
         self.procs, self.threads = procs, threads
         self.task, self.proc = threads[tid], procs[pid]
 
@@ -605,6 +619,18 @@ class Kernel:
             return None
         parts = ", ".join(f"{name} x{n}" for name, n in self.unknown.most_common())
         return f"unsupported system calls answered ENOSYS: {parts}"
+
+
+def _pages(space: Space) -> dict[int, bytes]:
+    """The non-zero pages of an address space's mappings (a snapshot of a process not under the CPU)."""
+    zero = bytes(PAGE)
+    pages: dict[int, bytes] = {}
+    for start, end in [(0x1000, 0x2000), *space.mem.ranges()]:  # the GDT page too (rrtool's CPU set-up)
+        for addr in range(start, end, PAGE):
+            page = space.ram.page(addr)
+            if page != zero:
+                pages[addr] = page
+    return pages
 
 
 def _register_families() -> None:

@@ -208,6 +208,8 @@ class Machine:
         ram.map_into(self.emu)
         self.ram = ram
         self.pages.load_kinds(kinds)
+        # A snapshot's dirty marks describe the RAM that was mapped: every page of this one counts as changed.
+        self.pages.mark_dirty(ram.base, ram.base + ram.size)
         self.forget_translations()
 
     def end_hang(self, message: str) -> None:
