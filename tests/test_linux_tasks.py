@@ -259,3 +259,22 @@ def test_seeks_across_tasks_match_a_straight_pass(which: str, programs: dict[str
             assert state(tl) == reference[p], p
         assert tl.snapshot_count > 3
         assert tl.run_to_end().reason == END and tl.divergence is None
+
+
+def test_no_address_reaches_another_process_s_memory(tmp_path: Path) -> None:
+    """Each address space lives at its own guest-physical offset: a pointer that would name the child's copy
+    of a variable through the identity mapping above RAM faults instead of reading it."""
+    src = tmp_path / "peek.c"
+    src.write_text(
+        "#include <stdio.h>\n#include <stdint.h>\n#include <unistd.h>\n"
+        "volatile long secret;\n"
+        "int main(void) { int p[2], w[2]; char c; pipe(p); pipe(w); if (fork() == 0) { secret = 0x5ec7e7;"
+        " write(p[1], \"x\", 1); read(w[0], &c, 1); return 0; } read(p[0], &c, 1); secret = 1;"
+        " volatile long *q = (volatile long *)((1UL << 48) + (uintptr_t)&secret);"
+        " printf(\"read %lx\\n\", *q); return 0; }\n"
+    )
+    exe = tmp_path / "peek"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    result, out, _ = rec_and_replay(exe, (), tmp_path)
+    assert out == b""
+    assert result.run.reason == "fault" and result.run.signal == 11, result.run

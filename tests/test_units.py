@@ -39,8 +39,8 @@ def test_every_kind_has_exactly_one_owner(example: Callable[[str], Path]) -> Non
             assert unit.name in ev.DEVICES or unit.name.startswith("net"), f"{unit.name} writes events"
     per_kind = {kind: len(set(names) - {f"net{i}" for i in range(1, 4)}) for kind, names in owners.items()}
     assert all(n == 1 for n in per_kind.values()), owners
-    # Every kind is the board's or the core's, except the Linux platform's system calls (below).
-    assert set(owners) | CORE_KINDS == set(ev.KINDS) - {ev.KIND_SYSCALL}
+    # Every kind is the board's or the core's, except the Linux platform's system calls and scheduler (below).
+    assert set(owners) | CORE_KINDS == set(ev.KINDS) - {ev.KIND_SYSCALL, ev.KIND_SCHED}
     assert not set(owners) & CORE_KINDS
     # The trace places exactly these after a checkpoint row; replay reads them there.
     assert machine.units.async_kinds == {ev.KIND_CONSOLE_IN, ev.KIND_BLK_COMPLETE, ev.KIND_NET_RX}

@@ -54,7 +54,7 @@ from rrtool.linux.tasks import (
 from rrtool.machine.config import Fault
 from rrtool.machine.cpu import RAM_BASE, cpuid
 from rrtool.machine.digest import GuestRam, RegisterBatch
-from rrtool.machine.pages import PAGE_NONE
+from rrtool.machine.pages import PAGE_NONE, SPACES_START
 from rrtool.machine.port import PortError
 from rrtool.machine.units import EventRejected
 from rrtool.schemas import names as ev
@@ -154,6 +154,10 @@ class Kernel:
         self.decide: str | None = None
         #: Order of futex waits, so a wake takes the earliest waiter first (as Linux's FIFO does).
         self.futex_seq = 0
+        #: Every address space's RAM ever mapped, by slot (guest-physical offset / stride), and the free slots.
+        #: Not guest state: which slot a process gets is invisible to it.
+        self._rams: list[GuestRam] = []
+        self._free_slots: set[int] = set()
 
     @property
     def units(self) -> list[Any]:
@@ -184,6 +188,7 @@ class Kernel:
         emu = machine.emu
         size = machine.config.ram_size
         space = Space(AddressSpace(RAM_BASE, size, self.program.end), machine.ram, sid=FIRST_PID)
+        self._rams = [machine.ram]
         name = self.config.argv[0].rsplit("/", 1)[-1].encode("utf-8", "surrogateescape")[:15]
         self.proc = Process(FIRST_PID, INIT_PID, space, self._first_fds, self.config.exe, name=name,
                             threads=[FIRST_PID], program=self.program)  # fmt: skip
@@ -246,6 +251,28 @@ class Kernel:
         if not clock.arm(0, min(due), 0):
             raise Errno(errno.EINVAL)
         self.machine.timers_changed()
+
+    def new_ram(self) -> GuestRam:
+        """RAM for another address space (a fork): a free slot's, else a new one mapped at its own offset."""
+        m = self.machine
+        if self._free_slots:
+            slot = min(self._free_slots)
+            self._free_slots.remove(slot)
+            m.counter.flush()  # Unicorn still holds translations of the code that was at these physical pages
+            return self._rams[slot]
+        stride = 1 << (m.config.ram_size + (1 << 20)).bit_length()
+        offset = SPACES_START + (len(self._rams) - 1) * stride
+        if offset + stride > 1 << 52:  # x86-64's guest-physical limit in Unicorn
+            raise Errno(errno.EAGAIN)
+        ram = GuestRam(None, m.ram.base, m.ram.size, offset=offset)
+        m.add_ram(ram)
+        self._rams.append(ram)
+        return ram
+
+    def release_ram(self, ram: GuestRam) -> None:
+        """An address space ended (and is not under the CPU): its pages go back to the host, its slot is free."""
+        ram.clear()
+        self._free_slots.add(self._rams.index(ram))
 
     def pending_interrupt(self) -> tuple[int, int] | None:
         return None
@@ -341,9 +368,15 @@ class Kernel:
             self.unknown = copy.deepcopy(state)  # fmt: skip
         machine = self.machine
         current = procs[pid].space.sid
+        # The machine's RAM now holds the snapshot's running space (the snapshot restored it); every other
+        # slot starts over, and the snapshot's other spaces get one each. Slots are not guest state.
         rams: dict[int, GuestRam] = {current: machine.ram}
-        for sid, pages in others.items():
-            ram = GuestRam(None, machine.ram.base, machine.ram.size)
+        self._free_slots = set()
+        for ram in self._rams:
+            if ram is not machine.ram:
+                self.release_ram(ram)
+        for sid, pages in sorted(others.items()):
+            ram = self.new_ram()
             for addr, page in pages.items():
                 ram.write(addr, page)
             rams[sid] = ram

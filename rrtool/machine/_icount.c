@@ -235,6 +235,8 @@ typedef struct {
 enum page_kind { PAGE_DATA = 0, PAGE_WRITE = 1, PAGE_EXEC = 2, PAGE_DATA_DECODED = 3, PAGE_NONE = 4 };
 /* What `refused` says was refused. */
 enum refusal { REFUSED_NONE = 0, REFUSED_FETCH = 1, REFUSED_READ = 2, REFUSED_WRITE = 3 };
+/* Where the RAM of every address space but the first is mapped (rrtool/machine/pages.py SPACES_START). */
+#define SPACES_START (1ULL << 48)
 
 /* Shared with Python through ctypes (rrtool/machine/pages.py mirrors it). */
 typedef struct rr_pages {
@@ -246,6 +248,7 @@ typedef struct rr_pages {
     uint64_t to_write;      /* X -> W switches */
     uint32_t refused;       /* enum refusal of the last refused access; the host clears it */
     uint32_t rip_reg;       /* Unicorn's id of RIP */
+    uint64_t offset;        /* RAM page `addr` is physical `addr + offset`: which address space runs (Linux tasks) */
     rr_counter *counter;
     uint8_t *kinds;         /* one enum page_kind per page of [base, limit) */
     uint8_t *dirty;         /* NULL, or one byte per page set on its first store since the host cleared it */
@@ -278,10 +281,18 @@ bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *
     p->fills++;
     addr &= PAGE_MASK;
     e->paddr = addr;
+    if (addr >= SPACES_START) {
+        /* Guest-physical memory from here on holds the other address spaces (Linux processes): no virtual
+           address may reach it by the identity mapping below. */
+        p->refused = type == UC_MEM_FETCH ? REFUSED_FETCH : type == UC_MEM_WRITE ? REFUSED_WRITE : REFUSED_READ;
+        p->refused_addr = full_addr;
+        return false;
+    }
     if (addr < p->base || addr >= p->limit) {
         e->perms = PROT_READ | PROT_WRITE | PROT_EXEC;
         return true;
     }
+    e->paddr = addr + p->offset;
     uint8_t *kind = &p->kinds[(addr - p->base) >> 12];
     if (*kind == PAGE_NONE) {
         uint64_t rip = 0;

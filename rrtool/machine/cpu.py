@@ -156,12 +156,12 @@ def push_interrupt_frame(emu: uc.Uc, vector: int) -> int:
     return rip
 
 
-def disassemble(emu: uc.Uc, pc: int, count: int = 1) -> list[str]:
-    """`count` instructions at `pc`, for divergence and fault reports."""
+def disassemble(emu: uc.Uc, pc: int, count: int = 1, offset: int = 0) -> list[str]:
+    """`count` instructions at `pc`, for divergence and fault reports (RAM read at physical `pc + offset`)."""
     import capstone
 
     try:
-        code = bytes(emu.mem_read(pc, 16 * count))
+        code = bytes(emu.mem_read(pc + offset, 16 * count))
     except uc.UcError:
         return [f"{pc:#x}: <not in RAM>"]
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)

@@ -96,9 +96,11 @@ class GuestRam:
     another process.
     """
 
-    def __init__(self, emu: uc.Uc | None, base: int, size: int) -> None:
+    def __init__(self, emu: uc.Uc | None, base: int, size: int, *, offset: int = 0) -> None:
         self.base = base
         self.size = size
+        #: Where Unicorn holds it: guest-physical `base + offset` (each Linux address space its own offset).
+        self.offset = offset
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._anchor = ctypes.c_char.from_buffer(self._map)  # keeps the address valid for Unicorn's lifetime
         self.address = ctypes.addressof(self._anchor)
@@ -106,15 +108,14 @@ class GuestRam:
             self.map_into(emu)
 
     def map_into(self, emu: uc.Uc) -> None:
-        emu.mem_map_ptr(self.base, self.size, uc.UC_PROT_ALL, self.address)
+        emu.mem_map_ptr(self.base + self.offset, self.size, uc.UC_PROT_ALL, self.address)
 
-    def copy(self, ranges: list[tuple[int, int]]) -> GuestRam:
-        """A new RAM holding these [start, end) ranges of this one, zero elsewhere, not mapped (a fork).
+    def copy_into(self, other: GuestRam, ranges: list[tuple[int, int]]) -> None:
+        """Write these [start, end) ranges of this RAM into `other`, which must be zero (a fork).
 
         Chunks that are all zero are skipped: a fresh private page costs nothing until written, so a
         child's untouched stack and heap stay free.
         """
-        other = GuestRam(None, self.base, self.size)
         src, dst = memoryview(self._map), memoryview(other._map)
         step = 1 << 16
         zero = bytes(step)
@@ -124,17 +125,15 @@ class GuestRam:
                 chunk = src[lo:hi]
                 if chunk != zero[: hi - lo]:
                     dst[lo:hi] = chunk
-        return other
 
     def write(self, addr: int, data: bytes) -> None:
         """Into a RAM that is not under the CPU (a forked child's, before it first runs)."""
         off = addr - self.base
         self._map[off : off + len(data)] = data
 
-    def close(self) -> None:
-        """Give the host memory back (a process that exited); the RAM must no longer be mapped."""
-        del self._anchor
-        self._map.close()
+    def clear(self) -> None:
+        """Every page back to zero, as fresh (an address space that ended: its pages go back to the host)."""
+        self._map.madvise(mmap.MADV_DONTNEED, 0, self.size)
 
     def digest(self) -> int:
         return int(xxhash.xxh3_64_intdigest(self._map))

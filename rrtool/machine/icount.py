@@ -186,6 +186,8 @@ class Counter:
         self._disasm: Any = None
         self._after_tail = False
         self._in_tail = False  # the last run ended in its single-stepped tail
+        #: Added to a virtual address to read code through Unicorn's (physical) mem_read: see Machine.switch_ram.
+        self.phys_offset = 0
 
     @property
     def icount(self) -> int:
@@ -272,7 +274,7 @@ class Counter:
             import capstone
 
             self._disasm = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        code = bytes(self._emu.mem_read(start, max(size, pc - start + 16)))
+        code = bytes(self._emu.mem_read(start + self.phys_offset, max(size, pc - start + 16)))
         for idx, (addr, _sz, _m, _o) in enumerate(self._disasm.disasm_lite(code, start)):
             if addr >= pc:
                 return idx
@@ -289,7 +291,7 @@ class Counter:
             return int(st.block_addr)
         if self._disasm is None:
             self._index_in_block(int(st.block_addr), int(st.block_addr), 1)
-        code = bytes(self._emu.mem_read(int(st.block_addr), int(st.block_size)))
+        code = bytes(self._emu.mem_read(int(st.block_addr) + self.phys_offset, int(st.block_size)))
         last = None
         for addr, _sz, _m, _o in self._disasm.disasm_lite(code, int(st.block_addr)):
             last = addr
@@ -298,5 +300,10 @@ class Counter:
     def flush(self) -> None:
         """Drop translations and cached block sizes (code was rewritten)."""
         self._emu.ctl_flush_tb()
+        self.forget_blocks()
+
+    def forget_blocks(self) -> None:
+        """Drop the cached block sizes only: the same virtual addresses now hold another address space's code,
+        whose translations Unicorn keeps apart by physical address."""
         self._lib.rr_counter_clear_table(self._ptr)
         self._index_cache.clear()

@@ -42,7 +42,7 @@ from rrtool.machine.cpu import (
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, STOP_SOFT, Counter, StopInfo, add_insn_hook
 from rrtool.machine.image import GuestImage
-from rrtool.machine.pages import PAGE_NONE, REFUSED_FETCH, REFUSED_WRITE, Pages
+from rrtool.machine.pages import PAGE_NONE, REFUSED_FETCH, REFUSED_WRITE, SPACES_START, Pages
 from rrtool.machine.platform import Platform
 from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
 from rrtool.machine.units import ShapeUnit, Units
@@ -103,7 +103,8 @@ class Machine:
         self._hooks = [
             self.emu.hook_add(uc.UC_HOOK_INTR, self._on_intr),
             self.emu.hook_add(bad_mem, self._on_bad_mem, None, 0, RAM_BASE - 1),
-            self.emu.hook_add(bad_mem, self._on_bad_mem, None, config.ram_size, (1 << 64) - 1),
+            # Up to the other address spaces' RAM only (see SPACES_START): above, the page policy refuses.
+            self.emu.hook_add(bad_mem, self._on_bad_mem, None, config.ram_size, SPACES_START - 1),
         ]
         # Instructions whose result would come from the host: rdtsc and rdtscp read virtual time, CPUID
         # answers from a fixed table (cpu.CPUID_TABLE); rdrand and rdseed do not exist on CPU_MODEL (#UD).
@@ -196,21 +197,32 @@ class Machine:
         self.counter.state.hard_deadline = min(int(self.counter.state.hard_deadline), now)
         self._slice_natural = min(self._slice_natural, now)
 
+    def _physical(self, addr: int) -> int:
+        """Where Unicorn's own mem_read/mem_write find guest RAM address `addr` (they take physical addresses)."""
+        ram = self.ram
+        return addr + ram.offset if ram.base <= addr < ram.base + ram.size else addr
+
+    def add_ram(self, ram: GuestRam) -> None:
+        """Map another address space's RAM (a Linux process) at its own guest-physical offset, once."""
+        assert ram.offset >= SPACES_START, "where no virtual address reaches (the page policy refuses there)"
+        ram.map_into(self.emu)
+
     def switch_ram(self, ram: GuestRam, kinds: bytes) -> None:
         """Put another address space under the CPU between two slices (a Linux process switch).
 
-        The RAM's host buffer is remapped in place (`mem_unmap`, `mem_map_ptr`), the page kinds are the
-        new space's, and translated code, cached block sizes and the TLB all go: the same address may hold
-        other code in the other process.
+        Every address space's RAM stays mapped, each at its own guest-physical offset, and the TLB
+        policy maps virtual pages to the running one's (`Pages.set_offset`). So a switch is a TLB flush:
+        Unicorn keys translated code by physical address, and each process keeps its own. Only the
+        counter's block sizes, cached by virtual address, go.
         """
         assert not self._running, "only between slices"
-        self.emu.mem_unmap(self.ram.base, self.ram.size)
-        ram.map_into(self.emu)
         self.ram = ram
-        self.pages.load_kinds(kinds)
-        # A snapshot's dirty marks describe the RAM that was mapped: every page of this one counts as changed.
+        self.pages.set_offset(ram.offset)
+        self.counter.phys_offset = ram.offset
+        self.pages.load_kinds(kinds)  # flushes the TLB
+        # A snapshot's dirty marks describe the RAM that was under the CPU: every page of this one is changed.
         self.pages.mark_dirty(ram.base, ram.base + ram.size)
-        self.forget_translations()
+        self.counter.forget_blocks()
 
     def end_hang(self, message: str) -> None:
         """Between slices: nothing the guest waits for can ever happen (every Linux task blocked)."""
@@ -234,11 +246,11 @@ class Machine:
             self._sink(data)
 
     def mem_read(self, addr: int, size: int) -> bytes:
-        return bytes(self.emu.mem_read(addr, size))
+        return bytes(self.emu.mem_read(self._physical(addr), size))
 
     def mem_write(self, addr: int, data: bytes) -> None:
         """Every host write to guest RAM goes here (or marks its pages itself): snapshots diff by dirty pages."""
-        self.emu.mem_write(addr, data)
+        self.emu.mem_write(self._physical(addr), data)
         self.pages.mark_dirty(addr, addr + len(data))
         if self.host_write_observer is not None:
             self.host_write_observer(addr, len(data))
@@ -482,11 +494,11 @@ class Machine:
             self._fault = None
             self._fault_addr = None
             self._fault_vector = None
+            # The faulting instruction did not retire: the count is exactly the instructions before it, also
+            # for what the platform logs while it takes the fault (a Linux child that dies of it).
+            self.counter.state.icount = exact
             if self.platform.on_fault(fault):
-                # The platform handed the fault to the guest (a Linux signal handler): the faulting
-                # instruction did not retire, so the count is exactly the instructions before it.
-                self.counter.state.icount = exact
-                return False
+                return False  # handed to the guest (a Linux signal handler), or only one task ended
             self._signal = fault.signal
             self._end("fault", fault.message or f"{name} (pc={pc:#x}, icount={exact})", at=exact)
             return False
@@ -596,7 +608,7 @@ class Machine:
 
     def _in_sti_shadow(self) -> bool:
         last = self.counter.last_instruction()
-        return last is not None and self.emu.mem_read(last, 1)[0] == STI_OPCODE
+        return last is not None and self.mem_read(last, 1)[0] == STI_OPCODE
 
     # ----------------------------------------------------------- checkpoints
     def register_digest(self) -> int:
@@ -714,7 +726,7 @@ class Machine:
 
     # ------------------------------------------------------------- inspection
     def disassemble(self, pc: int, count: int = 1) -> list[str]:
-        return disassemble(self.emu, pc, count)
+        return disassemble(self.emu, pc, count, self._physical(pc) - pc)
 
 
 __all__ = ["CORE_KINDS", "Limits", "Machine", "MachineConfig", "MachineError", "RunResult", "exit_status"]

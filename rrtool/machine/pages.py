@@ -60,6 +60,11 @@ REFUSED_READ = 2
 REFUSED_WRITE = 3
 
 
+#: Guest-physical addresses from here on hold the RAM of the other address spaces (Linux processes), each at
+#: its own offset; the TLB policy refuses any virtual address that would reach them (the C side's SPACES_START).
+SPACES_START = 1 << 48
+
+
 class _Pages(ctypes.Structure):
     """Mirror of the head of `struct rr_pages` (the pointers after it stay opaque)."""
 
@@ -72,6 +77,7 @@ class _Pages(ctypes.Structure):
         ("to_write", ctypes.c_uint64),
         ("refused", ctypes.c_uint32),
         ("rip_reg", ctypes.c_uint32),
+        ("offset", ctypes.c_uint64),
     ]
 
 
@@ -180,6 +186,11 @@ class Pages:
         ctypes.memset(ctypes.addressof(self._dirty), 0, len(raw))
         self.flush()
         return pages
+
+    def set_offset(self, offset: int) -> None:
+        """RAM page `addr` is guest-physical `addr + offset` from now on (another Linux address space); the
+        caller flushes the TLB."""
+        self.state.offset = offset
 
     def save_kinds(self) -> bytes:
         """Every page's kind, for a snapshot (a Linux mapping's protection is held here)."""

@@ -32,7 +32,7 @@ from rrtool.linux.loader import Program, parse_program
 from rrtool.linux.memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, kind_of
 from rrtool.linux.tasks import SigAction, Space
 from rrtool.machine.cpu import RAM_BASE
-from rrtool.machine.digest import DIGEST_REGS, GuestRam
+from rrtool.machine.digest import DIGEST_REGS
 from rrtool.machine.image import ImageError
 from rrtool.machine.pages import PAGE_NONE
 from rrtool.machine.units import EventRejected
@@ -179,7 +179,7 @@ def finish_exec(k: Kernel) -> None:
         proc.space.users -= 1
         proc.space.kinds = m.pages.save_kinds()
         gdt = m.ram.read(0x1000, PAGE)
-        ram = GuestRam(None, RAM_BASE, size - RAM_BASE)
+        ram = k.new_ram()
         ram.write(0x1000, gdt)
         proc.space = Space(mem, ram, sid=proc.pid, kinds=m.pages.save_kinds())
         m.switch_ram(ram, m.pages.save_kinds())

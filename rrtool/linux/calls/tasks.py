@@ -111,7 +111,7 @@ def switch_to(k: Kernel, new: Thread) -> None:
         m.switch_ram(proc.space.ram, proc.space.kinds)
         proc.space.kinds = None
         if old_space.users == 0:
-            old_space.ram.close()
+            k.release_ram(old_space.ram)
     emu.context_restore(new.context)
     new.context = None
     k.task, k.proc = new, proc
@@ -213,7 +213,9 @@ def _clone(k: Kernel, call: Call, flags: int, stack: int, ptid: int, ctid: int, 
     else:
         m = k.machine
         mem = copy.deepcopy(parent.mem)
-        space = Space(mem, m.ram.copy([_GDT_PAGE, *mem.ranges()]), sid=tid, kinds=m.pages.save_kinds())
+        ram = k.new_ram()
+        m.ram.copy_into(ram, [_GDT_PAGE, *mem.ranges()])
+        space = Space(mem, ram, sid=tid, kinds=m.pages.save_kinds())
     fds = parent.fds if flags & CLONE_FILES else _copy_fds(parent.fds)
     actions = parent.actions if flags & CLONE_SIGHAND else copy.deepcopy(parent.actions)
     proc = Process(tid, parent.pid, space, fds, parent.exe, parent.cwd, parent.umask, actions, parent.name,
