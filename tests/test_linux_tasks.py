@@ -278,3 +278,19 @@ def test_no_address_reaches_another_process_s_memory(tmp_path: Path) -> None:
     result, out, _ = rec_and_replay(exe, (), tmp_path)
     assert out == b""
     assert result.run.reason == "fault" and result.run.signal == 11, result.run
+
+
+def test_poll_waits_for_another_process_to_write(tmp_path: Path) -> None:
+    src = tmp_path / "pollpipe.c"
+    src.write_text(
+        "#include <poll.h>\n#include <stdio.h>\n#include <unistd.h>\n#include <sys/wait.h>\n"
+        "int main(void) { int p[2]; pipe(p); if (fork() == 0) { for (volatile int i = 0; i < 100000; i++);"
+        " write(p[1], \"ok\", 2); return 0; } close(p[1]); struct pollfd f = {p[0], POLLIN, 0};"
+        " int n = poll(&f, 1, -1); char b[4] = {0}; read(p[0], b, 2); wait(0);"
+        " printf(\"poll %d revents %d read %s\\n\", n, f.revents, b); return 0; }\n"
+    )
+    exe = tmp_path / "pollpipe"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    _, out, trace = rec_and_replay(exe, (), tmp_path, slice_insns=50_000)  # the child is preempted mid-loop
+    assert out in (b"poll 1 revents 1 read ok\n", b"poll 1 revents 17 read ok\n")  # 17: the writer also exited
+    assert any(str(r["text"]).startswith("blocked: poll on 1 pipe") for r in sched_rows(trace))

@@ -34,11 +34,12 @@ import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rrtool.linux.calls.net import fd_arg, host_wait
 from rrtool.linux.calls.pipes import is_pipe, pipe_ready
 from rrtool.linux.fds import O_CLOEXEC, O_RDWR, Errno, OpenFile
-from rrtool.linux.kernel import Call, Kernel, syscall
+from rrtool.linux.kernel import Blocked, Call, Kernel, syscall
 from rrtool.machine.units import EventRejected
 
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
@@ -63,6 +64,20 @@ class Watch:
     fd: int
     events: int
     file: OpenFile | None
+
+
+class _AnyOf:
+    """What a poll over several pipes waits for: its `version` moves when any of theirs does."""
+
+    def __init__(self, pipes: list[Any]) -> None:
+        self.pipes = pipes
+
+    @property
+    def version(self) -> int:
+        return sum(int(p.version) for p in self.pipes)
+
+    def __repr__(self) -> str:
+        return f"any of {len(self.pipes)} pipe(s)"
 
 
 def _wanted(events: int) -> int:
@@ -114,10 +129,10 @@ def wait_ready(k: Kernel, call: Call, watches: list[Watch], timeout_ns: int | No
         revents = [r or 0 for r in local]
         if result(revents) == 0 and timeout_ns != 0:
             if timeout_ns is None:
-                k.machine.guest_fault(
-                    f"{call.ev.syscall} would block forever: it waits only on descriptors of this process "
-                    "(pipes, files) and none can become ready without another task"
-                )
+                pipes = [w.file.extra["pipe"] for w in watches if w.file is not None and is_pipe(w.file)]
+                # Until one of its pipes changes (another task writes or closes); alone, that is a hang.
+                k.task.block(f"{call.ev.syscall} on {len(pipes)} pipe(s)", _AnyOf(pipes))
+                raise Blocked()
             else:
                 k.sleep(timeout_ns)
         return revents
