@@ -474,7 +474,8 @@ def main() -> None:
 
 def record_sources(directory: Path) -> list[Path]:
     """Small real traces to mutate: timers (clock, RNG, RTC, console), blkstress on a disk (block I/O), and
-    Debian's busybox `wc` (system calls)."""
+    Debian's busybox shell running `cat | wc` (system calls, and tasks: fork, a pipe between two processes,
+    an exec of /proc/self/exe, wait4 and the scheduler's rows)."""
     from rrtool.board.disk import DiskSpec
     from rrtool.board.host import HostSetup
     from rrtool.recorder.session import record
@@ -496,7 +497,7 @@ def record_sources(directory: Path) -> list[Path]:
         root.mkdir()
         (root / "f.txt").write_text("hello\nworld\n")
         linux = directory / "src-linux.arrow"
-        setup = LinuxSetup(args=("wc", "f.txt"), root=root, stdin=False)
+        setup = LinuxSetup(args=("sh", "-c", "cat f.txt | wc"), root=root, stdin=False)
         record(busybox, linux, linux=setup, console_sink=lambda b: None)
         sources.append(linux)
     return sources

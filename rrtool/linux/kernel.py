@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import json
 import struct
 from collections import Counter as Tally
 from collections.abc import Callable
@@ -139,6 +140,9 @@ class Kernel:
         self.calls = 0
         self._machine: Machine | None = None
         self._first_fds = FdTable()
+        # The whole Linux record in the digest (as ShapeUnit does for the machine's): an edited flag that this
+        # run never acted on (--strict-syscalls, the scheduler's seed) still diverges at the first checkpoint.
+        self._config_state = json.dumps(config.to_dict(), sort_keys=True).encode("utf-8", "surrogateescape") + b"|"
         for fd, kind in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
             self._first_fds.install(fd, OpenFile(kind, f"/dev/{kind}", 0 if fd == 0 else 1, host=None))
         #: Every process that has not been reaped, and every thread that has not exited, by id.
@@ -325,7 +329,8 @@ class Kernel:
 
     # -- the unit --------------------------------------------------------------
     def state(self) -> bytes:
-        parts = [f"run={self.task.tid}|slice={self.slice_end}|decide={self.decide}|next={self.next_tid}|".encode()]
+        head = f"run={self.task.tid}|slice={self.slice_end}|decide={self.decide}|next={self.next_tid}|"
+        parts = [self._config_state, head.encode()]
         for pid, p in sorted(self.procs.items()):
             actions = ";".join(
                 f"{n}:{a.handler:x}:{a.flags:x}:{a.restorer:x}:{a.mask:x}" for n, a in sorted(p.actions.items())
