@@ -7,28 +7,45 @@ of the whole file; busybox's cat uses sendfile), `ls /`, `md5sum` of the
 file four times (reads and writes the busiest calls) and two `cat`
 recordings over roots whose files differ in content but not in size (so the
 diff pairs every event at the same icount and only the bytes differ).
+
+Then the tasks of a shell pipeline (busybox's sh forking its applets, `wc`
+exec'ing /proc/self/exe), of a shell that execs other programs before and
+after it forks, and of two threads: the `sched` and `tasks` views and the
+Perfetto export's task tracks.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from rrtool.analysis import DiffOptions, diff_traces, open_trace
+from rrtool.analysis import DiffOptions, diff_traces, frames, open_trace
 from rrtool.analysis.diff.model import DEFAULT_IGNORED_META
 from rrtool.analysis.diff.report import first_divergence_lines
+from rrtool.analysis.export.perfetto import export_perfetto
 from rrtool.analysis.info import trace_info
 from rrtool.analysis.views import VIEW_NAMES
+from rrtool.analysis.viewspec import VIEWS
 from rrtool.linux.host import LinuxSetup
 from rrtool.recorder.session import record
 from tests.conftest import invoke
 
 BUSYBOX = Path("/bin/busybox")
+RACE = Path(__file__).parent / "linux_programs" / "race.c"
+#: Two pipelines, the first of which ends with `head` before `sort` has written all (SIGPIPE), and a subshell
+#: that exits 3. busybox's sh forks each part; `wc` is the one applet that execs (/proc/self/exe).
+PIPELINE = "seq 1 2000 | sort -rn | head -3; for i in 1 2 3; do echo $i; done | wc -l; (echo sub; exit 3); echo $?"
+#: The shell execs /bin/sh (a copy of busybox), which forks a subshell that forks a pipeline, then execs
+#: /bin/busybox: the children run /bin/sh, whatever the shell ran before or after.
+EXECS = 'exec /bin/sh -c "(true | cat); exec /bin/busybox echo hi"'
+
 CONTENT_A = b"hello from the first root\n" * 40
 CONTENT_B = b"HELLO FROM THE OTHER ROOT\n" * 40  # same length: same syscalls, same icounts, other bytes
 
@@ -48,7 +65,13 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for root, content in ((root_a, CONTENT_A), (root_b, CONTENT_B)):
         root.mkdir()
         (root / "f.txt").write_bytes(content)
+    programs = tmp / "root_programs"
+    (programs / "bin").mkdir(parents=True)
+    for name in ("sh", "busybox"):
+        shutil.copy(BUSYBOX, programs / "bin" / name)
     return {
+        "pipeline": _record(tmp / "pipeline.arrow", root_a, "sh", "-c", PIPELINE),
+        "execs": _record(tmp / "execs.arrow", programs, "sh", "-c", EXECS),
         "cat": _record(tmp / "cat.arrow", root_a, "cat", "/f.txt", "/missing"),
         "wc": _record(tmp / "wc.arrow", root_a, "wc", "-c", "/f.txt"),
         "ls": _record(tmp / "ls.arrow", root_a, "ls", "/"),
@@ -110,10 +133,10 @@ def test_args_list_and_arg_columns_agree(traces: dict[str, Path]) -> None:
 
 def test_every_view_has_the_same_rows_in_polars_and_duckdb(traces: dict[str, Path]) -> None:
     """As tests/test_view_engines does for board traces: both renderings of each view, exactly."""
-    for name in ("cat", "ls"):
+    for name in ("cat", "ls", "pipeline", "execs"):
         with open_trace(traces[name]) as t:
             for view in VIEW_NAMES:
-                frame = getattr(t, view).collect()
+                frame = (t.events if view == "events" else frames.view(view, t.events)).collect()
                 sql = t.sql(f"select * exclude (trace) from {view}").pl()
                 if view == "events":
                     frame, sql = frame.sort("seq"), sql.sort("seq")
@@ -223,3 +246,157 @@ def test_analysis_of_a_linux_trace_loads_no_emulator(traces: dict[str, Path]) ->
                           timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# -- tasks: the sched and tasks views, the Perfetto task tracks ------------------------------------------------
+
+#: Why the scheduler decides (`sched.reason`); a blocked task says on what after the colon.
+REASONS = {"exited", "sleep", "slice ended", "a task became ready", "the task yielded", "a sleeping task woke"}
+
+
+def _view(trace: Path, name: str) -> list[dict[str, Any]]:
+    """The view's rows from DuckDB, checked equal to Polars' (whatever the every-view test covers)."""
+    with open_trace(trace) as t:
+        rows = t.sql(f"select * exclude (trace) from {name}").pl()
+        assert _rows(frames.view(name, t.events).collect()) == _rows(rows), name
+    return rows.to_dicts()
+
+
+def _tasks(trace: Path) -> dict[int, dict[str, Any]]:
+    return {row["task"]: row for row in _view(trace, "tasks")}
+
+
+def test_sched_view_is_a_chain_of_decisions(traces: dict[str, Path]) -> None:
+    decisions = _view(traces["pipeline"], "sched")
+    tasks = _tasks(traces["pipeline"])
+    assert len(decisions) >= 10 and len(tasks) >= 6
+    assert decisions[0]["from_task"] == 1000  # the first task runs until the first decision
+    for before, after in zip(decisions, decisions[1:], strict=False):
+        assert after["from_task"] == before["to_task"], (before, after)  # the one picked ran until the next
+        assert (after["seq"], after["icount"]) > (before["seq"], before["icount"])
+    for d in decisions:
+        assert d["to_task"] in tasks and d["from_task"] in tasks  # a started task, or the first one
+        assert d["slice"] > 0
+        assert d["reason"] in REASONS or d["reason"].startswith("blocked: "), d
+        if d["reason"] == "exited":  # at the instruction its exit row is at
+            assert tasks[d["from_task"]]["end_icount"] == d["icount"]
+    reasons = {d["reason"].split(":")[0] for d in decisions}
+    assert {"blocked", "exited"} <= reasons
+    assert any(d["reason"].startswith("blocked: read pipe:[") for d in decisions)  # a pipe's reader waited
+    assert any(d["reason"] == "blocked: wait4" for d in decisions)  # the shell waited for its children
+
+
+def test_tasks_view_of_a_pipeline(traces: dict[str, Path]) -> None:
+    tasks = _tasks(traces["pipeline"])
+    shell = tasks[1000]
+    assert (shell["parent"], shell["start_icount"], shell["seq"], shell["exit_code"]) == (None, 0, 0, 0)
+    assert list(tasks) == sorted(tasks) and list(tasks)[:2] == [1000, 1001]
+    with open_trace(traces["pipeline"]) as t:
+        created = t.sql("select ret, task from syscalls where name in ('clone', 'fork', 'vfork') and ok").fetchall()
+        exits = dict(t.sql("select task, icount from syscalls where name in ('exit', 'exit_group')").fetchall())
+        codes = dict(t.sql("select task, arg0 from syscalls where name in ('exit', 'exit_group')").fetchall())
+        self_execs = t.sql("select task from syscalls where name = 'execve' and ok").fetchall()
+        exe = t.machine["exe"]
+    # The shell forked every task (one per pipeline part, one for the subshell); each started, then ended.
+    assert sorted(created) == sorted((task, row["parent"]) for task, row in tasks.items() if task != 1000)
+    assert {row["parent"] for task, row in tasks.items() if task != 1000} == {1000}
+    assert len(tasks) == 7
+    for task, row in tasks.items():
+        assert row["ended"] and row["exit_status"] is not None, task
+        assert row["start_icount"] < row["end_icount"] and row["seq"] < row["end_seq"]
+        assert row["thread"] is False
+        if row["signal"] is None:  # it called exit: at that instruction, with that code
+            assert (row["end_icount"], row["exit_code"]) == (exits[task], codes[task]), task
+            assert row["exit_status"] == row["exit_code"] << 8
+        else:
+            assert task not in exits and row["exit_code"] is None and row["exit_status"] == row["signal"]
+    assert [task for task, row in tasks.items() if row["exit_code"] == 3] == [max(tasks)]  # the subshell, last
+    assert {row["signal"] for row in tasks.values()} == {None, 13}  # sort, writing after head had gone
+    # Only `wc` execs, and only /proc/self/exe: the program again. So every task runs the trace's own program,
+    # which the view leaves null (it is the machine record's `exe`, which views do not see).
+    assert len(self_execs) == 1 and exe == "/busybox"
+    with open_trace(traces["pipeline"]) as t:
+        assert t.sql("select path from syscalls where name = 'execve'").fetchall() == [("/proc/self/exe",)]
+    assert {row["program"] for row in tasks.values()} == {None}
+
+
+def test_tasks_run_what_they_exec_or_their_creator_ran(traces: dict[str, Path]) -> None:
+    tasks = _tasks(traces["execs"])
+    parents = {task: row["parent"] for task, row in tasks.items()}
+    assert parents == {1000: None, 1001: 1000, 1002: 1001, 1003: 1001}  # the subshell forked the pipeline
+    programs = {task: row["program"] for task, row in tasks.items()}
+    # The shell exec'd /bin/sh, forked, then exec'd /bin/busybox; its children keep what it ran when they
+    # started, and so do theirs (`cat` exec'd /proc/self/exe, which changes nothing).
+    assert programs == {1000: "/bin/busybox", 1001: "/bin/sh", 1002: "/bin/sh", 1003: "/bin/sh"}
+    assert all(row["exit_code"] == 0 for row in tasks.values())
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the threaded program")
+def test_tasks_view_tells_threads_from_processes(tmp_path: Path) -> None:
+    exe = tmp_path / "race"
+    subprocess.run(["gcc", "-static", "-O1", "-pthread", "-o", str(exe), str(RACE)], check=True, capture_output=True)
+    trace = tmp_path / "race.arrow"
+    result = record(exe, trace, linux=LinuxSetup(args=("20000",), root=tmp_path, stdin=False, chaos=1),
+                    console_sink=lambda _: None)  # fmt: skip
+    assert result.run.reason == "exit", result.run.message
+    tasks = _tasks(trace)
+    assert {task: (row["parent"], row["thread"]) for task, row in tasks.items()} == {
+        1000: (None, False), 1001: (1000, True), 1002: (1000, True)
+    }  # fmt: skip
+    assert all(row["exit_code"] == 0 for row in tasks.values())
+    decisions = _view(trace, "sched")
+    assert {d["to_task"] for d in decisions} == set(tasks)  # chaos: each thread had the CPU
+    assert any(d["reason"] == "slice ended" for d in decisions)
+
+
+def _perfetto(trace: Path, tmp: Path) -> list[dict[str, Any]]:
+    out = tmp / (trace.stem + ".json")
+    export_perfetto(trace, out)
+    events: list[dict[str, Any]] = json.loads(out.read_text())["traceEvents"]
+    return events
+
+
+def _ns(us: float) -> int:
+    return round(us * 1000)
+
+
+def test_perfetto_has_a_track_per_task_and_one_task_runs_at_a_time(traces: dict[str, Path], tmp_path: Path) -> None:
+    events = _perfetto(traces["pipeline"], tmp_path)
+    tasks = _tasks(traces["pipeline"])
+    names = {e["tid"]: e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert {tid: name for tid, name in names.items() if tid in tasks} == {t: f"task {t} /busybox" for t in tasks}
+    assert set(names) - set(tasks) == {1, 14}  # the machine's checkpoints and stdout; no `linux` track
+    running = sorted((e for e in events if e.get("name") == "running"), key=lambda e: e["ts"])
+    assert {e["tid"] for e in running} == set(tasks)
+    with open_trace(traces["pipeline"]) as t:
+        end = t.sql("select max(vclock_ns) from events").fetchall()[0][0]
+        calls = t.sql("select seq, task, name, vclock_ns from syscalls").fetchall()
+    # One slice per decision, plus the first task's first; end to end, from 0 to the end (no warps here).
+    assert len(running) == len(_view(traces["pipeline"], "sched")) + 1
+    assert _ns(running[0]["ts"]) == 0 and _ns(running[-1]["ts"] + running[-1]["dur"]) == end
+    for before, after in zip(running, running[1:], strict=False):
+        assert _ns(before["ts"] + before["dur"]) == _ns(after["ts"]), (before, after)
+    # Every call is an instant on its task's track, inside one of that task's running slices.
+    instants = {e["args"]["seq"]: e for e in events if e.get("cat") == "syscall"}
+    assert sorted(instants) == [seq for seq, *_ in calls]
+    for seq, task, name, ns in calls:
+        e = instants[seq]
+        assert (e["tid"], e["name"], _ns(e["ts"])) == (task, name, ns)
+        assert any(s["tid"] == task and _ns(s["ts"]) <= ns <= _ns(s["ts"] + s["dur"]) for s in running), seq
+    starts = {e["tid"]: e["args"]["parent"] for e in events if e.get("name") == "start"}
+    assert starts == {t: row["parent"] for t, row in tasks.items() if t != 1000}
+    exits = {e["tid"]: e["args"].get("exit_code") for e in events if e.get("name") == "exit"}
+    assert exits == {t: row["exit_code"] for t, row in tasks.items()}
+
+
+def test_perfetto_names_tracks_by_what_each_task_runs(traces: dict[str, Path], tmp_path: Path) -> None:
+    events = _perfetto(traces["execs"], tmp_path)
+    names = {e["tid"]: e["args"]["name"] for e in events if e.get("name") == "thread_name" and e["tid"] >= 1000}
+    programs = {task: row["program"] for task, row in _tasks(traces["execs"]).items()}
+    assert names == {task: f"task {task} {program}" for task, program in programs.items()}
+
+
+def test_every_view_is_documented() -> None:
+    for name, view in VIEWS.items():
+        assert view.name == name and len(view.doc) > 40, name
+        assert len({column for column, _ in view.columns}) == len(view.columns), name

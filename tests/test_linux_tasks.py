@@ -294,3 +294,48 @@ def test_poll_waits_for_another_process_to_write(tmp_path: Path) -> None:
     _, out, trace = rec_and_replay(exe, (), tmp_path, slice_insns=50_000)  # the child is preempted mid-loop
     assert out in (b"poll 1 revents 1 read ok\n", b"poll 1 revents 17 read ok\n")  # 17: the writer also exited
     assert any(str(r["text"]).startswith("blocked: poll on 1 pipe") for r in sched_rows(trace))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("vfork_signal", b"parent saw shared=2 status=7\n"),
+        ("restart_in_thread", b"read=1 errno=- handled_in_main=1\n"),
+        ("thread_altstack", b"thread altstack flags=2 sp=(nil)\n"),
+        ("thread_exec", b"after exec: pid=1000 tid=1000\n"),
+    ],
+)
+def test_signal_and_thread_edges_behave_as_on_linux(name: str, expected: bytes, tmp_path: Path) -> None:
+    exe = tmp_path / name
+    subprocess.run(["gcc", "-static", "-O1", "-pthread", "-o", str(exe), str(PROGRAMS / f"{name}.c")],
+                   check=True, capture_output=True)  # fmt: skip
+    native = subprocess.run([str(exe)], capture_output=True, check=False, timeout=60).stdout
+    if name != "thread_exec":  # natively the ids are the host's
+        assert native == expected
+    _, out, _ = rec_and_replay(exe, (), tmp_path)
+    assert out == expected
+
+
+def test_a_child_killed_off_the_cpu_gives_its_ram_back(tmp_path: Path) -> None:
+    """Sixty children, each killed by its parent while it waits: their address spaces' slots are reused."""
+    from rrtool.machine.port import EventPort
+    from rrtool.recorder.live import start
+
+    src = tmp_path / "killmany.c"
+    src.write_text(
+        "#include <signal.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n#include <sys/wait.h>\n"
+        "int main(void) { static char buf[1 << 20]; for (int i = 0; i < 60; i++) { int f[2]; pipe(f);"
+        " pid_t p = fork(); if (p == 0) { memset(buf, i + 1, sizeof buf); write(f[1], \"r\", 1); pause(); }"
+        " char c; read(f[0], &c, 1); close(f[0]); close(f[1]); kill(p, SIGKILL); waitpid(p, 0, 0); }"
+        " puts(\"done\"); return 0; }\n"
+    )
+    exe = tmp_path / "killmany"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    out = bytearray()
+    started = start(exe, MachineConfig(ram_size=DEFAULT_LINUX_RAM), EventPort(), console_sink=out.extend,
+                    linux=LinuxSetup(root=tmp_path, stdin=False))  # fmt: skip
+    result = started.live.machine.run()
+    kernel = started.live.kernel
+    started.close()
+    assert result.ok and bytes(out) == b"done\n"
+    assert len(kernel._rams) <= 3, "a killed child's slot was never freed"

@@ -25,6 +25,7 @@ the number of events in its checkpoint, a block request's completion.
 from __future__ import annotations
 
 import errno
+import functools
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -373,6 +374,184 @@ class IsNotNull(Expr):
 
 
 @dataclass(frozen=True, eq=False)
+class In(Expr):
+    """Whether a value is one of `values` (null for a null value)."""
+
+    x: Expr
+    values: tuple[str, ...]
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"({self.x.sql(r)} IN ({', '.join(sql_literal(v) for v in self.values)}))"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).cast(pl.String).is_in(list(self.values))
+
+
+@dataclass(frozen=True, eq=False)
+class Not(Expr):
+    x: Expr
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"(NOT {self.x.sql(r)})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return ~self.x.polars(r)
+
+
+@dataclass(frozen=True, eq=False)
+class And(Expr):
+    """Every condition holds (SQL's three-valued AND, which Polars' `&` also follows)."""
+
+    terms: tuple[Expr, ...]
+
+    def parts(self) -> tuple[Expr, ...]:
+        return self.terms
+
+    def sql(self, r: Render) -> str:
+        return "(" + " AND ".join(t.sql(r) for t in self.terms) + ")"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return functools.reduce(operator.and_, (t.polars(r) for t in self.terms))
+
+
+@dataclass(frozen=True, eq=False)
+class Or(Expr):
+    """Some condition holds (three-valued, as `And`)."""
+
+    terms: tuple[Expr, ...]
+
+    def parts(self) -> tuple[Expr, ...]:
+        return self.terms
+
+    def sql(self, r: Render) -> str:
+        return "(" + " OR ".join(t.sql(r) for t in self.terms) + ")"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return functools.reduce(operator.or_, (t.polars(r) for t in self.terms))
+
+
+@dataclass(frozen=True, eq=False)
+class IntEq(Expr):
+    """An integer value equal to a constant (null for a null value)."""
+
+    x: Expr
+    value: int
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"({self.x.sql(r)} = {self.value})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r) == self.value
+
+
+@dataclass(frozen=True, eq=False)
+class HasBits(Expr):
+    """Whether an unsigned value has any of the bits of `mask` set (clone's flags)."""
+
+    x: Expr
+    mask: int
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"(({self.x.sql(r)} & {self.mask}) <> 0)"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return (self.x.polars(r) & self.mask) != 0
+
+
+@dataclass(frozen=True, eq=False)
+class When(Expr):
+    """`then` where the condition holds, else `otherwise` (null without one)."""
+
+    condition: Expr
+    then: Expr
+    otherwise: Expr | None = None
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.condition, self.then) if self.otherwise is None else (self.condition, self.then, self.otherwise)
+
+    def sql(self, r: Render) -> str:
+        rest = "" if self.otherwise is None else f" ELSE {self.otherwise.sql(r)}"
+        return f"CASE WHEN {self.condition.sql(r)} THEN {self.then.sql(r)}{rest} END"
+
+    def polars(self, r: Render) -> pl.Expr:
+        chosen = pl.when(self.condition.polars(r)).then(self.then.polars(r))
+        return chosen if self.otherwise is None else chosen.otherwise(self.otherwise.polars(r))
+
+
+@dataclass(frozen=True, eq=False)
+class Coalesce(Expr):
+    """The first of the values that is not null."""
+
+    terms: tuple[Expr, ...]
+
+    def parts(self) -> tuple[Expr, ...]:
+        return self.terms
+
+    def sql(self, r: Render) -> str:
+        return f"coalesce({', '.join(t.sql(r) for t in self.terms)})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return pl.coalesce([t.polars(r) for t in self.terms])
+
+
+#: Integer types a value can be narrowed to, in both engines.
+_INT_TYPES: dict[str, tuple[str, type[pl.DataType]]] = {"int32": ("INTEGER", pl.Int32), "int64": ("BIGINT", pl.Int64)}
+
+
+@dataclass(frozen=True, eq=False)
+class ToInt(Expr):
+    """An integer value as `int32` or `int64`; null where it does not fit (`value` is uint64, a task id int32)."""
+
+    x: Expr
+    to: str
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+    def sql(self, r: Render) -> str:
+        return f"TRY_CAST({self.x.sql(r)} AS {_INT_TYPES[self.to][0]})"
+
+    def polars(self, r: Render) -> pl.Expr:
+        return self.x.polars(r).cast(_INT_TYPES[self.to][1], strict=False)
+
+
+@dataclass(frozen=True, eq=False)
+class WaitStatus(Expr):
+    """A part of a Linux wait status (int64): the `exit_code` (status >> 8 when the low seven bits are 0, a
+    normal exit) or the `signal` that killed the task (those seven bits when they are not 0); null otherwise."""
+
+    status: Expr
+    part: str
+
+    def parts(self) -> tuple[Expr, ...]:
+        return (self.status,)
+
+    def sql(self, r: Render) -> str:
+        s = self.status.sql(r)
+        if self.part == "exit_code":
+            return f"CASE WHEN ({s} & 127) = 0 THEN {s} // 256 END"  # // on integers: exact, as `>> 8`
+        return f"CASE WHEN ({s} & 127) <> 0 THEN {s} & 127 END"
+
+    def polars(self, r: Render) -> pl.Expr:
+        s = self.status.polars(r)
+        if self.part == "exit_code":
+            return pl.when((s & 127) == 0).then(s // 256)
+        return pl.when((s & 127) != 0).then(s & 127)
+
+
+@dataclass(frozen=True, eq=False)
 class Prev(Expr):
     """The value on the view's previous row (in `seq` order); null on the first."""
 
@@ -515,17 +694,162 @@ class Completion(Join):
         return pl.when(seq.is_not_null() & (nxt.is_null() | (seq < nxt))).then(pl.col(prefix + column))
 
 
+def _partition_by(keys: tuple[str, ...], *more: str) -> str:
+    """`PARTITION BY` the keys of the rows aliased `v`, then `more` (SQL expressions)."""
+    return "PARTITION BY " + ", ".join([*(f"v.{quote(k)}" for k in keys), *more])
+
+
+@dataclass(frozen=True)
+class TaskRow(Join):
+    """The first (or `last`) row of the events table, in `seq` order, that satisfies `where` and whose `by`
+    column equals the view row's `task`: a task's exit row (`by="task"`), its last execve, the call that
+    created it (`by="ret"`: fork and clone return the new task's id). Task ids are never reused in a trace.
+    """
+
+    where: Expr
+    by: str = "task"
+    last: bool = False
+
+    def sql(self, events: str, alias: str, columns: list[str], r: Render) -> str:
+        plain = Render({}, r.keys)
+        cols = ", ".join(f"v.{quote(c)}" for c in dict.fromkeys([*r.keys, *columns]))
+        key = f"TRY_CAST(v.{quote(self.by)} AS BIGINT)"
+        order = f"ORDER BY v.{quote('seq')}" + (" DESC" if self.last else "")
+        first = f"row_number() OVER ({_partition_by(r.keys, key)} {order})"
+        rows = (f"(SELECT {cols}, {key} AS {quote('_task')} FROM {events} AS v WHERE {self.where.sql(plain)} "
+                f"QUALIFY {first} = 1)")  # fmt: skip
+        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{quote('_task')} = v.{quote('task')}{r.on_keys_sql(alias)}"
+
+    def polars(
+        self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str], keys: tuple[str, ...]
+    ) -> pl.LazyFrame:
+        task = prefix + "_task"
+        rows = (
+            events.filter(self.where.polars(Render({}, keys)))
+            .sort([*keys, "seq"])
+            .unique(subset=[*keys, self.by], keep="last" if self.last else "first", maintain_order=True)
+            .select(
+                *keys,
+                pl.col(self.by).cast(pl.Int64, strict=False).alias(task),
+                *(pl.col(c).alias(prefix + c) for c in columns),
+            )
+        )
+        with_key = frame.with_columns(pl.col("task").cast(pl.Int64).alias(task))
+        return with_key.join(rows, on=[*keys, task], how="left").drop(task)
+
+
+#: What a sched row's `text` says when it records a task's creation or its end, not a scheduling decision.
+SCHED_START, SCHED_EXIT = "start", "exit"
+#: A successful exec of another program: an exec of /proc/self/exe (busybox's shell runs its applets so) runs
+#: the same program again, so it changes nothing a task runs.
+SELF_EXE = "/proc/self/exe"
+_EXECUTED = And((
+    In(Col("kind"), (ev.KIND_SYSCALL,)), In(Col("syscall"), ("execve", "execveat")), IntEq(Col("ret"), 0),
+    IsNotNull(Col("task")), IsNotNull(Col("path")), Not(In(Col("path"), (SELF_EXE,))),
+))  # fmt: skip
+_STARTED = And((In(Col("kind"), (ev.KIND_SCHED,)), In(Col("text"), (SCHED_START,))))
+
+
+@dataclass(frozen=True)
+class StartProgram(Join):
+    """The program a task started with, as column `path`: what its creator ran when it was created, so the
+    creator's last exec of another program before that (`_EXECUTED`), else what the creator started with, and so
+    on up to the first task, which runs the trace's own program (the machine record's `exe`, which no view
+    sees): null there.
+
+    That is a walk down the tree of creators: a recursive CTE in DuckDB, a fold over the (few) start rows in
+    Polars. A creator counts only if it started before its child (so a damaged trace cannot loop), and a task
+    only by its first start row.
+    """
+
+    def _starts_sql(self, events: str, r: Render) -> str:
+        plain = Render({}, r.keys)
+        keys = "".join(f"v.{quote(k)}, " for k in r.keys)
+        task, seq = quote("task"), quote("seq")
+        first = f"row_number() OVER ({_partition_by(r.keys, f'v.{task}')} ORDER BY v.{seq})"
+        return (f"SELECT {keys}v.{task}, TRY_CAST(v.{quote('value')} AS INTEGER) AS parent, v.{seq} "
+                f"FROM {events} AS v WHERE {_STARTED.sql(plain)} QUALIFY {first} = 1")  # fmt: skip
+
+    def sql(self, events: str, alias: str, columns: list[str], r: Render) -> str:
+        plain = Render({}, r.keys)
+        task, seq, path = quote("task"), quote("seq"), quote("path")
+
+        def keys(a: str) -> str:
+            return "".join(f"{a}.{quote(k)}, " for k in r.keys)
+
+        def same(a: str, b: str) -> str:
+            return "".join(f" AND {a}.{quote(k)} = {b}.{quote(k)}" for k in r.keys)
+
+        execs = f"SELECT {keys('v')}v.{task}, v.{seq}, v.{path} FROM {events} AS v WHERE {_EXECUTED.sql(plain)}"
+        inherited = (
+            f"SELECT {keys('s')}s.{task}, s.parent, s.{seq}, e.{path} FROM starts AS s "
+            f"ASOF LEFT JOIN execs AS e ON e.{task} = s.parent{same('e', 's')} AND s.{seq} > e.{seq}"
+        )
+        # From the tasks whose creator is no started task (the first task, or none before them) down to their
+        # children: each task is reached once, from its creator, so the walk is as long as the start rows.
+        roots = (
+            f"NOT EXISTS (SELECT 1 FROM inherited AS p WHERE p.{task} = i.parent{same('p', 'i')} AND p.{seq} < i.{seq})"
+        )
+        walk = (
+            f"SELECT {keys('i')}i.{task}, i.{seq}, i.{path} FROM inherited AS i WHERE {roots} "
+            f"UNION ALL SELECT {keys('i')}i.{task}, i.{seq}, coalesce(i.{path}, w.{path}) FROM walk AS w "
+            f"JOIN inherited AS i ON i.parent = w.{task}{same('i', 'w')} AND i.{seq} > w.{seq}"
+        )
+        by = ", ".join(quote(c) for c in (*r.keys, "task"))
+        rows = (f"(WITH RECURSIVE starts AS ({self._starts_sql(events, r)}), execs AS ({execs}), "
+                f"inherited AS ({inherited}), walk AS ({walk}) SELECT {by}, {path} FROM walk)")  # fmt: skip
+        return f"LEFT JOIN {rows} AS {alias} ON {alias}.{task} = v.{task}{r.on_keys_sql(alias)}"
+
+    def polars(
+        self, frame: pl.LazyFrame, events: pl.LazyFrame, prefix: str, columns: list[str], keys: tuple[str, ...]
+    ) -> pl.LazyFrame:
+        plain = Render({}, keys)
+        by = [*keys, "task"]
+        starts = (
+            events.filter(_STARTED.polars(plain))
+            .sort([*keys, "seq"])
+            .unique(subset=by, keep="first", maintain_order=True)
+            .select(*by, pl.col("value").cast(pl.Int32, strict=False).alias("parent"), "seq")
+        )
+        execs = (
+            events.filter(_EXECUTED.polars(plain))
+            .select(*keys, pl.col("task").alias("parent"), pl.col("seq").alias("_exec_seq"), "path")
+            .sort("_exec_seq")
+        )
+        inherited = starts.sort("seq").join_asof(
+            execs, left_on="seq", right_on="_exec_seq", by=[*keys, "parent"], strategy="backward",
+            allow_exact_matches=False, check_sortedness=False,
+        ).select(*by, "parent", "seq", pl.col("path").cast(pl.String))  # fmt: skip
+
+        def walk(rows: pl.DataFrame) -> pl.DataFrame:
+            """Each task's start program, in `seq` order: its own inherited exec, else its creator's."""
+            rows = rows.sort([*keys, "seq"])
+            known: dict[tuple[object, ...], str | None] = {}
+            paths: list[str | None] = []
+            for row in rows.iter_rows(named=True):
+                trace = tuple(row[k] for k in keys)
+                got = row["path"] if row["path"] is not None else known.get((*trace, row["parent"]))
+                known.setdefault((*trace, row["task"]), got)
+                paths.append(got)
+            return rows.with_columns(pl.Series("path", paths, dtype=pl.String))
+
+        programs = inherited.map_batches(walk).select(*by, pl.col("path").alias(prefix + "path"))
+        return frame.join(programs, on=by, how="left")
+
+
 # -- the views -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class View:
-    """A view: the events of `kinds`, in `seq` order, as `columns` (name, expression)."""
+    """A view: the events of `kinds` (those of them for which `where` holds), in `seq` order, as `columns`
+    (name, expression)."""
 
     name: str
     doc: str
     kinds: tuple[str, ...]
     columns: tuple[tuple[str, Expr], ...]
+    where: Expr | None = None
 
     def joins(self) -> dict[Join, list[str]]:
         """Each join the columns read, with the columns they read of it, in order of first use."""
@@ -642,12 +966,12 @@ _RET = Col("ret")
 
 SYSCALLS = View(
     "syscalls",
-    "A Linux program's system calls, one row each, as strace shows them: the name, the six argument registers "
-    "(as a list and one by one), the result and its errno, the file descriptor and path, and the bytes the host "
-    "gave the program (`bytes_in`, `data`) or the program passed out (`bytes_out`).",
+    "A Linux program's system calls, one row each, as strace -f shows them: the task that made it, the name, the "
+    "six argument registers (as a list and one by one), the result and its errno, the file descriptor and path, "
+    "and the bytes the host gave the program (`bytes_in`, `data`) or the program passed out (`bytes_out`).",
     (ev.KIND_SYSCALL,),
     _columns(
-        *_TIME, "sysno", ("name", Col("syscall")), "args",
+        *_TIME, "task", "sysno", ("name", Col("syscall")), "args",
         *((f"arg{i}", Item(Col("args"), i)) for i in range(6)),
         "ret", ("errno", Errno(_RET)), ("errno_name", Names(Errno(_RET), ERRNO_NAMES)), ("ok", IsNull(Errno(_RET))),
         "fd", "path", ("bytes_in", ByteLen(Col("data"))), ("bytes_out", Col("length")), "data_digest",
@@ -655,8 +979,61 @@ SYSCALLS = View(
     ),
 )  # fmt: skip
 
+SCHED = View(
+    "sched",
+    "The Linux scheduler's decisions, one row each: the task that ran until then (`from_task`), the one that runs "
+    "next (`to_task`), its time slice in instructions (`slice`) and why (`reason`: exited, blocked: <on what>, "
+    "sleep, slice ended, a task became ready, the task yielded, a sleeping task woke).",
+    (ev.KIND_SCHED,),
+    _columns(
+        *_TIME, ("from_task", Col("task")), ("to_task", ToInt(Col("value"), "int32")), ("slice", Col("length")),
+        ("reason", Col("text")),
+    ),
+    where=Not(In(Col("text"), (SCHED_START, SCHED_EXIT))),
+)  # fmt: skip
+
+#: clone's flag for a new thread of the same process (rather than a new process).
+CLONE_THREAD = 0x10000
+_EXIT = TaskRow(And((In(Col("kind"), (ev.KIND_SCHED,)), In(Col("text"), (SCHED_EXIT,)))))
+_LAST_EXEC = TaskRow(_EXECUTED, last=True)
+#: The calls that create a task; they return its id.
+CREATE_CALLS = ("fork", "vfork", "clone", "clone3")
+_CREATED_BY = TaskRow(And((In(Col("kind"), (ev.KIND_SYSCALL,)), In(Col("syscall"), CREATE_CALLS))), by="ret")
+_STATUS = ToInt(Joined(_EXIT, "value"), "int64")
+_FIRST = In(Col("kind"), (ev.KIND_CHECKPOINT,))  # the first task's row is the init checkpoint
+
+TASKS = View(
+    "tasks",
+    "The tasks (processes and threads) of a Linux trace, one row each, in the order they started: the first "
+    "task (its row is the init checkpoint's, at icount 0) and every task with a start row (`seq` and the start "
+    "columns are that row's; in a window, only the tasks that started in it). `parent` created it "
+    "(null for the first); `program` is what it runs: the path of its last successful execve of another "
+    "program, else what its creator ran when it was created, null for the trace's own program (the machine "
+    "record's `exe`; an exec of /proc/self/exe runs that again); `thread` tells a clone with CLONE_THREAD from "
+    "a new process (null for clone3, whose flags the row does not hold). The end columns and `exit_status` (the "
+    "wait status: exit code << 8, or the signal) come from its exit row, null while it still ran at the end; "
+    "`exit_code` is set for a normal exit, `signal` for a task a signal killed.",
+    (ev.KIND_CHECKPOINT, ev.KIND_SCHED),
+    _columns(
+        "task", ("parent", When(In(Col("kind"), (ev.KIND_SCHED,)), ToInt(Col("value"), "int32"))),
+        ("program", Coalesce((Joined(_LAST_EXEC, "path"), Joined(StartProgram(), "path")))),
+        ("thread", When(_FIRST, Lit(False), When(In(Joined(_CREATED_BY, "syscall"), ("fork", "vfork")), Lit(False),
+                        When(In(Joined(_CREATED_BY, "syscall"), ("clone",)),
+                             HasBits(Item(Joined(_CREATED_BY, "args"), 0), CLONE_THREAD))))),
+        "seq", ("start_checkpoint", Col("checkpoint")), ("start_icount", Col("icount")),
+        ("start_vclock_ns", Col("vclock_ns")),
+        ("end_seq", Joined(_EXIT, "seq")), ("end_checkpoint", Joined(_EXIT, "checkpoint")),
+        ("end_icount", Joined(_EXIT, "icount")), ("end_vclock_ns", Joined(_EXIT, "vclock_ns")),
+        ("exit_status", _STATUS), ("exit_code", WaitStatus(_STATUS, "exit_code")),
+        ("signal", WaitStatus(_STATUS, "signal")), ("ended", IsNotNull(Joined(_EXIT, "seq"))),
+    ),
+    where=Or((And((_FIRST, In(Col("cp_kind"), (ev.CP_INIT,)), IsNotNull(Col("task")))), _STARTED)),
+)  # fmt: skip
+
 #: The per-kind views, in the order `.tables` lists them (after `events`).
-VIEWS: dict[str, View] = {v.name: v for v in (PACKETS, BLOCK_OPS, CLOCK, CHECKPOINTS, INTERRUPTS, CONSOLE, SYSCALLS)}
+VIEWS: dict[str, View] = {
+    v.name: v for v in (PACKETS, BLOCK_OPS, CLOCK, CHECKPOINTS, INTERRUPTS, CONSOLE, SYSCALLS, SCHED, TASKS)
+}
 
 
 # -- rendering -----------------------------------------------------------------------------------------------
@@ -686,9 +1063,11 @@ def view_sql(view: View, events: str, keys: tuple[str, ...] = ()) -> str:
         [*(f"v.{quote(k)}" for k in keys), *(f"{e.sql(r)} AS {quote(name)}" for name, e in view.columns)]
     )
     kinds = ", ".join(sql_literal(k) for k in view.kinds)
+    where = "" if view.where is None else f" AND {view.where.sql(Render({}, keys))}"
     clauses = "".join(f"\n  {join.sql(events, r.joins[join], cols, r)}" for join, cols in joins.items())
     order = ", ".join(f"v.{quote(c)}" for c in (*keys, "seq"))
-    return f"SELECT {columns}\nFROM (SELECT * FROM {events} WHERE kind IN ({kinds})) AS v{clauses}\nORDER BY {order}"
+    rows = f"(SELECT * FROM {events} AS v WHERE v.kind IN ({kinds}){where}) AS v"
+    return f"SELECT {columns}\nFROM {rows}{clauses}\nORDER BY {order}"
 
 
 def view_polars(view: View, events: pl.LazyFrame, keys: tuple[str, ...] = ()) -> pl.LazyFrame:
@@ -696,6 +1075,8 @@ def view_polars(view: View, events: pl.LazyFrame, keys: tuple[str, ...] = ()) ->
     joins = view.joins()
     r = Render({join: f"_j{i}_" for i, join in enumerate(joins)}, keys)
     frame = events.filter(pl.col("kind").is_in(list(view.kinds)))
+    if view.where is not None:
+        frame = frame.filter(view.where.polars(Render({}, keys)))
     for join, cols in joins.items():
         frame = join.polars(frame, events, r.joins[join], cols, keys)
     selected = [*(pl.col(k) for k in keys), *(e.polars(r).alias(name) for name, e in view.columns)]

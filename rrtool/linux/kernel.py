@@ -162,6 +162,8 @@ class Kernel:
         #: Not guest state: which slot a process gets is invisible to it.
         self._rams: list[GuestRam] = []
         self._free_slots: set[int] = set()
+        #: The other address spaces' pages as the last snapshot saved them (shared with the next one).
+        self._saved_pages: dict[int, dict[int, bytes]] = {}
 
     @property
     def units(self) -> list[Any]:
@@ -355,20 +357,26 @@ class Kernel:
             raise NotImplementedError("only a replayed Linux process can be snapshotted (a live one holds host files)")
         spaces = {p.space.sid: p.space for p in self.procs.values() if p.alive or p is self.proc}
         current = self.proc.space.sid
-        others = {sid: _pages(space) for sid, space in spaces.items() if sid != current}
+        others = {sid: _pages(space, self._saved_pages.get(sid, {})) for sid, space in spaces.items() if sid != current}
+        self._saved_pages = others
         rams = {p.pid: p.space.ram for p in self.procs.values()}
         for p in self.procs.values():
             p.space.ram = None  # type: ignore[assignment]  # host buffers: the pages above stand for them
         try:
-            return copy.deepcopy((self.procs, self.threads, self.task.tid, self.proc.pid, self.next_tid,
-                                  self.slice_end, self.decide, self.futex_seq, self.calls, self.unknown)), others
+            state = copy.deepcopy((self.procs, self.threads, self.task.tid, self.proc.pid, self.next_tid,
+                                   self.slice_end, self.decide, self.futex_seq, self.calls, self.unknown))
+            return SavedTasks(state, others)
         finally:
             for p in self.procs.values():
                 p.space.ram = rams[p.pid]
 
     def load(self, saved: object) -> None:
-        assert isinstance(saved, tuple)
-        state, others = saved
+        assert isinstance(saved, SavedTasks)
+        state, others = saved.state, saved.pages
+        procs: dict[int, Process]
+        threads: dict[int, Thread]
+        tid: int
+        pid: int
         procs, threads, tid, pid, self.next_tid, self.slice_end, self.decide, self.futex_seq, self.calls, \
             self.unknown = copy.deepcopy(state)  # fmt: skip
         machine = self.machine
@@ -596,6 +604,8 @@ class Kernel:
             interrupted = False
             if t.state == BLOCKED and t.wake_ret is None:
                 t.resume()  # running again after it blocked: the call is tried afresh
+            if t.wake_ret == -errno.EINTR and not (t.pending | self.proc.pending) & ~t.sigmask:
+                t.wake_ret = None  # the signal that interrupted it is gone (ignored since): it runs again
             if t.wake_ret is not None:
                 # The call blocked and was decided while it waited (a futex woken or timed out, a signal).
                 ret, t.wake_ret = t.wake_ret, None
@@ -659,15 +669,30 @@ class Kernel:
         return f"unsupported system calls answered ENOSYS: {parts}"
 
 
-def _pages(space: Space) -> dict[int, bytes]:
-    """The non-zero pages of an address space's mappings (a snapshot of a process not under the CPU)."""
+@dataclass
+class SavedTasks:
+    """The kernel's part of a snapshot: its state, and the pages of every address space not under the CPU
+    (by space id, then address), which the timeline counts in its memory budget (`pages_by_space`)."""
+
+    state: tuple[Any, ...]
+    pages: dict[int, dict[int, bytes]]
+
+    @property
+    def pages_by_space(self) -> dict[int, dict[int, bytes]]:
+        return self.pages
+
+
+def _pages(space: Space, previous: dict[int, bytes]) -> dict[int, bytes]:
+    """The non-zero pages of an address space's mappings (a snapshot of a process not under the CPU); a page
+    equal to the previous snapshot's is that very object, so unchanged pages cost a pointer."""
     zero = bytes(PAGE)
     pages: dict[int, bytes] = {}
     for start, end in [(0x1000, 0x2000), *space.mem.ranges()]:  # the GDT page too (rrtool's CPU set-up)
         for addr in range(start, end, PAGE):
             page = space.ram.page(addr)
             if page != zero:
-                pages[addr] = page
+                old = previous.get(addr)
+                pages[addr] = old if old is not None and old == page else page
     return pages
 
 

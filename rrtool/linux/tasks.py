@@ -39,6 +39,9 @@ FIRST_PID = 1000
 #: The parent of the first process, and of every orphan.
 INIT_PID = 1
 RUNNABLE, BLOCKED, SLEEPING, DEAD = "runnable", "blocked", "sleeping", "dead"
+#: A vfork parent: its call has returned (it is not retried), and it waits until the child execs or exits.
+#: Nothing but that wakes it: signals stay pending until then, as Linux's vfork wait does.
+HELD = "held"
 #: The default time slice, in instructions (a few milliseconds of emulation).
 DEFAULT_SLICE = 2_000_000
 #: The longest slice a trace may give (the `length` column is 32-bit).
@@ -146,11 +149,16 @@ class Thread:
         """Whether it can run: runnable, or blocked on something that changed since."""
         if self.state == RUNNABLE:
             return True
-        if self.state != BLOCKED:
+        if self.state not in (BLOCKED, HELD):
             return False
-        if self.wake_ret is not None:
+        if self.state == BLOCKED and self.wake_ret is not None:
             return True
         return self.wait_on is not None and getattr(self.wait_on, "version", self.wait_version) != self.wait_version
+
+    def hold(self, why: str, on: Waitable) -> None:
+        """Wait for `on` with the call already returned (a vfork parent): see HELD."""
+        self.block(why, on)
+        self.state = HELD
 
     def block(self, why: str, on: Any = None) -> None:
         self.state = BLOCKED
@@ -190,6 +198,19 @@ class Scheduler:
 
 
 __all__ = [
-    "BLOCKED", "DEAD", "DEFAULT_SLICE", "FIRST_PID", "INIT_PID", "MAX_SLICE", "RUNNABLE", "SLEEPING", "Process",
-    "Scheduler", "SigAction", "Space", "Thread", "Waitable",
+    "BLOCKED",
+    "DEAD",
+    "DEFAULT_SLICE",
+    "FIRST_PID",
+    "HELD",
+    "INIT_PID",
+    "MAX_SLICE",
+    "RUNNABLE",
+    "SLEEPING",
+    "Process",
+    "Scheduler",
+    "SigAction",
+    "Space",
+    "Thread",
+    "Waitable",
 ]  # fmt: skip

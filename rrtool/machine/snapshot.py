@@ -146,9 +146,25 @@ def capture(machine: Machine, baseline: Snapshot | None, *, check: bool = False)
 def unshared_pages(snap: Snapshot, neighbour: Snapshot | None) -> int:
     """Pages of `snap` that are not the very objects `neighbour` holds at the same address: what it costs."""
     if neighbour is None:
-        return len({id(p) for p in snap.pages.values()})
-    other = neighbour.pages
-    return sum(1 for a, p in snap.pages.items() if other.get(a) is not p)
+        own = len({id(p) for p in snap.pages.values()})
+    else:
+        other = neighbour.pages
+        own = sum(1 for a, p in snap.pages.items() if other.get(a) is not p)
+    return own + _unit_pages(snap, neighbour)
+
+
+def _unit_pages(snap: Snapshot, neighbour: Snapshot | None) -> int:
+    """Pages a unit holds itself (a Linux kernel: the address spaces not under the CPU, `pages_by_space`)."""
+    count = 0
+    for name, saved in snap.units.items():
+        spaces = getattr(saved, "pages_by_space", None)
+        if not spaces:
+            continue
+        theirs = getattr(neighbour.units.get(name), "pages_by_space", None) if neighbour is not None else None
+        for sid, pages in spaces.items():
+            before = (theirs or {}).get(sid, {})
+            count += sum(1 for a, p in pages.items() if before.get(a) is not p)
+    return count
 
 
 def restore(machine: Machine, snap: Snapshot, baseline: Snapshot | None = None) -> None:

@@ -169,9 +169,16 @@ def finish_exec(k: Kernel) -> None:
     done: Exec = proc.pending_exec
     proc.pending_exec = None
     program = done.program
+    from rrtool.linux.calls.tasks import note
+
     for tid in list(proc.threads):  # the other threads end (Linux's de-thread)
         if tid != k.task.tid:
             k.threads.pop(tid, None)
+            note(k, "exit", tid, 9)  # as if killed: SIGKILL
+    if k.task.tid != proc.pid:  # a thread exec'd: it goes on with the leader's id, as on Linux
+        k.threads.pop(k.task.tid, None)
+        k.task.tid = proc.pid
+        k.threads[proc.pid] = k.task
     proc.threads = [k.task.tid]
     size = m.config.ram_size
     mem = AddressSpace(RAM_BASE, size, program.end)

@@ -198,10 +198,13 @@ def send_signal(k: Kernel, proc: Process, sig: int, thread: Thread | None = None
         if proc is k.proc:
             k.machine.stop_here()
         return
-    owner.pending |= _bit(sig)
+    interrupts = not blocked and thread.state == BLOCKED and not thread.ready() and thread.wake_ret is None
+    # The thread a signal interrupts takes it (else another thread could take it first and leave the woken
+    # call with an EINTR and no handler to run).
+    (thread if interrupts else owner).pending |= _bit(sig)
     if blocked:
         return
-    if thread.state == BLOCKED and not thread.ready() and thread.wake_ret is None:
+    if interrupts:
         thread.futex = None
         thread.wake_ns = None
         thread.wake_ret = -errno.EINTR

@@ -26,7 +26,7 @@ from unicorn import x86_const as x86
 
 from rrtool.linux.fds import Errno, FdTable
 from rrtool.linux.kernel import Blocked, Call, Kernel, syscall
-from rrtool.linux.tasks import BLOCKED, DEAD, FIRST_PID, INIT_PID, MAX_SLICE, RUNNABLE, Process, Space, Thread
+from rrtool.linux.tasks import BLOCKED, DEAD, FIRST_PID, HELD, INIT_PID, MAX_SLICE, RUNNABLE, Process, Space, Thread
 from rrtool.machine.units import EventRejected
 from rrtool.schemas import names as ev
 from rrtool.schemas.event import Event
@@ -61,7 +61,7 @@ def schedule(k: Kernel) -> None:
     if t.state == DEAD:
         reason = "exited"
     elif t.state != RUNNABLE and not t.ready():
-        reason = f"blocked: {t.why}" if t.state == BLOCKED else t.why or t.state
+        reason = f"blocked: {t.why}" if t.state in (BLOCKED, HELD) else t.why or t.state
     elif k.decide is not None:
         reason = k.decide
     elif k.slice_end is not None and now >= k.slice_end:
@@ -115,9 +115,11 @@ def switch_to(k: Kernel, new: Thread) -> None:
     emu.context_restore(new.context)
     new.context = None
     k.task, k.proc = new, proc
-    if new.state == BLOCKED:
+    if new.state == HELD:
+        new.resume()  # the vfork child is done with the memory: the parent goes on after its call
+    elif new.state == BLOCKED:
         if new.wake_ret is None:
-            new.resume()  # what it waited for changed: its call runs again (or, after a vfork, it goes on)
+            new.resume()  # what it waited for changed: its call runs again
         return  # a signal waits until the call has returned, as on Linux
     from rrtool.linux.calls.signals import deliver_pending
 
@@ -191,13 +193,16 @@ def _clone(k: Kernel, call: Call, flags: int, stack: int, ptid: int, ctid: int, 
         k.unknown["clone of a process sharing memory without CLONE_VFORK"] += 1
         return -errno.EINVAL
     parent_thread, parent = k.task, k.proc
+    if flags & CLONE_PARENT_SETTID:
+        k.check(ptid, 4)  # EFAULT before any child exists, not after
+    if flags & CLONE_CHILD_SETTID:
+        k.check(ctid, 4)
     tid = _new_tid(k)
     ctx = _child_context(k, stack, tls if flags & CLONE_SETTLS else None)
     child = Thread(tid, parent.pid if thread else tid, sigmask=parent_thread.sigmask, altstack=parent_thread.altstack,
                    clear_tid=ctid if flags & CLONE_CHILD_CLEARTID else 0, context=ctx)  # fmt: skip
-    if not thread:
-        child.altstack = (0, 2, 0) if flags & CLONE_VM else parent_thread.altstack
-    child.reg_digest = 0
+    if flags & CLONE_VM and not flags & CLONE_VFORK:
+        child.altstack = (0, 2, 0)  # a thread starts without the alternate stack (a fork or vfork keeps it)
     note(k, "start", tid, parent_thread.tid)
     if thread:
         parent.threads.append(tid)
@@ -233,7 +238,7 @@ def _clone(k: Kernel, call: Call, flags: int, stack: int, ptid: int, ctid: int, 
             space.ram.write(ctid, struct.pack("<i", tid))
     if flags & CLONE_VFORK:
         # The parent waits until the child execs or exits (its memory may be the child's meanwhile).
-        parent_thread.block(f"vfork {tid}", proc.vfork_done)
+        parent_thread.hold(f"vfork {tid}", proc.vfork_done)
     return tid
 
 
@@ -310,6 +315,8 @@ def end_process(k: Kernel, proc: Process, status: int, *, by: str = "") -> None:
     proc.threads = []
     proc.fds.close_all()
     proc.space.users -= 1
+    if proc.space.users == 0 and proc.space is not k.proc.space:
+        k.release_ram(proc.space.ram)  # ended off the CPU (killed by another task): its pages go now
     if proc.pid == FIRST_PID:
         if status & 0x7F:
             from rrtool.linux.calls.signals import signal_name
