@@ -16,6 +16,7 @@ Perfetto export's task tracks.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -38,7 +39,7 @@ from rrtool.recorder.session import record
 from tests.conftest import invoke
 
 BUSYBOX = Path("/bin/busybox")
-RACE = Path(__file__).parent / "linux_programs" / "race.c"
+PROGRAMS = Path(__file__).parent / "linux_programs"
 #: Two pipelines, the first of which ends with `head` before `sort` has written all (SIGPIPE), and a subshell
 #: that exits 3. busybox's sh forks each part; `wc` is the one applet that execs (/proc/self/exe).
 PIPELINE = "seq 1 2000 | sort -rn | head -3; for i in 1 2 3; do echo $i; done | wc -l; (echo sub; exit 3); echo $?"
@@ -259,7 +260,8 @@ def _view(trace: Path, name: str) -> list[dict[str, Any]]:
     with open_trace(trace) as t:
         rows = t.sql(f"select * exclude (trace) from {name}").pl()
         assert _rows(frames.view(name, t.events).collect()) == _rows(rows), name
-    return rows.to_dicts()
+    dicts: list[dict[str, Any]] = rows.to_dicts()
+    return dicts
 
 
 def _tasks(trace: Path) -> dict[int, dict[str, Any]]:
@@ -271,7 +273,7 @@ def test_sched_view_is_a_chain_of_decisions(traces: dict[str, Path]) -> None:
     tasks = _tasks(traces["pipeline"])
     assert len(decisions) >= 10 and len(tasks) >= 6
     assert decisions[0]["from_task"] == 1000  # the first task runs until the first decision
-    for before, after in zip(decisions, decisions[1:], strict=False):
+    for before, after in itertools.pairwise(decisions):
         assert after["from_task"] == before["to_task"], (before, after)  # the one picked ran until the next
         assert (after["seq"], after["icount"]) > (before["seq"], before["icount"])
     for d in decisions:
@@ -331,14 +333,21 @@ def test_tasks_run_what_they_exec_or_their_creator_ran(traces: dict[str, Path]) 
     assert all(row["exit_code"] == 0 for row in tasks.values())
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the threaded program")
-def test_tasks_view_tells_threads_from_processes(tmp_path: Path) -> None:
-    exe = tmp_path / "race"
-    subprocess.run(["gcc", "-static", "-O1", "-pthread", "-o", str(exe), str(RACE)], check=True, capture_output=True)
-    trace = tmp_path / "race.arrow"
-    result = record(exe, trace, linux=LinuxSetup(args=("20000",), root=tmp_path, stdin=False, chaos=1),
+def _threaded(name: str, tmp: Path, *args: str, chaos: int | None = None) -> Path:
+    """A program of `linux_programs/` built and recorded (chaos: the scheduler's seed)."""
+    exe = tmp / name
+    source = PROGRAMS / f"{name}.c"
+    subprocess.run(["gcc", "-static", "-O1", "-pthread", "-o", str(exe), str(source)], check=True, capture_output=True)
+    trace = tmp / f"{name}.arrow"
+    result = record(exe, trace, linux=LinuxSetup(args=args, root=tmp, stdin=False, chaos=chaos),
                     console_sink=lambda _: None)  # fmt: skip
     assert result.run.reason == "exit", result.run.message
+    return trace
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the threaded program")
+def test_tasks_view_tells_threads_from_processes(tmp_path: Path) -> None:
+    trace = _threaded("race", tmp_path, "20000", chaos=1)
     tasks = _tasks(trace)
     assert {task: (row["parent"], row["thread"]) for task, row in tasks.items()} == {
         1000: (None, False), 1001: (1000, True), 1002: (1000, True)
@@ -347,6 +356,21 @@ def test_tasks_view_tells_threads_from_processes(tmp_path: Path) -> None:
     decisions = _view(trace, "sched")
     assert {d["to_task"] for d in decisions} == set(tasks)  # chaos: each thread had the CPU
     assert any(d["reason"] == "slice ended" for d in decisions)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the threaded program")
+def test_a_thread_that_execs_goes_on_as_the_leader(tmp_path: Path) -> None:
+    """The leader's id ends twice (the old leader killed, then the process); the view keeps the last, the
+    process's status its parent would see. The rows go on as the leader with no decision between: the export
+    moves the CPU to it there."""
+    trace = _threaded("thread_exec", tmp_path)
+    tasks = _tasks(trace)
+    assert (tasks[1000]["exit_code"], tasks[1000]["signal"], tasks[1001]["thread"]) == (3, None, True)
+    with open_trace(trace) as t:
+        calls = t.sql("select seq, task, name, vclock_ns from syscalls").fetchall()
+        leader_exits = t.sql("select value from events where kind = 'sched' and text = 'exit' and task = 1000")
+        assert leader_exits.fetchall() == [(9,), (3 << 8,)]  # SIGKILL, then exit(3)
+    _calls_run_on_their_tasks(_perfetto(trace, tmp_path), calls)
 
 
 def _perfetto(trace: Path, tmp: Path) -> list[dict[str, Any]]:
@@ -358,6 +382,18 @@ def _perfetto(trace: Path, tmp: Path) -> list[dict[str, Any]]:
 
 def _ns(us: float) -> int:
     return round(us * 1000)
+
+
+def _calls_run_on_their_tasks(events: list[dict[str, Any]], calls: list[tuple[Any, ...]]) -> None:
+    """Every call (seq, task, name, vclock_ns) is an instant on its task's track, inside one of that task's
+    running slices."""
+    running = [e for e in events if e.get("name") == "running"]
+    instants = {e["args"]["seq"]: e for e in events if e.get("cat") == "syscall"}
+    assert sorted(instants) == [seq for seq, *_ in calls]
+    for seq, task, name, ns in calls:
+        e = instants[seq]
+        assert (e["tid"], e["name"], _ns(e["ts"])) == (task, name, ns)
+        assert any(s["tid"] == task and _ns(s["ts"]) <= ns <= _ns(s["ts"] + s["dur"]) for s in running), seq
 
 
 def test_perfetto_has_a_track_per_task_and_one_task_runs_at_a_time(traces: dict[str, Path], tmp_path: Path) -> None:
@@ -374,15 +410,9 @@ def test_perfetto_has_a_track_per_task_and_one_task_runs_at_a_time(traces: dict[
     # One slice per decision, plus the first task's first; end to end, from 0 to the end (no warps here).
     assert len(running) == len(_view(traces["pipeline"], "sched")) + 1
     assert _ns(running[0]["ts"]) == 0 and _ns(running[-1]["ts"] + running[-1]["dur"]) == end
-    for before, after in zip(running, running[1:], strict=False):
+    for before, after in itertools.pairwise(running):
         assert _ns(before["ts"] + before["dur"]) == _ns(after["ts"]), (before, after)
-    # Every call is an instant on its task's track, inside one of that task's running slices.
-    instants = {e["args"]["seq"]: e for e in events if e.get("cat") == "syscall"}
-    assert sorted(instants) == [seq for seq, *_ in calls]
-    for seq, task, name, ns in calls:
-        e = instants[seq]
-        assert (e["tid"], e["name"], _ns(e["ts"])) == (task, name, ns)
-        assert any(s["tid"] == task and _ns(s["ts"]) <= ns <= _ns(s["ts"] + s["dur"]) for s in running), seq
+    _calls_run_on_their_tasks(events, calls)
     starts = {e["tid"]: e["args"]["parent"] for e in events if e.get("name") == "start"}
     assert starts == {t: row["parent"] for t, row in tasks.items() if t != 1000}
     exits = {e["tid"]: e["args"].get("exit_code") for e in events if e.get("name") == "exit"}

@@ -36,6 +36,7 @@ PIPELINES = [
     "(echo in a subshell; exit 3); echo status $?",
     "yes | head -1",
     "echo one two three | tr ' ' '\\n' | sort | uniq -c | sort -rn",
+    "sleep 0.05 & sleep 0.02; echo mid; wait; echo done $?",  # wait: rt_sigsuspend until SIGCHLD
 ]
 
 

@@ -194,6 +194,16 @@ class Trace:
         """A Linux program's system calls (the `syscalls` view): a recording read as strace output."""
         return frames.view("syscalls", self.events)
 
+    @property
+    def sched(self) -> pl.LazyFrame:
+        """The Linux scheduler's decisions (the `sched` view): who ran, who runs next, for how long, why."""
+        return frames.view("sched", self.events)
+
+    @property
+    def tasks(self) -> pl.LazyFrame:
+        """A Linux trace's processes and threads, one row each (the `tasks` view)."""
+        return frames.view("tasks", self.events)
+
     # -- SQL -----------------------------------------------------------------
     def duckdb(self) -> DuckDBPyConnection:
         """A DuckDB connection with this trace's views (`events`, `packets`, ... and `<name>.events`).

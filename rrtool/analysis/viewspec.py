@@ -994,7 +994,9 @@ SCHED = View(
 
 #: clone's flag for a new thread of the same process (rather than a new process).
 CLONE_THREAD = 0x10000
-_EXIT = TaskRow(And((In(Col("kind"), (ev.KIND_SCHED,)), In(Col("text"), (SCHED_EXIT,)))))
+#: The last exit row of the id: when a thread execs it goes on as the leader, whose id has one exit row for the
+#: old leader (killed) and one for the process at its end.
+_EXIT = TaskRow(And((In(Col("kind"), (ev.KIND_SCHED,)), In(Col("text"), (SCHED_EXIT,)))), last=True)
 _LAST_EXEC = TaskRow(_EXECUTED, last=True)
 #: The calls that create a task; they return its id.
 CREATE_CALLS = ("fork", "vfork", "clone", "clone3")

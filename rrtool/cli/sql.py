@@ -60,7 +60,8 @@ def sql(
     ] = 100,
     quiet: NoProgress = False,
 ) -> None:
-    """Query traces with SQL (DuckDB): views events, packets, block_ops, clock, checkpoints, interrupts, console.
+    """Query traces with SQL (DuckDB): views events, packets, block_ops, clock, checkpoints, interrupts, console,
+    syscalls, sched, tasks.
 
     The traces are one corpus: `traces` has a row per trace, and the views hold every trace's rows with a
     `trace` column (a query on one trace reads only its file). A corpus of at most 32 traces also has a

@@ -142,7 +142,10 @@ class Kernel:
         self._first_fds = FdTable()
         # The whole Linux record in the digest (as ShapeUnit does for the machine's): an edited flag that this
         # run never acted on (--strict-syscalls, the scheduler's seed) still diverges at the first checkpoint.
-        self._config_state = json.dumps(config.to_dict(), sort_keys=True).encode("utf-8", "surrogateescape") + b"|"
+        # AT_RANDOM is left out: it is on the stack (the memory digest has it), and every recording has its own,
+        # so two recordings of one program would otherwise differ from their first checkpoint on.
+        shown = {k: v for k, v in config.to_dict().items() if k != "at_random"}
+        self._config_state = json.dumps(shown, sort_keys=True).encode("utf-8", "surrogateescape") + b"|"
         for fd, kind in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
             self._first_fds.install(fd, OpenFile(kind, f"/dev/{kind}", 0 if fd == 0 else 1, host=None))
         #: Every process that has not been reaped, and every thread that has not exited, by id.

@@ -124,6 +124,8 @@ class Thread:
     tid: int
     pid: int
     sigmask: int = 0
+    #: The mask to restore when a sigsuspend returns (its handler's frame holds it), while one waits.
+    saved_mask: int | None = None
     pending: int = 0
     altstack: tuple[int, int, int] = (0, 2, 0)  # ss_sp, ss_flags (SS_DISABLE), ss_size
     #: Where to write 0 and wake a futex at exit (set_tid_address, CLONE_CHILD_CLEARTID).
@@ -174,8 +176,9 @@ class Thread:
         self.wake_ns = None
 
     def state_text(self) -> str:
-        return f"{self.tid}:{self.pid}:{self.state}:{self.why}:{self.sigmask:x}:{self.pending:x}:{self.altstack}:" \
-               f"{self.clear_tid:x}:{self.futex}:{self.wake_ns}:{self.wake_ret}:{self.reg_digest:x}"  # fmt: skip
+        return (f"{self.tid}:{self.pid}:{self.state}:{self.why}:{self.sigmask:x}:{self.pending:x}:{self.altstack}:"
+                f"{self.clear_tid:x}:{self.futex}:{self.wake_ns}:{self.wake_ret}:{self.reg_digest:x}:"
+                f"{self.saved_mask}")  # fmt: skip
 
 
 class Scheduler:

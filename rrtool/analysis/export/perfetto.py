@@ -143,6 +143,11 @@ class _Tasks:
         self._last_ns = max(self._last_ns, ns)
         if self._running is None and not self.order:
             self._run(task, ns, {"decision": "the first task", "seq": row["seq"]})
+        elif kind != ev.KIND_SCHED and self._running is not None and self._running[0] != task:
+            # The CPU went to another task without a decision: a thread that execs goes on as the leader.
+            was = self._running[0]
+            self._stop(ns, f"went on as task {task}")
+            self._run(task, ns, {"decision": f"task {was} went on as this one", "seq": row["seq"]})
         if kind == ev.KIND_SCHED:
             text, value = row["text"], row["value"]
             if text == SCHED_START:

@@ -157,6 +157,24 @@ def sys_kill(k: Kernel, call: Call) -> int:
     return 0
 
 
+@syscall("rt_sigsuspend")
+def sys_rt_sigsuspend(k: Kernel, call: Call) -> int:
+    """Wait for a signal with a temporary mask; the handler runs with it, and its return restores the old one
+    (the frame holds it). A signal already pending that the temporary mask lets through returns at once."""
+    new, size = call.a[0], call.a[1]
+    if size != 8:
+        return -errno.EINVAL
+    (mask,) = struct.unpack("<Q", k.read(new, 8))
+    t = k.task
+    if t.saved_mask is None:
+        t.saved_mask = t.sigmask
+    t.sigmask = mask & ~(_bit(SIGKILL) | _bit(SIGSTOP))
+    if (t.pending | k.proc.pending) & ~t.sigmask:
+        return -errno.EINTR  # delivered as this call returns, with the frame restoring the old mask
+    t.block("sigsuspend")
+    raise Blocked()
+
+
 @syscall("pause")
 def sys_pause(k: Kernel, call: Call) -> int:
     """Wait for a signal: only a signal wakes it, and the call then gives EINTR (its handler runs)."""
@@ -231,10 +249,13 @@ def _push_frame(k: Kernel, sig: int, action: SigAction, code: int, addr: int, va
     frame = ((sp - _FRAME) & ~0xF) - 8  # the handler starts as if called: RSP+8 is 16-byte aligned
     uctx = frame + 8
     info = frame + 8 + _UCONTEXT
+    # The mask the handler's return restores: the one before a sigsuspend, else the current one.
+    restored = k.task.saved_mask if k.task.saved_mask is not None else k.task.sigmask
+    k.task.saved_mask = None
     mctx = struct.pack("<17QQHHHHQQQQQ8Q", *values, rflags, 0x33, 0, 0, 0x2B, 0, trapno,
-                       k.task.sigmask, addr, 0, *([0] * 8))  # fmt: skip
+                       restored, addr, 0, *([0] * 8))  # fmt: skip
     ucontext = struct.pack("<QQQiiQ", 0, 0, alt_sp, alt_flags, 0, alt_size)[:40] + mctx[:256]
-    ucontext += struct.pack("<Q", k.task.sigmask)
+    ucontext += struct.pack("<Q", restored)
     siginfo = struct.pack("<iii4xQ", sig, 0, code, addr).ljust(_SIGINFO, b"\0")
     try:
         k.write(frame, struct.pack("<Q", action.restorer) + ucontext + siginfo)
@@ -301,10 +322,10 @@ def _deliver(k: Kernel, *, at_syscall: bool, restart: int | None = None) -> None
     from rrtool.linux.calls.tasks import end_process
 
     sig = _take_signal(k)
-    if sig is None:
-        return
-    action = k.proc.actions.get(sig, SigAction())
-    if action.handler == SIG_IGN or (action.handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
+    action = k.proc.actions.get(sig, SigAction()) if sig is not None else SigAction(SIG_IGN)
+    if sig is None or action.handler == SIG_IGN or (action.handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
+        if k.task.saved_mask is not None:  # a sigsuspend returns with no handler to run: its mask goes back
+            k.task.sigmask, k.task.saved_mask = k.task.saved_mask, None
         return
     if not _handled(action):
         end_process(k, k.proc, sig, by=" (sent by the program itself)")
