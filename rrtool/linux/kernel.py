@@ -205,19 +205,7 @@ class Kernel:
         self.procs[FIRST_PID] = self.proc
         self.threads[FIRST_PID] = self.task
         self.next_tid = FIRST_PID + 1
-        pages = machine.pages
-        pages.set_kinds(RAM_BASE, size, PAGE_NONE)
-        prot_of: dict[int, int] = {}
-        for seg in self.program.image.segments:
-            prot = (PROT_READ if seg.flags & 4 else 0) | (PROT_WRITE if seg.flags & 2 else 0)
-            prot |= PROT_EXEC if seg.flags & 1 else 0
-            start, end = seg.vaddr & ~(PAGE - 1), -(-(seg.vaddr + seg.memsz) // PAGE) * PAGE
-            for page in range(start, end, PAGE):
-                prot_of[page] = prot_of.get(page, 0) | prot
-        for page, prot in sorted(prot_of.items()):
-            self.mem.add(page, page + PAGE, prot, "[program]")
-            pages.set_kinds(page, page + PAGE, kind_of(prot | PROT_READ))
-        self.map(self.mem.stack_bottom, self.mem.stack_top, PROT_READ | PROT_WRITE, "[stack]")
+        self.map_image(self.program)  # the machine already wrote the segments' bytes
         cfg = self.config
         sp = self.build_stack(self.program, cfg.argv, cfg.env, cfg.exe, cfg.at_random)
         for reg in (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_RDX,
@@ -445,6 +433,23 @@ class Kernel:
         self.machine.mem_write(base, bytes(blob))
         self.machine.mem_write(sp, vector)
         return sp
+
+    def map_image(self, program: Program) -> None:
+        """The running process's layout for `program`, in an empty address space: its segments' pages with
+        their protection, and the stack. The caller writes the segments' bytes (or the machine did)."""
+        pages = self.machine.pages
+        pages.set_kinds(RAM_BASE, self.machine.config.ram_size, PAGE_NONE)
+        prot_of: dict[int, int] = {}
+        for seg in program.image.segments:
+            prot = (PROT_READ if seg.flags & 4 else 0) | (PROT_WRITE if seg.flags & 2 else 0)
+            prot |= PROT_EXEC if seg.flags & 1 else 0
+            start, end = seg.vaddr & ~(PAGE - 1), -(-(seg.vaddr + seg.memsz) // PAGE) * PAGE
+            for page in range(start, end, PAGE):
+                prot_of[page] = prot_of.get(page, 0) | prot
+        for page, prot in sorted(prot_of.items()):
+            self.mem.add(page, page + PAGE, prot, "[program]")
+            pages.set_kinds(page, page + PAGE, kind_of(prot | PROT_READ))
+        self.map(self.mem.stack_bottom, self.mem.stack_top, PROT_READ | PROT_WRITE, "[stack]")
 
     # -- memory services for the calls -----------------------------------------
     def map(self, start: int, end: int, prot: int, name: str) -> None:

@@ -29,12 +29,11 @@ from rrtool.linux.calls.signals import SIG_IGN
 from rrtool.linux.fds import Errno
 from rrtool.linux.kernel import Call, Kernel, syscall
 from rrtool.linux.loader import Program, parse_program
-from rrtool.linux.memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, kind_of
+from rrtool.linux.memory import PAGE, AddressSpace
 from rrtool.linux.tasks import SigAction, Space
 from rrtool.machine.cpu import RAM_BASE
 from rrtool.machine.digest import DIGEST_REGS
 from rrtool.machine.image import ImageError
-from rrtool.machine.pages import PAGE_NONE
 from rrtool.machine.units import EventRejected
 
 #: The most bytes an exec may bring into the trace, and the limits on its argument vectors (Linux's ARG_MAX).
@@ -194,20 +193,9 @@ def finish_exec(k: Kernel) -> None:
         for piece in proc.space.mem.mappings:
             m.discard_ram(piece.start, piece.end)
         proc.space.mem = mem
-    m.pages.set_kinds(RAM_BASE, size, PAGE_NONE)
-    prot_of: dict[int, int] = {}
-    for seg in program.image.segments:
-        prot = (PROT_READ if seg.flags & 4 else 0) | (PROT_WRITE if seg.flags & 2 else 0)
-        prot |= PROT_EXEC if seg.flags & 1 else 0
-        start, end = seg.vaddr & ~(PAGE - 1), -(-(seg.vaddr + seg.memsz) // PAGE) * PAGE
-        for page in range(start, end, PAGE):
-            prot_of[page] = prot_of.get(page, 0) | prot
-    for page, prot in sorted(prot_of.items()):
-        mem.add(page, page + PAGE, prot, "[program]")
-        m.pages.set_kinds(page, page + PAGE, kind_of(prot | PROT_READ))
+    k.map_image(program)
     for seg in program.image.segments:
         m.mem_write(seg.vaddr, seg.data)
-    k.map(mem.stack_bottom, mem.stack_top, PROT_READ | PROT_WRITE, "[stack]")
     # Fresh AT_RANDOM bytes, derived (not host randomness): the same in replay.
     seed = k.config.at_random + struct.pack("<qq", proc.pid, k.calls)
     at_random = xxhash.xxh3_128_digest(seed)
