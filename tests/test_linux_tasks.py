@@ -22,6 +22,7 @@ from rrtool.recorder.session import RecordResult, record
 from rrtool.schemas import events as ev
 from rrtool.schemas.tracefile import open_tracefile
 from tests.conftest import invoke
+from tests.test_linux import build
 from tests.test_reliability_trace import rewrite, set_value
 
 BUSYBOX = Path("/bin/busybox")
@@ -45,10 +46,7 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("task_programs")
     built = {}
     for name in ("fork_children", "race", "prodcons", "signal_child", "threads_misc"):
-        exe = out / name
-        subprocess.run(["gcc", "-static", "-O1", "-pthread", "-o", str(exe), str(PROGRAMS / f"{name}.c")],
-                       check=True, capture_output=True)  # fmt: skip
-        built[name] = exe
+        built[name] = build(out, f"{name}.c", name, "-pthread")
     return built
 
 
@@ -157,16 +155,13 @@ def test_one_process_signals_another(programs: dict[str, Path], tmp_path: Path) 
 
 
 def test_a_program_forks_and_execs_a_program_of_the_root(tmp_path: Path) -> None:
-    src = tmp_path / "spawn.c"
-    src.write_text(
+    exe = build(tmp_path, (
         "#include <stdio.h>\n#include <unistd.h>\n#include <sys/wait.h>\n"
         "int main(void) { pid_t p = fork(); if (p == 0) { char *a[] = {\"echo\", \"from exec\", 0};"
         " execv(\"/bin/busybox\", a); _exit(99); } int st; waitpid(p, &st, 0);"
         " char *b[] = {\"x\", 0}; int bad = execv(\"/bin/script\", b);"
         " printf(\"child %d, script exec %d\\n\", WEXITSTATUS(st), bad); return 0; }\n"
-    )
-    exe = tmp_path / "spawn"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    ), "spawn")
     root = tmp_path / "root-t"
     (root / "bin").mkdir(parents=True)
     shutil.copy(BUSYBOX, root / "bin" / "busybox")
@@ -183,30 +178,24 @@ def test_a_program_forks_and_execs_a_program_of_the_root(tmp_path: Path) -> None
 
 
 def test_tasks_blocked_on_each_other_end_the_run_as_a_hang(tmp_path: Path) -> None:
-    src = tmp_path / "deadlock.c"
-    src.write_text(
+    exe = build(tmp_path, (
         "#include <unistd.h>\nint main(void) { int a[2], b[2]; char c; pipe(a); pipe(b);"
         " if (fork() == 0) { read(a[0], &c, 1); write(b[1], &c, 1); return 0; }"
         " read(b[0], &c, 1); write(a[1], &c, 1); return 0; }\n"
-    )
-    exe = tmp_path / "deadlock"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    ), "deadlock")
     result, _, _ = rec_and_replay(exe, (), tmp_path)
     assert result.run.reason == "hang"
     assert "every task is blocked" in result.run.message and "1001 (read pipe:[" in result.run.message
 
 
 def test_unsupported_clone_flags_are_an_error_and_an_event(tmp_path: Path) -> None:
-    src = tmp_path / "ns.c"
-    src.write_text(
+    exe = build(tmp_path, (
         "#define _GNU_SOURCE\n#include <sched.h>\n#include <signal.h>\n#include <stdio.h>\n#include <errno.h>\n"
         "#include <unistd.h>\n#include <sys/syscall.h>\n"
         "int main(void) { long r = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);"
         " long t = syscall(SYS_clone, CLONE_THREAD | SIGCHLD, 0, 0, 0, 0);"
         " printf(\"%ld %d %ld\\n\", r, errno, t); return 0; }\n"
-    )
-    exe = tmp_path / "ns"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    ), "ns")
     result, out, trace = rec_and_replay(exe, (), tmp_path)
     assert out == b"-1 22 -1\n" and result.run.exit_code == 0
     table = open_tracefile(trace).read_all().to_pylist()
@@ -265,33 +254,27 @@ def test_seeks_across_tasks_match_a_straight_pass(which: str, programs: dict[str
 def test_no_address_reaches_another_process_s_memory(tmp_path: Path) -> None:
     """Each address space lives at its own guest-physical offset: a pointer that would name the child's copy
     of a variable through the identity mapping above RAM faults instead of reading it."""
-    src = tmp_path / "peek.c"
-    src.write_text(
+    exe = build(tmp_path, (
         "#include <stdio.h>\n#include <stdint.h>\n#include <unistd.h>\n"
         "volatile long secret;\n"
         "int main(void) { int p[2], w[2]; char c; pipe(p); pipe(w); if (fork() == 0) { secret = 0x5ec7e7;"
         " write(p[1], \"x\", 1); read(w[0], &c, 1); return 0; } read(p[0], &c, 1); secret = 1;"
         " volatile long *q = (volatile long *)((1UL << 48) + (uintptr_t)&secret);"
         " printf(\"read %lx\\n\", *q); return 0; }\n"
-    )
-    exe = tmp_path / "peek"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    ), "peek")
     result, out, _ = rec_and_replay(exe, (), tmp_path)
     assert out == b""
     assert result.run.reason == "fault" and result.run.signal == 11, result.run
 
 
 def test_poll_waits_for_another_process_to_write(tmp_path: Path) -> None:
-    src = tmp_path / "pollpipe.c"
-    src.write_text(
+    exe = build(tmp_path, (
         "#include <poll.h>\n#include <stdio.h>\n#include <unistd.h>\n#include <sys/wait.h>\n"
         "int main(void) { int p[2]; pipe(p); if (fork() == 0) { for (volatile int i = 0; i < 100000; i++);"
         " write(p[1], \"ok\", 2); return 0; } close(p[1]); struct pollfd f = {p[0], POLLIN, 0};"
         " int n = poll(&f, 1, -1); char b[4] = {0}; read(p[0], b, 2); wait(0);"
         " printf(\"poll %d revents %d read %s\\n\", n, f.revents, b); return 0; }\n"
-    )
-    exe = tmp_path / "pollpipe"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    ), "pollpipe")
     _, out, trace = rec_and_replay(exe, (), tmp_path, slice_insns=50_000)  # the child is preempted mid-loop
     assert out in (b"poll 1 revents 1 read ok\n", b"poll 1 revents 17 read ok\n")  # 17: the writer also exited
     assert any(str(r["text"]).startswith("blocked: poll on 1 pipe") for r in sched_rows(trace))
@@ -307,9 +290,7 @@ def test_poll_waits_for_another_process_to_write(tmp_path: Path) -> None:
     ],
 )
 def test_signal_and_thread_edges_behave_as_on_linux(name: str, expected: bytes, tmp_path: Path) -> None:
-    exe = tmp_path / name
-    subprocess.run(["gcc", "-static", "-O1", "-pthread", "-o", str(exe), str(PROGRAMS / f"{name}.c")],
-                   check=True, capture_output=True)  # fmt: skip
+    exe = build(tmp_path, f"{name}.c", name, "-pthread")
     native = subprocess.run([str(exe)], capture_output=True, check=False, timeout=60).stdout
     if name != "thread_exec":  # natively the ids are the host's
         assert native == expected
@@ -322,16 +303,13 @@ def test_a_child_killed_off_the_cpu_gives_its_ram_back(tmp_path: Path) -> None:
     from rrtool.machine.port import EventPort
     from rrtool.recorder.live import start
 
-    src = tmp_path / "killmany.c"
-    src.write_text(
+    exe = build(tmp_path, (
         "#include <signal.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n#include <sys/wait.h>\n"
         "int main(void) { static char buf[1 << 20]; for (int i = 0; i < 60; i++) { int f[2]; pipe(f);"
         " pid_t p = fork(); if (p == 0) { memset(buf, i + 1, sizeof buf); write(f[1], \"r\", 1); pause(); }"
         " char c; read(f[0], &c, 1); close(f[0]); close(f[1]); kill(p, SIGKILL); waitpid(p, 0, 0); }"
         " puts(\"done\"); return 0; }\n"
-    )
-    exe = tmp_path / "killmany"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    ), "killmany")
     out = bytearray()
     started = start(exe, MachineConfig(ram_size=DEFAULT_LINUX_RAM), EventPort(), console_sink=out.extend,
                     linux=LinuxSetup(root=tmp_path, stdin=False))  # fmt: skip
