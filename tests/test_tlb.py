@@ -171,7 +171,7 @@ class Snapshot:
         """Put it back the way a snapshot restore does: RAM straight into the host pages, behind Unicorn's back."""
         m.emu.context_restore(self.context)
         ctypes.memmove(m.ram.address, self.ram, m.ram.size)
-        m.counter.state.icount = self.icount
+        m.counter.set_icount(self.icount)
         m.units.load(self.units)
         m.forget_translations()
 

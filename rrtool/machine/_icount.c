@@ -54,19 +54,26 @@ enum stop_reason {
 
 enum mode { MODE_BLOCK = 0, MODE_STEP = 1 };
 
+/* A translation block the counter has seen: what Python needs to place an instruction inside it. */
+typedef struct rr_block {
+    uint64_t key;           /* block_key(addr, size); 0: empty (the other fields stay valid for `current`) */
+    uint64_t addr;
+    uint32_t size;          /* bytes */
+    uint32_t n;             /* instructions */
+    uint64_t unused;        /* pads an entry to 32 bytes: an index is a shift */
+} rr_block;
+
 /* Shared with Python through ctypes (rrtool/machine/icount.py mirrors it). */
 typedef struct rr_counter {
     uint64_t icount;        /* instructions retired (block mode: to end of current block) */
+    uint64_t gate;          /* soft_deadline, or 0 while step mode or irq_waiting send every block the slow way */
     uint64_t soft_deadline;
     uint64_t hard_deadline;
-    uint64_t block_start;   /* icount before the current block */
-    uint64_t block_addr;    /* address of the current (last counted) block */
+    rr_block *current;      /* the current (last counted) block: it started at icount - current->n */
     uint64_t last_insn;     /* step mode: address of the last counted instruction */
     uint64_t refused_addr;  /* block refused at the hard deadline */
     uint64_t misses;        /* table misses (translations seen) */
     uint64_t clears;        /* times the table was cleared: the host drops what it cached from code with it */
-    uint32_t block_size;
-    uint32_t block_insns;
     uint32_t stop_reason;
     uint32_t mode;
     uint32_t irq_waiting;   /* set by the host while an interrupt is pending with IF clear */
@@ -74,7 +81,8 @@ typedef struct rr_counter {
     uc_emu_stop_fn emu_stop;
     uc_ctl_fn ctl;
     uc_reg_read_fn reg_read;
-    struct { uint64_t key; uint32_t n; uint32_t unused; } front[FRONT_SIZE];
+    rr_block none;          /* `current` before the first block: zero instructions */
+    rr_block front[FRONT_SIZE];
     uint64_t keys[TABLE_SIZE];
     uint32_t vals[TABLE_SIZE];
 } rr_counter;
@@ -84,18 +92,22 @@ uint64_t rr_counter_size(void) { return sizeof(rr_counter); }
 void rr_counter_init(rr_counter *c, void *emu_stop, void *ctl, void *reg_read, uint32_t flags_reg)
 {
     memset(c, 0, sizeof(*c));
+    c->gate = NO_DEADLINE;
     c->soft_deadline = NO_DEADLINE;
     c->hard_deadline = NO_DEADLINE;
+    c->current = &c->none;
     c->emu_stop = (uc_emu_stop_fn)emu_stop;
     c->ctl = (uc_ctl_fn)ctl;
     c->reg_read = (uc_reg_read_fn)reg_read;
     c->flags_reg = flags_reg;
 }
 
-/* Forget cached block sizes: code at these addresses may have changed. */
+/* Forget cached block sizes: code at these addresses may have changed. Only the keys go: this may run in
+   the middle of a block (a store to a page of code), and `current` must still describe that block. */
 void rr_counter_clear_table(rr_counter *c)
 {
-    memset(c->front, 0, sizeof(c->front));
+    for (uint32_t i = 0; i < FRONT_SIZE; i++)
+        c->front[i].key = 0;
     memset(c->keys, 0, sizeof(c->keys));
     c->clears++;
 }
@@ -122,26 +134,19 @@ static uint32_t table_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_
     return table_insns(c, uc, addr, size, key);
 }
 
-/* Why two levels: the block hook runs once per executed block (hundreds of millions of times a second
-   on a register-only loop), and hashing into the 768 KiB table and probing it was about half of the
-   hook's cost there. The front cache answers a hot loop's blocks with one load and one compare. */
-static inline uint32_t block_insns(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size)
+/* key 0 means empty; (addr, size) identifies a translation uniquely enough: a block starting mid-way
+   through another one has a different addr. */
+static inline uint64_t block_key(uint64_t addr, uint32_t size) { return (addr << 12) ^ size ^ 1; }
+
+static inline rr_block *front_slot(rr_counter *c, uint64_t addr)
 {
-    /* key 0 means empty; (addr, size) identifies a translation uniquely enough:
-       a block starting mid-way through another one has a different addr. */
-    uint64_t key = (addr << 12) ^ size ^ 1;
-    uint32_t slot = (uint32_t)(addr ^ (addr >> FRONT_BITS)) & (FRONT_SIZE - 1);
-    if (c->front[slot].key == key)
-        return c->front[slot].n;
-    uint32_t n = table_insns(c, uc, addr, size, key);
-    c->front[slot].key = key;
-    c->front[slot].n = n;
-    return n;
+    return &c->front[(uint32_t)(addr ^ (addr >> FRONT_BITS)) & (FRONT_SIZE - 1)];
 }
 
-void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
+/* Everything but a known block running well before every deadline: stops, interrupts waiting for IF, step
+   mode, and a block not in the front cache. Kept out of line so the fast path saves no registers. */
+static __attribute__((noinline)) void block_slow(rr_counter *c, uc_engine *uc, uint64_t addr, uint32_t size)
 {
-    rr_counter *c = (rr_counter *)user;
     if (c->mode != MODE_BLOCK)
         return;
     if (c->icount >= c->hard_deadline) {
@@ -165,18 +170,47 @@ void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
             return;
         }
     }
-    uint32_t n = block_insns(c, uc, addr, size);
-    if (c->icount + n > c->hard_deadline) {
+    uint64_t key = block_key(addr, size);
+    rr_block *b = front_slot(c, addr);
+    if (b->key != key) {
+        /* The entry may be `current` (a block at another address in the same slot, or this one after a
+           clear): it is rewritten only now, when the block it described has ended. */
+        b->n = table_insns(c, uc, addr, size, key);
+        b->key = key;
+        b->addr = addr;
+        b->size = size;
+    }
+    if (c->icount + b->n > c->hard_deadline) {
         c->stop_reason = STOP_HARD_SPLIT;
         c->refused_addr = addr;
         c->emu_stop(uc);
         return;
     }
-    c->block_start = c->icount;
-    c->block_addr = addr;
-    c->block_size = size;
-    c->block_insns = n;
-    c->icount += n;
+    c->current = b;
+    c->icount += b->n;
+}
+
+/*
+ * The block hook: Unicorn calls it directly from translated code at the start of every block (a single
+ * UC_HOOK_BLOCK hook is inlined as a plain call; a second one would go through a generic helper).
+ *
+ * Why this shape: it runs once per executed block, hundreds of millions of times a second on a
+ * register-only loop, so its fast path is one front-cache probe (a hot loop's blocks stay in L1; the
+ * 768 KiB table behind it is probed only on a miss) and two compares against deadlines (`gate` folds the
+ * soft deadline, step mode and a waiting interrupt into one), then two stores.
+ */
+void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
+{
+    rr_counter *c = (rr_counter *)user;
+    rr_block *b = front_slot(c, addr);
+    uint64_t icount = c->icount;
+    uint64_t next = icount + b->n;
+    if (__builtin_expect(b->key == block_key(addr, size) && icount < c->gate && next <= c->hard_deadline, 1)) {
+        c->icount = next;
+        c->current = b;
+        return;
+    }
+    block_slow(c, uc, addr, size);
 }
 
 void rr_code_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)

@@ -38,21 +38,34 @@ class CounterError(Exception):
     """The native counter could not be built or loaded."""
 
 
+class _Block(ctypes.Structure):
+    """Mirror of `struct rr_block`: one translation block the counter has seen."""
+
+    _fields_ = [
+        ("key", ctypes.c_uint64),
+        ("addr", ctypes.c_uint64),
+        ("size", ctypes.c_uint32),
+        ("n", ctypes.c_uint32),
+        ("unused", ctypes.c_uint64),
+    ]
+
+
 class _Counter(ctypes.Structure):
-    """Mirror of the head of `struct rr_counter` (the table after it stays opaque)."""
+    """Mirror of the head of `struct rr_counter` (the tables after it stay opaque).
+
+    Only `Counter` writes it: `gate` must follow `soft_deadline`, `mode` and `irq_waiting`.
+    """
 
     _fields_ = [
         ("icount", ctypes.c_uint64),
+        ("gate", ctypes.c_uint64),
         ("soft_deadline", ctypes.c_uint64),
         ("hard_deadline", ctypes.c_uint64),
-        ("block_start", ctypes.c_uint64),
-        ("block_addr", ctypes.c_uint64),
+        ("current", ctypes.POINTER(_Block)),
         ("last_insn", ctypes.c_uint64),
         ("refused_addr", ctypes.c_uint64),
         ("misses", ctypes.c_uint64),
         ("clears", ctypes.c_uint64),
-        ("block_size", ctypes.c_uint32),
-        ("block_insns", ctypes.c_uint32),
         ("stop_reason", ctypes.c_uint32),
         ("mode", ctypes.c_uint32),
         ("irq_waiting", ctypes.c_uint32),
@@ -193,6 +206,48 @@ class Counter:
     def icount(self) -> int:
         return int(self.state.icount)
 
+    def set_icount(self, icount: int) -> None:
+        """Between runs: the count is known exactly another way (before a faulting instruction, a restore)."""
+        self.state.icount = icount
+
+    @property
+    def hard_deadline(self) -> int:
+        return int(self.state.hard_deadline)
+
+    @property
+    def stepping(self) -> bool:
+        """True while the refused block's tail runs one instruction at a time (the count is per instruction)."""
+        return bool(self.state.mode)
+
+    def limit_hard(self, icount: int) -> None:
+        """Stop exactly at `icount` at the latest (also from a hook, in the middle of a run)."""
+        self.state.hard_deadline = min(int(self.state.hard_deadline), icount)
+
+    def stop_soon(self) -> None:
+        """Stop at the next block boundary (also from a hook, in the middle of a run)."""
+        self._set(soft=0)
+
+    def set_irq_waiting(self, waiting: bool) -> None:
+        """An interrupt waits for IF: the native hook then checks RFLAGS before every block."""
+        self._set(irq_waiting=waiting)
+
+    def _set(self, soft: int | None = None, mode: int | None = None, irq_waiting: bool | None = None) -> None:
+        """Write the fields the native fast path folds into `gate`, and `gate` with them."""
+        st = self.state
+        if soft is not None:
+            st.soft_deadline = soft
+        if mode is not None:
+            st.mode = mode
+        if irq_waiting is not None:
+            st.irq_waiting = int(irq_waiting)
+        st.gate = 0 if st.mode or st.irq_waiting else st.soft_deadline
+
+    def _block(self) -> tuple[int, int, int, int]:
+        """The current block in block mode: (icount before it, address, size in bytes, instructions)."""
+        st = self.state
+        block = st.current.contents
+        return int(st.icount) - int(block.n), int(block.addr), int(block.size), int(block.n)
+
     @property
     def native(self) -> ctypes.c_void_p:
         """The native counter's address, for other native hooks that share it (rrtool.machine.pages)."""
@@ -205,7 +260,7 @@ class Counter:
         hook and its tail is run here under the per-instruction hook.
         """
         st = self.state
-        st.soft_deadline = soft
+        self._set(soft=soft)
         st.hard_deadline = hard
         st.stop_reason = STOP_NONE
         self._after_tail = False
@@ -227,12 +282,12 @@ class Counter:
         emu.ctl_remove_cache(addr, addr + 1)
         hook = add_native_hook(emu, uc.UC_HOOK_CODE, self._lib.rr_code_hook, self._ptr, addr, addr + 0x10000)
         try:
-            st.mode = 1
+            self._set(mode=1)
             self._in_tail = True  # a fault raised here is counted the step-mode way (instructions_before)
             st.stop_reason = STOP_NONE
             emu.emu_start(addr, 0)
         finally:
-            st.mode = 0
+            self._set(mode=0)
             uclib.uc_hook_del(emu._uch, hook)
             emu.ctl_remove_cache(addr, addr + 1)
 
@@ -245,16 +300,16 @@ class Counter:
         st = self.state
         if st.mode == 1:
             return int(st.icount)
-        start = int(st.block_addr)
+        block_start, start, size, _n = self._block()
         key = (start, pc)
         if st.clears != self._clears_seen:  # code may have changed (rrtool.machine.pages switched a page to X)
             self._index_cache.clear()
             self._clears_seen = int(st.clears)
         idx = self._index_cache.get(key)
         if idx is None:
-            idx = self._index_in_block(start, pc, int(st.block_size))
+            idx = self._index_in_block(start, pc, size)
             self._index_cache[key] = idx
-        return int(st.block_start) + idx + 1
+        return block_start + idx + 1
 
     def instructions_before(self, pc: int) -> int:
         """Exact icount of instructions retired before the one at `pc` (for faults)."""
@@ -263,11 +318,10 @@ class Counter:
             # Step mode counts an instruction as it starts, so a faulting one is already counted. The
             # tail has reset the mode by the time the machine asks, hence `_in_tail`.
             return int(st.icount) - 1
-        start = int(st.block_addr)
-        size = int(st.block_size)
+        block_start, start, size, _n = self._block()
         if not start <= pc < start + max(size, 1):
             return int(st.icount)
-        return int(st.block_start) + self._index_in_block(start, pc, size)
+        return block_start + self._index_in_block(start, pc, size)
 
     def _index_in_block(self, start: int, pc: int, size: int) -> int:
         if self._disasm is None:
@@ -285,15 +339,16 @@ class Counter:
         st = self.state
         if self._after_tail:
             return int(st.last_insn)
-        if st.block_insns == 0:
+        _start, start, size, n = self._block()
+        if n == 0:
             return None
-        if st.block_insns == 1:
-            return int(st.block_addr)
+        if n == 1:
+            return start
         if self._disasm is None:
-            self._index_in_block(int(st.block_addr), int(st.block_addr), 1)
-        code = bytes(self._emu.mem_read(int(st.block_addr) + self.phys_offset, int(st.block_size)))
+            self._index_in_block(start, start, 1)
+        code = bytes(self._emu.mem_read(start + self.phys_offset, size))
         last = None
-        for addr, _sz, _m, _o in self._disasm.disasm_lite(code, int(st.block_addr)):
+        for addr, _sz, _m, _o in self._disasm.disasm_lite(code, start):
             last = addr
         return last
 

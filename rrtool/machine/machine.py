@@ -163,14 +163,14 @@ class Machine:
         """A device wants a stop at the next block boundary; only when the plan leaves stops to the machine."""
         if self._plan.kind is None:
             self._device_stop = True
-            self.counter.state.soft_deadline = 0
+            self.counter.stop_soon()
 
     def timers_changed(self) -> None:
         due = self.clock.next_deadline_icount()
         if due is None:
             return
         if due > self.counter.icount:
-            self.counter.state.hard_deadline = min(int(self.counter.state.hard_deadline), due)
+            self.counter.limit_hard(due)
             self._slice_natural = min(self._slice_natural, due)
         else:
             self.request_stop()
@@ -194,7 +194,7 @@ class Machine:
         next block is refused and the stop is exact without a checkpoint of its own.
         """
         now = self.now()
-        self.counter.state.hard_deadline = min(int(self.counter.state.hard_deadline), now)
+        self.counter.limit_hard(now)
         self._slice_natural = min(self._slice_natural, now)
 
     def _physical(self, addr: int) -> int:
@@ -397,7 +397,7 @@ class Machine:
         """From a hook: pause `advance` at the next block boundary (exact: the counter stops there)."""
         assert self.time_travel, "only a time-travel replay pauses"
         self._pause_requested = True
-        self.counter.state.soft_deadline = 0
+        self.counter.stop_soon()
 
     def _pause_due(self, pause_at: int | None) -> bool:
         return self._pause_requested or (pause_at is not None and self.counter.icount >= pause_at)
@@ -457,7 +457,7 @@ class Machine:
         # next periodic checkpoint), unless the plan fixes the stops (the log then holds that stop); while
         # single-stepping an sti shadow the shadow's instruction must run first.
         waiting = plan.kind is None and self._internal_stop_slice is None and self.platform.pending_interrupt()
-        self.counter.state.irq_waiting = int(bool(waiting) and not self.emu.reg_read(x86.UC_X86_REG_RFLAGS) & IF_FLAG)
+        self.counter.set_irq_waiting(bool(waiting) and not self.emu.reg_read(x86.UC_X86_REG_RFLAGS) & IF_FLAG)
         self._internal_stop_slice = None
         self._running = True
         try:
@@ -496,7 +496,7 @@ class Machine:
             self._fault_vector = None
             # The faulting instruction did not retire: the count is exactly the instructions before it, also
             # for what the platform logs while it takes the fault (a Linux child that dies of it).
-            self.counter.state.icount = exact
+            self.counter.set_icount(exact)
             if self.platform.on_fault(fault):
                 return False  # handed to the guest (a Linux signal handler), or only one task ended
             self._signal = fault.signal
@@ -713,7 +713,7 @@ class Machine:
             setattr(self, name, saved[name])
         icount, output = saved["icount"], saved["output"]
         assert isinstance(icount, int) and isinstance(output, int)
-        self.counter.state.icount = icount
+        self.counter.set_icount(icount)
         # A replay's output at any point is a prefix of the longest it has produced: keep that, so a
         # restore to a later snapshot than the present gets its output back too.
         if len(self.output) > len(self._longest_output):

@@ -355,7 +355,7 @@ class Timeline:
         counter = self.machine.counter
         # Under the counter's single-step tail this hook runs before the counter's own (it was added
         # first), so the count does not include this instruction yet; in block mode icount_at does.
-        before = counter.icount if counter.state.mode == 1 else counter.icount_at(address) - 1
+        before = counter.icount if counter.stepping else counter.icount_at(address) - 1
         self._hit(col, _Hit(before, BREAKPOINT))
 
     def _on_access(self, wp: Watchpoint, address: int, size: int) -> None:
