@@ -211,10 +211,6 @@ class Counter:
         self.state.icount = icount
 
     @property
-    def hard_deadline(self) -> int:
-        return int(self.state.hard_deadline)
-
-    @property
     def stepping(self) -> bool:
         """True while the refused block's tail runs one instruction at a time (the count is per instruction)."""
         return bool(self.state.mode)
