@@ -323,6 +323,17 @@ bool rr_tlb_fill(uc_engine *uc, uint64_t addr, int type, uc_tlb_entry *e, void *
         return false;
     }
     if (addr < p->base || addr >= p->limit) {
+        if (type == UC_MEM_WRITE) {
+            /* A store outside RAM is refused here, so Unicorn raises the fault at the access itself.
+               Past the fill, a store to unmapped memory only sets a flag that the exit check after each
+               access reads, and the machine turns those checks off (exit_checks.py). The fill sees only
+               the page; the machine names the exact address (pages.access_target). */
+            p->refused = REFUSED_WRITE;
+            p->refused_addr = full_addr;
+            return false;
+        }
+        /* A load or a jump there: Unicorn's read or fetch of unmapped memory (or of the guard page) stops
+           at the access and reports its exact address. */
         e->perms = PROT_READ | PROT_WRITE | PROT_EXEC;
         return true;
     }

@@ -22,6 +22,7 @@ from unicorn import x86_const as x86
 from unicorn.unicorn_py3.unicorn import uclib
 
 from rrtool._host import CompilerNotFoundError, cache_dir, find_c_compiler
+from rrtool.machine import exit_checks
 
 NO_DEADLINE = (1 << 64) - 1
 
@@ -194,6 +195,9 @@ class Counter:
                             x86.UC_X86_REG_RFLAGS)  # fmt: skip
         self.state = _Counter.from_buffer(self._buf)
         self._block_hook = add_native_hook(emu, uc.UC_HOOK_BLOCK, lib.rr_block_hook, self._ptr)
+        #: Whether blocks are translated without Unicorn's exit check after every load and store: the
+        #: counter takes every stop at a block boundary, so only its single-stepped tail needs them.
+        self.access_checks_off = exit_checks.set_access_checks(emu, on=False)
         self._index_cache: dict[tuple[int, int], int] = {}
         self._clears_seen = 0  # the native table's clear count when _index_cache was last known good
         self._disasm: Any = None
@@ -277,6 +281,9 @@ class Counter:
         emu = self._emu
         emu.ctl_remove_cache(addr, addr + 1)
         hook = add_native_hook(emu, uc.UC_HOOK_CODE, self._lib.rr_code_hook, self._ptr, addr, addr + 0x10000)
+        # The code hook stops the CPU before the instruction at the deadline only through the exit check
+        # Unicorn emits after it, which the translator skips while the access checks are off.
+        exit_checks.set_access_checks(emu, on=True)
         try:
             self._set(mode=1)
             self._in_tail = True  # a fault raised here is counted the step-mode way (instructions_before)
@@ -286,6 +293,7 @@ class Counter:
             self._set(mode=0)
             uclib.uc_hook_del(emu._uch, hook)
             emu.ctl_remove_cache(addr, addr + 1)
+            exit_checks.set_access_checks(emu, on=not self.access_checks_off)
 
     def icount_at(self, pc: int) -> int:
         """Exact icount *including* the instruction at `pc`, from inside a hook.

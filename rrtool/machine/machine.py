@@ -42,7 +42,7 @@ from rrtool.machine.cpu import (
 from rrtool.machine.digest import DIGEST_REGS, GuestRam, RegisterDigester
 from rrtool.machine.icount import NO_DEADLINE, STOP_IRQ, STOP_NONE, STOP_SOFT, Counter, StopInfo, add_insn_hook
 from rrtool.machine.image import GuestImage
-from rrtool.machine.pages import PAGE_NONE, REFUSED_FETCH, REFUSED_WRITE, SPACES_START, Pages
+from rrtool.machine.pages import PAGE_NONE, REFUSED_FETCH, REFUSED_WRITE, SPACES_START, Pages, access_target
 from rrtool.machine.platform import Platform
 from rrtool.machine.port import FREE, EventPort, NothingCanWake, StopPlan
 from rrtool.machine.units import ShapeUnit, Units
@@ -473,14 +473,16 @@ class Machine:
         refused = self.pages.take_refused()
         if refused is not None:
             # The page policy refused an access (a fetch from a data page, NX; any access to an unmapped
-            # page). Unicorn reports that as an exception (#PF) with RIP at the instruction (for a fetch,
-            # the target): the name comes from what the fill callback saw.
+            # page; a store outside RAM). Unicorn reports that as an exception with RIP at the instruction
+            # (for a fetch, the target): the name comes from what the fill callback saw, the exact address
+            # of a load or store from the instruction (the fill sees only the page).
             what, addr = refused
             if what == REFUSED_FETCH:
                 unmapped = self.pages.kind(addr) == PAGE_NONE
                 self._fault = (f"jump to {'unmapped memory' if unmapped else 'non-executable data'} at {self.pc:#x}",
                                self.pc)  # fmt: skip
             else:
+                addr = access_target(self.emu, self.pc, addr, self.counter.phys_offset)
                 self._fault = (f"invalid memory {'write' if what == REFUSED_WRITE else 'read'} at {addr:#x}", self.pc)
             self._fault_addr = addr
         if self._fault is not None and self._ending is None:

@@ -18,9 +18,13 @@ stores on the fast path. The policy, page by page:
   (to the stack, free RAM or its own text) and then runs it works, at the price of one switch per
   change of mind: a page that mixes hot code and hot stores switches often, each switch costing a
   TLB fill and a retranslation, not a wrong result;
-- memory outside RAM (page 0, above the guard page) is left to Unicorn's region permissions and the
-  invalid-memory hooks, which cover only addresses outside RAM (a hook over RAM would put every
-  store back on the slow path), so those faults read as before.
+- memory outside RAM (page 0, the guard page and above): a store there is refused by the fill, so
+  the fault is raised at the access itself ("invalid memory write at ADDR", the address decoded by
+  `access_target`, since the fill sees only the page). Past the fill, Unicorn only flags such a store
+  for the exit check it emits after each access, which the machine turns off
+  (rrtool.machine.exit_checks). Loads and jumps there are left to Unicorn's region permissions and
+  the invalid-memory hooks, which stop at the access either way. Those hooks cover only addresses
+  outside RAM (a hook over RAM would put every store back on the slow path).
 
 One known gap: when the translator decodes a block that starts on an executable page and runs on
 past its end, the fetch of the next page is granted even if that page is data (refusing it would
@@ -207,3 +211,56 @@ class Pages:
         through the generic `ctl`.
         """
         self._emu.ctl(uc.UC_CTL_TLB_FLUSH, uc.UC_CTL_IO_WRITE)
+
+
+#: Stack slots no memory operand names, relative to RSP: push and call write below it, pop and ret read at it.
+_STACK_SLOTS = (-8, -4, -2, 0)
+
+
+def access_target(emu: uc.Uc, pc: int, page: int, code_offset: int = 0) -> int:
+    """The exact address of an access the fill refused: Unicorn hands the fill only the page.
+
+    Decodes the instruction at `pc` (read at `pc + code_offset`, see Counter.phys_offset) and takes the
+    first memory operand whose effective address lies in `page`, then the stack slot a push, call, pop
+    or ret touches. Naming the byte is only for the fault line and SIGSEGV's si_addr: the stop is
+    already exact. Falls back to the page when nothing decodes into it.
+    """
+    import capstone
+    from capstone import x86_const as cx
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.detail = True
+    try:
+        insn = next(md.disasm(bytes(emu.mem_read(pc + code_offset, 16)), pc, 1), None)
+    except uc.UcError:
+        return page
+    if insn is None:
+        return page
+
+    def reg(reg_id: int) -> int:
+        name = insn.reg_name(reg_id) or ""
+        return int(emu.reg_read(getattr(x86, f"UC_X86_REG_{name.upper()}")))
+
+    segment_base = {cx.X86_REG_FS: x86.UC_X86_REG_FS_BASE, cx.X86_REG_GS: x86.UC_X86_REG_GS_BASE}
+    candidates: list[int] = []
+    for op in insn.operands:
+        if op.type != cx.X86_OP_MEM:
+            continue
+        mem = op.mem
+        address = mem.disp
+        if mem.base == cx.X86_REG_RIP:
+            address += pc + insn.size
+        elif mem.base:
+            address += reg(mem.base)
+        if mem.index:
+            address += reg(mem.index) * mem.scale
+        if mem.segment in segment_base:
+            address += int(emu.reg_read(segment_base[mem.segment]))
+        candidates.append(address)
+    rsp = int(emu.reg_read(x86.UC_X86_REG_RSP))
+    candidates += [rsp + slot for slot in _STACK_SLOTS]
+    for address in candidates:
+        address &= (1 << 64) - 1
+        if address & ~(PAGE_SIZE - 1) == page:
+            return address
+    return page
