@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 #: Rounds of the short `compute` variant used by ``--quick`` (the bundled example has 72: ~419M instructions).
 QUICK_ROUNDS = 20
+#: The C loops vs_qemu.py builds for both rrtool and QEMU (``loops.c``), and rrtool's side of them.
+QEMU_DIR = Path(__file__).resolve().parent / "qemu"
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -77,6 +79,14 @@ def compute_guest(quick: bool, workdir: Path) -> Path:
         return ensure_example("compute")
     out = workdir / f"compute-rounds{QUICK_ROUNDS}.elf"
     return build_guest([example_source("compute")], out, extra_cflags=[f"-DROUNDS={QUICK_ROUNDS}"])
+
+
+def loop_guest(macro: str, size: int, out: Path) -> Path:
+    """One of ``qemu/loops.c``'s loops as an rrtool SDK guest: ``macro`` (BENCH_REG_ITERS or BENCH_MEM_ROUNDS)
+    selects the loop and ``size`` its length. It prints a checksum line, then its own instruction count."""
+    return build_guest(
+        [QEMU_DIR / "rrtool_main.c", QEMU_DIR / "loops.c"], out, extra_cflags=[f"-I{QEMU_DIR}", f"-D{macro}={size}"]
+    )
 
 
 def median(values: Sequence[float]) -> float:

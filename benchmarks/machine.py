@@ -16,6 +16,9 @@ the `compute` guest, a CPU-bound loop, in three configurations in one process:
 and checks the targets: (c) at least 4x faster than (b), within 3x of (a), and
 within 3x of (a2). `compute` is the memory-heavy loop: a / a2 is what the store
 slow path costs there.
+Then it times (a) and (c) on the register-only loop of vs_qemu.py (``qemu/loops.c``), where
+no store path is in play and all rrtool adds is the counter and the checkpoints' machinery:
+target (c) within 1.5x of (a).
 Bare Unicorn cannot report how many instructions it ran, so (a) and (b) are
 converted to MIPS with the exact count measured by (c): the guest is
 deterministic, so every configuration runs the same instructions.
@@ -25,6 +28,7 @@ Run: ``python benchmarks/machine.py [--quick] [--repeats N] [--markdown] [--chec
 
 from __future__ import annotations
 
+import argparse
 import gc
 import sys
 import tempfile
@@ -40,6 +44,7 @@ from _common import (
     compute_guest,
     environment_line,
     load_average,
+    loop_guest,
     make_console,
     median,
     mips,
@@ -49,6 +54,7 @@ from _common import (
     table_box,
     verdict,
 )
+from rich.console import Console
 from rich.table import Table
 from unicorn import x86_const as x86
 
@@ -66,6 +72,11 @@ UNBOUNDED_COUNT = 10**12
 #: Targets from the performance issue.
 TARGET_SPEEDUP_VS_COUNT = 4.0
 TARGET_SLOWDOWN_VS_BARE = 3.0
+#: On a loop without loads or stores, only the instruction counter separates rrtool run from bare Unicorn.
+TARGET_REG_SLOWDOWN_VS_BARE = 1.5
+#: Iterations of the register-only loop (21 instructions each): ~1.05G instructions, ~0.2 s bare.
+REG_ITERS = 50_000_000
+QUICK_REG_ITERS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -267,8 +278,52 @@ def main() -> int:
         "MIPS of a., a2. and b. use c.'s exact instruction count; wall time covers emu_start / Machine.run() only "
         "(no set-up), each on a fresh Unicorn instance, so translation is included."
     )
+    ok_reg = register_only(args, console, config)
     console.print(f"load average {load_average():.2f} at end")
-    return 1 if args.check and not (ok_speed and ok_slow and ok_fast) else 0
+    return 1 if args.check and not (ok_speed and ok_slow and ok_fast and ok_reg) else 0
+
+
+def register_only(args: argparse.Namespace, console: Console, config: MachineConfig) -> bool:
+    """The same two-way comparison on vs_qemu.py's register-only loop, where no store path is in play.
+
+    With no loads or stores, bare Unicorn runs at its fastest and every cost rrtool adds is the
+    counter's (its native block hook) and the machine's checkpoints: the strictest test of the count.
+    """
+    iters = QUICK_REG_ITERS if args.quick else REG_ITERS
+    with tempfile.TemporaryDirectory(prefix="rrtool-bench-") as tmp:
+        image = load_image(loop_guest("BENCH_REG_ITERS", iters, Path(tmp) / "reg.elf"), config.ram_size)
+        runs = repeat(
+            args.repeats,
+            [fresh(lambda: bare_unicorn(image, config.ram_size, 0)), fresh(lambda: rrtool_run(image, config))],
+        )
+    reference = runs[1][0]
+    icount = reference.icount
+    assert icount is not None
+    for samples in runs:
+        for s in samples:
+            if s.exit_code != 0 or first_line(s.output) != first_line(reference.output):
+                raise SystemExit(f"register-only loop: output differs or it did not exit 0: {s.output!r}")
+    bare, rr = (median([s.wall_s for s in samples]) for samples in runs)
+    table = Table(
+        title=f"register-only loop (benchmarks/qemu/loops.c, {iters:,} iterations), {icount:,} instructions",
+        box=table_box(args.markdown),
+    )
+    for column in ("configuration", "wall s (median)", "min-max s", "ns/insn", "speed vs bare"):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for name, samples, wall in zip(("a. bare Unicorn, no hooks", "c. rrtool run (Machine.run)"), runs, (bare, rr),
+                                   strict=True):  # fmt: skip
+        ws = [s.wall_s for s in samples]
+        table.add_row(name, f"{wall:.3f}", f"{min(ws):.3f}-{max(ws):.3f}", f"{wall / icount * 1e9:.3f}",
+                      f"{bare / wall:.2f}x")  # fmt: skip
+    show(console, table, args.markdown)
+    ok = rr / bare <= TARGET_REG_SLOWDOWN_VS_BARE
+    targets = Table(title="target (register-only loop)", box=table_box(args.markdown))
+    for column in ("ratio", "measured", "target", "status"):
+        targets.add_column(column, justify="left" if column in ("ratio", "status") else "right")
+    targets.add_row("rrtool run slow-down vs bare (c / a wall)", f"{rr / bare:.2f}x",
+                    f"<= {TARGET_REG_SLOWDOWN_VS_BARE:g}x", verdict(ok))  # fmt: skip
+    show(console, targets, args.markdown)
+    return ok
 
 
 if __name__ == "__main__":

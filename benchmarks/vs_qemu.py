@@ -51,21 +51,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import environment_line, load_average, make_console, median, repeat, show, table_box, verdict
+from _common import (
+    QEMU_DIR,
+    environment_line,
+    load_average,
+    loop_guest,
+    make_console,
+    median,
+    repeat,
+    show,
+    table_box,
+    verdict,
+)
 from rich.table import Table
 
 from rrtool._host import find_c_compiler
 from rrtool.board import Board, BoardConfig
-from rrtool.guest.build import GUEST_CFLAGS, build_guest
+from rrtool.guest.build import GUEST_CFLAGS
 from rrtool.machine.config import MachineConfig
 from rrtool.machine.image import load_image
 from rrtool.machine.machine import Machine
 from rrtool.machine.port import EventPort
 from rrtool.player.session import replay
 from rrtool.recorder.session import record
-
-HERE = Path(__file__).resolve().parent
-QEMU_DIR = HERE / "qemu"
 
 #: Sizes at --scale 1: each QEMU run takes about 0.7-1 s on a 2-core host, and rrtool 1-3 s once its
 #: store slow path is fixed (see /work/shared/unicorn-notes.md; today the memory-heavy loop takes ~7 s).
@@ -173,13 +181,8 @@ def build_kernel(define: str, out: Path) -> Path:
 
 
 def build_loop(key: str, label: str, macro: str, size: int, workdir: Path) -> Loop:
-    define = f"{macro}={size}"
-    guest = build_guest(
-        [QEMU_DIR / "rrtool_main.c", QEMU_DIR / "loops.c"],
-        workdir / f"{key}-{size}.elf",
-        extra_cflags=[f"-I{QEMU_DIR}", f"-D{define}"],
-    )
-    kernel = build_kernel(define, workdir / f"{key}-{size}.kernel")
+    guest = loop_guest(macro, size, workdir / f"{key}-{size}.elf")
+    kernel = build_kernel(f"{macro}={size}", workdir / f"{key}-{size}.kernel")
     return Loop(key, label, macro, size, guest, kernel)
 
 
