@@ -4,14 +4,16 @@ rrtool must count every instruction exactly (the virtual clock, timers and
 replay stop points all hang on it). Unicorn offers exact counting out of the
 box with ``emu_start(count=N)``, but that installs a per-instruction hook; rrtool
 instead counts whole translation blocks in a native hook. This script measures
-the `compute` guest, a CPU-bound loop, in three configurations in one process:
+the `compute` guest, a CPU-bound loop, in five configurations in one process:
 
   a. bare Unicorn, no counting at all, default TLB: what a plain Unicorn user gets;
   a2. bare Unicorn with the virtual TLB mapping code R|X and data R|W, as rrtool
       does (rrtool.machine.pages): the real ceiling on a memory-heavy loop, since
       with the default TLB every store takes Unicorn 2.1.4's slow path;
   b. Unicorn's own ``count=`` mode: the obvious exact counter;
-  c. rrtool's `Machine.run()`, as `rrtool run` does it, with every device.
+  c. rrtool's `Machine.run()`, as `rrtool run` does it, with every device;
+  c2. the same with Unicorn's exit check after every load and store put back
+      (rrtool.machine.exit_checks turns it off): what that change is worth.
 
 and checks the targets: (c) at least 4x faster than (b), within 3x of (a), and
 within 3x of (a2). `compute` is the memory-heavy loop: a / a2 is what the store
@@ -61,6 +63,7 @@ from unicorn import x86_const as x86
 from rrtool.board import Board, BoardConfig, regs
 from rrtool.machine.config import MachineConfig
 from rrtool.machine.cpu import RAM_BASE
+from rrtool.machine.exit_checks import set_access_checks
 from rrtool.machine.image import GuestImage, load_image
 from rrtool.machine.machine import Machine
 from rrtool.machine.pages import PF_X
@@ -145,9 +148,16 @@ def bare_unicorn(image: GuestImage, ram_size: int, count: int, virtual_tlb: bool
     return Sample(wall, bytes(output), exit_codes[0] if exit_codes else None)
 
 
-def rrtool_run(image: GuestImage, config: MachineConfig) -> Sample:
-    """`rrtool run` minus the CLI: a live machine with the plain event port; only run() is timed."""
+def rrtool_run(image: GuestImage, config: MachineConfig, exit_checks_on: bool = False) -> Sample:
+    """`rrtool run` minus the CLI: a live machine with the plain event port; only run() is timed.
+
+    ``exit_checks_on`` puts back Unicorn's exit check after every load and store, which the machine turns
+    off (rrtool.machine.exit_checks): the row that shows what that is worth.
+    """
     machine = Machine(image, config, EventPort(), Board(BoardConfig()), console_sink=None)
+    if exit_checks_on:
+        set_access_checks(machine.emu, on=True)
+        machine.counter.flush()
     start = time.perf_counter()
     result = machine.run()
     wall = time.perf_counter() - start
@@ -187,12 +197,14 @@ def main() -> int:
             "a2. bare Unicorn, virtual TLB",
             "b. Unicorn emu_start(count=N)",
             "c. rrtool run (Machine.run)",
+            "c2. rrtool run, exit checks on",
         ]
         how = [
             "none",
             "none (TLB: code r-x, data rw-)",
             "per-instruction hook (Unicorn's)",
             "native block hook + devices",
+            "c. + Unicorn's check per load/store",
         ]
         runs = repeat(
             args.repeats,
@@ -201,6 +213,7 @@ def main() -> int:
                 fresh(lambda: bare_unicorn(image, config.ram_size, 0, virtual_tlb=True)),
                 fresh(lambda: bare_unicorn(image, config.ram_size, UNBOUNDED_COUNT)),
                 fresh(lambda: rrtool_run(image, config)),
+                fresh(lambda: rrtool_run(image, config, exit_checks_on=True)),
             ],
         )
 
@@ -216,7 +229,7 @@ def main() -> int:
         raise SystemExit("rrtool run counted a different number of instructions on a repeat")
 
     walls = [median([s.wall_s for s in samples]) for samples in runs]
-    bare, bare_fast, counted, rr = walls
+    bare, bare_fast, counted, rr, rr_checked = walls
 
     table = Table(
         title=f"compute guest, {icount:,} instructions (exact count from c.)",
@@ -273,6 +286,9 @@ def main() -> int:
     console.print(
         f"store slow path on this memory-heavy loop (a / a2 wall): {bare / bare_fast:.2f}x; "
         "rrtool keeps stores on the fast path (rrtool.machine.pages), so c. is measured against a2."
+    )
+    console.print(
+        f"Unicorn's exit check after each load and store, turned off by rrtool (c2. / c.): {rr_checked / rr:.2f}x"
     )
     console.print(
         "MIPS of a., a2. and b. use c.'s exact instruction count; wall time covers emu_start / Machine.run() only "

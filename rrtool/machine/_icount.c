@@ -248,8 +248,10 @@ void rr_code_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
  *   - PAGE_NONE (the Linux platform's unmapped pages): every access is refused, so a wild pointer
  *     faults as it would on Linux; the translator may decode into one past a block's page (granted,
  *     as for data pages) but a jump to it, a read and a write are refused and named in `refused`.
- * Addresses outside RAM are granted everything: the region's own permissions and the invalid-memory
- * hooks (limited to outside RAM) then report them as before.
+ * Outside RAM a store is refused, so it faults at the access itself (the machine turns off the exit
+ * check after each access that a store to unmapped memory otherwise relies on: exit_checks.py). Loads
+ * and fetches there are granted everything: the region's own permissions and the invalid-memory hooks
+ * (limited to outside RAM) then stop at the access and report them as before.
  * This is called only on a TLB miss (a few hundred times in a run), so it costs nothing measurable.
  */
 typedef struct {
