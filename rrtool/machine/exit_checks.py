@@ -11,9 +11,10 @@ rrtool does not need those checks:
 
 - every stop the machine asks for is owned by the counter and taken at a block boundary. Unicorn
   emits the check at every block start unconditionally, and that one stays;
-- every fault is precise without them. The page policy refuses data accesses outside RAM in the
-  TLB fill (`rr_tlb_fill`), and Unicorn raises the exception at the access itself. Before that change,
-  a store to unmapped memory only set a flag that the per-access check read;
+- every fault is precise without them. A load of unmapped or unreadable memory already stops at
+  the access (Unicorn leaves the block from inside its load helper). A store outside RAM used to
+  only set a flag that the per-access check read; the page policy now refuses it in the TLB fill
+  (`rr_tlb_fill`), and Unicorn raises that refusal at the access itself;
 - breakpoints and watchpoints (`rrtool.player.timeline`) note their hit and pause at the next
   block boundary; they never stop inside a block;
 - the one stop that must land before a given instruction is the counter's single-stepped tail:
