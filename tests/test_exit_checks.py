@@ -13,10 +13,8 @@ import unicorn as uc
 from unicorn import x86_const as x86
 
 from rrtool.machine import exit_checks
-from rrtool.player.session import replay
-from rrtool.recorder.session import record
 from tests.conftest import BuildC
-from tests.test_tlb import FAULT_AT, count_every_instruction, machine_for
+from tests.test_tlb import FAULT_AT, assert_fault_replays, count_every_instruction, machine_for
 
 #: One basic block: set RBX, store to TARGET, then set RBX again and store a marker to RAM. With the
 #: fault exact, the store faults, and neither the second RBX nor the marker is ever written.
@@ -83,12 +81,7 @@ def test_a_store_outside_ram_mid_block_stops_exactly_at_itself(
     assert m.emu.reg_read(x86.UC_X86_REG_RIP) == int(pc, 16)  # stopped before the faulting store
     assert int(icount) == result.icount == reference[0] - 1  # the Python hook also saw the store start
 
-    trace = tmp_path / "bad_store.arrow"
-    rec = record(path, trace)
-    assert rec.run.message == result.message
-    rep = replay(trace)
-    assert rep.verified, rep.divergence and rep.divergence.report()
-    assert rep.run is not None and rep.run.message == result.message
+    assert_fault_replays(path, tmp_path / "bad_store.arrow", result.message)
 
 
 def test_a_push_outside_ram_names_the_stack_slot(build_c: BuildC) -> None:

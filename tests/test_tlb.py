@@ -73,6 +73,15 @@ def machine_for(path: Path, **config: Any) -> Machine:
     return Machine(load_image(path, cfg.ram_size), cfg, EventPort(), Board(BoardConfig()))
 
 
+def assert_fault_replays(path: Path, trace: Path, message: str) -> None:
+    """A recording of the guest ends with the same fault line, and its replay verifies and ends the same way."""
+    rec = record(path, trace)
+    assert rec.run.message == message
+    rep = replay(trace)
+    assert rep.verified, rep.divergence and rep.divergence.report()
+    assert rep.run is not None and rep.run.message == message
+
+
 def count_every_instruction(m: Machine) -> list[int]:
     """A Python per-instruction hook beside the native counter: the reference count (a code hook, unlike a
     memory hook, leaves the store path alone)."""
@@ -117,12 +126,7 @@ def test_a_jump_into_data_is_a_fetch_fault_at_the_exact_icount(build_c: BuildC, 
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"rrtool: fault: {result.message}"], proc.stderr
-    trace = tmp_path / "nx.arrow"
-    rec = record(path, trace)
-    assert rec.run.message == result.message
-    rep = replay(trace)
-    assert rep.verified, rep.divergence and rep.divergence.report()
-    assert rep.run is not None and rep.run.message == result.message
+    assert_fault_replays(path, tmp_path / "nx.arrow", result.message)
 
 
 @pytest.mark.parametrize("where", sorted(WHERE))

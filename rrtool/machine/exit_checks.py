@@ -4,8 +4,8 @@ Why: Unicorn 2.1.4 follows every guest load and store in translated code with a 
 `helper_check_exit_request` (`check_exit_request` in its tcg-op.c). The check exists so that a
 memory hook that asked to stop, or a store to unmapped memory, ends the block right after that
 access. Each check is a full TCG helper call: the translated code spills the guest registers it
-holds in host registers before the call and reloads them after. On the memory-heavy loop of
-`benchmarks/vs_qemu.py` that is about 30% of the run.
+holds in host registers before the call and reloads them after. `benchmarks/machine.py` (row c2.)
+shows what that costs `rrtool run` of the memory-heavy `compute` guest: 1.3x-1.8x.
 
 rrtool does not need those checks:
 
