@@ -76,6 +76,12 @@ def loop(build_c: BuildC, tmp_path_factory: pytest.TempPathFactory) -> Guest:
     return _guest(build_c, tmp_path_factory.mktemp("gdb"), "gdb_loop")
 
 
+#: When to send Ctrl-C into a reverse-continue from the end of `long_loop` (about 2 s to the start here). A
+#: search interrupted inside its first window stops where it began (the rest of that window is unsearched),
+#: so the Ctrl-C must come after the first window: at 0.3 s it came before it on a slow moment of this host.
+BACKWARD_DELAY_S = 0.6
+
+
 @pytest.fixture(scope="module")
 def long_loop(build_c: BuildC, tmp_path_factory: pytest.TempPathFactory) -> Guest:
     """The same, then 1.2G instructions with no call and no write of `counter`: a second of replay or more even
@@ -411,7 +417,7 @@ def test_ctrl_c_stops_a_long_continue_either_way(long_loop: Guest) -> None:
         # the start before the Ctrl-C does.
         assert b"replaylog:end" in client.ask(b"c")
         client.send(b"bc")
-        time.sleep(0.3)
+        time.sleep(BACKWARD_DELAY_S)
         client.sock.sendall(b"\x03")
         assert client.packet() == b"T02thread:1;"
         backward = icount_of(client)
@@ -438,9 +444,9 @@ def test_ctrl_c_in_gdb_stops_a_continue_either_way(long_loop: Guest) -> None:
         out = ""
         for line in proc.stdout:
             out += line
-            # Forward the continue runs a second or more, backward from the end several: 0.3 s in is inside.
+            # Forward the continue runs a second or more, backward from the end about two: both delays are inside.
             if line.startswith("@@forward") or line.startswith("@@backward"):
-                time.sleep(0.3)
+                time.sleep(0.3 if line.startswith("@@forward") else BACKWARD_DELAY_S)
                 proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finished(srv)
