@@ -6,14 +6,18 @@ Some were found by the gdb server: a breakpoint one instruction back, a cut-shor
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from rrtool.machine.snapshot import capture
+from rrtool.player import timeline
 from rrtool.player.timeline import Timeline
 from rrtool.recorder.session import record
 from tests.conftest import BuildC
@@ -129,3 +133,24 @@ def test_x87_registers_are_80_bits(build_c: BuildC, tmp_path: Path) -> None:
         tl.run_to_end()
         regs = tl.registers()
     assert (regs["st0"], regs["st1"]) == (0x4000_8000000000000000, 0x3FFF_8000000000000000)  # 2.0 and 1.0
+
+
+def test_one_slow_capture_does_not_hold_off_snapshots(loop: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adaptive cadence waits OVERHEAD_FACTOR times the estimated capture cost between snapshots; one capture
+    slowed by a pause (a gen-2 collection took 30 ms in one) must not become that estimate."""
+    _elf, trace = loop
+    with Timeline(trace) as tl:
+        tl.step()
+        tl.keep_snapshot()
+        tl.step()
+        tl.keep_snapshot()  # a usual capture: the estimate is now what one costs
+        usual = tl._capture_s
+
+        def stalled(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(0.05)
+            return capture(*args, **kwargs)
+
+        monkeypatch.setattr(timeline, "capture", stalled)
+        tl.step()
+        tl.keep_snapshot()
+        assert tl._capture_s <= 2 * usual < 0.05

@@ -520,7 +520,11 @@ class Timeline:
         self.missed_pages += snap.missed
         self._previous, self._baseline = self._baseline, snap
         if not check and self._previous is not None:  # a first or checked capture reads all of RAM: not the usual
-            self._capture_s = time.perf_counter() - started
+            # At most twice the last estimate: one capture that a gen-2 garbage collection or a host stall
+            # made 50x slower (30 ms, measured) would otherwise hold off snapshots for 25x that (0.75 s of
+            # replay, 500M instructions of a busy guest), and a Ctrl-C in a reverse search over that gap
+            # finds nothing searched. A guest that really dirties more pages gets there in a few captures.
+            self._capture_s = min(time.perf_counter() - started, 2 * self._capture_s)
         self._ran_s = 0.0
         snaps = self._snapshots
         i = bisect.bisect_left([s.icount for s in snaps], icount)
