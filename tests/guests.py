@@ -364,3 +364,23 @@ int main(void) {
     return 0;
 }
 """
+
+BUSY_POLL = r"""
+#include "rrtool.h"
+/* Busy, with no timer and no sleep: polls the console once per ~1M instructions of arithmetic, for up
+   to ROUNDS rounds (about 8G instructions, several seconds), and says in which round a byte arrived. */
+#define ROUNDS 8000
+int main(void) {
+    for (uint64_t round = 0; round < ROUNDS; round++) {
+        for (volatile uint32_t i = 0; i < 200000; i++) {
+        }
+        int c = rr_getc();
+        if (c >= 0) {
+            rr_printf("got %c in round %lu\n", c, round);
+            return 0;
+        }
+    }
+    rr_printf("no input in %d rounds\n", ROUNDS);
+    return 1;
+}
+"""

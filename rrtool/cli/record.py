@@ -36,6 +36,7 @@ from rrtool.cli.options import (
     platform_ram,
     resolve_guest,
 )
+from rrtool.machine.config import DEFAULT_CHECKPOINT_EVERY, DEFAULT_MEM_DIGEST_EVERY
 
 
 def record(
@@ -50,8 +51,8 @@ def record(
     ],
     ram: Ram = None,
     ns_per_insn: NsPerInsn = 1,
-    checkpoint_every: CheckpointEvery = 1_000_000,
-    mem_digest_every: MemDigestEvery = 200_000_000,
+    checkpoint_every: CheckpointEvery = DEFAULT_CHECKPOINT_EVERY,
+    mem_digest_every: MemDigestEvery = DEFAULT_MEM_DIGEST_EVERY,
     max_insns: MaxInsns = None,
     timeout: Timeout = None,
     no_stdin: NoStdin = False,

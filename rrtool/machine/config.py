@@ -9,7 +9,15 @@ DEFAULT_RAM = 32 << 20
 #: A Linux program's RAM unless --ram says otherwise: room for its heap, mmap areas and an 8 MiB stack. Only
 #: the mapped pages cost anything (RAM is lazily allocated, and the memory digest covers the mappings).
 DEFAULT_LINUX_RAM = 512 << 20
-DEFAULT_CHECKPOINT_EVERY = 1_000_000
+#: The busy cadence: a checkpoint (with its register and device digests) at least every this many instructions.
+#: It need not bound how long a host event waits (a backend's post stops the CPU, see HOST_EVENT_GAP), so it is
+#: set by what a checkpoint costs: about 60 us of Python at a stop, which every 1M instructions (0.5 ms of a busy
+#: board guest) was 10-15% of a recording or replay, and every 10M is about 1.5%.
+DEFAULT_CHECKPOINT_EVERY = 10_000_000
+#: A host event (console input, a network frame, a disk completion) posted while the CPU is busy is taken at the
+#: first block boundary at least this many instructions after the previous checkpoint (or the cadence's, if that
+#: is denser): at once after a quiet spell, and no more than one checkpoint per this many instructions under a flood.
+HOST_EVENT_GAP = 1_000_000
 #: Chosen by measurement (benchmarks/record_replay.py): hashing 32 MiB costs 3-5 ms, so a digest every
 #: 200M instructions is under 1% of a busy recording, while every 10M costs about 20%.
 DEFAULT_MEM_DIGEST_EVERY = 200_000_000

@@ -13,6 +13,7 @@ import hashlib
 import importlib.machinery
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,9 @@ class Counter:
         self._in_tail = False  # the last run ended in its single-stepped tail
         #: Added to a virtual address to read code through Unicorn's (physical) mem_read: see Machine.switch_ram.
         self.phys_offset = 0
+        # `kick` comes from host threads: the soft deadline, and `gate` folded from it, change under this lock.
+        self._lock = threading.Lock()
+        self._kick_at: int | None = None
 
     @property
     def icount(self) -> int:
@@ -223,6 +227,14 @@ class Counter:
         """Stop exactly at `icount` at the latest (also from a hook, in the middle of a run)."""
         self.state.hard_deadline = min(int(self.state.hard_deadline), icount)
 
+    def kick(self, at: int) -> None:
+        """From any thread: stop at the first block boundary at or after icount `at`, in the run under way or
+        (if none is) in the next one. It can only bring a stop closer, so a late or stale kick costs one stop."""
+        with self._lock:
+            self._kick_at = at if self._kick_at is None else min(self._kick_at, at)
+            if at < self.state.soft_deadline:
+                self._set_locked(soft=at)
+
     def stop_soon(self) -> None:
         """Stop at the next block boundary (also from a hook, in the middle of a run)."""
         self._set(soft=0)
@@ -233,6 +245,10 @@ class Counter:
 
     def _set(self, soft: int | None = None, mode: int | None = None, irq_waiting: bool | None = None) -> None:
         """Write the fields the native fast path folds into `gate`, and `gate` with them."""
+        with self._lock:
+            self._set_locked(soft, mode, irq_waiting)
+
+    def _set_locked(self, soft: int | None = None, mode: int | None = None, irq_waiting: bool | None = None) -> None:
         st = self.state
         if soft is not None:
             st.soft_deadline = soft
@@ -260,7 +276,11 @@ class Counter:
         hook and its tail is run here under the per-instruction hook.
         """
         st = self.state
-        self._set(soft=soft)
+        with self._lock:
+            if self._kick_at is not None:
+                soft = min(soft, self._kick_at)
+                self._kick_at = None
+            self._set_locked(soft=soft)
         st.hard_deadline = hard
         st.stop_reason = STOP_NONE
         self._after_tail = False

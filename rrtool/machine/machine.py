@@ -19,7 +19,15 @@ import unicorn as uc
 from unicorn import x86_const as x86
 
 from rrtool.machine.clock import Clock
-from rrtool.machine.config import Fault, Limits, MachineConfig, MachineError, RunResult, exit_status
+from rrtool.machine.config import (
+    HOST_EVENT_GAP,
+    Fault,
+    Limits,
+    MachineConfig,
+    MachineError,
+    RunResult,
+    exit_status,
+)
 from rrtool.machine.cpu import (
     CPU_MODEL,
     EXCEPTION_NAMES,
@@ -94,6 +102,9 @@ class Machine:
         self.platform = platform
         self.units = Units([ShapeUnit(config), self.clock, *platform.units])
         port.connect(self.units.async_kinds)
+        #: How soon after a checkpoint a posted host event gets one of its own (see HOST_EVENT_GAP).
+        self._event_gap = min(config.checkpoint_every, HOST_EVENT_GAP)
+        port.set_waker(self._host_event)
         self._sink = console_sink
         self.output = bytearray()  # everything the guest printed, for callers and tests
         self._longest_output = b""  # time travel: the most output seen (every position's is a prefix of it)
@@ -450,7 +461,11 @@ class Machine:
         self._slice_paused = False
         if pause_at is not None and pause_at > icount:
             hard = min(hard, pause_at)
-        soft = self._last_cp_icount + self.config.checkpoint_every if plan.kind is None else NO_DEADLINE
+        soft = NO_DEADLINE
+        if plan.kind is None:
+            soft = self._last_cp_icount + self.config.checkpoint_every
+            if self.port.has_pending():
+                soft = min(soft, self._last_cp_icount + self._event_gap)
         if hard <= icount:
             return False
         # A pending interrupt held back by IF=0 is taken as soon as the guest enables interrupts (not at the
@@ -555,7 +570,17 @@ class Machine:
             return ev.CP_IO
         if icount >= self._last_cp_icount + self.config.checkpoint_every:
             return ev.CP_PERIODIC
+        if icount >= self._last_cp_icount + self._event_gap and self.port.has_pending():
+            return ev.CP_PERIODIC  # a host event was posted: take it now rather than at the cadence's checkpoint
         return None
+
+    def _host_event(self) -> None:
+        """The port's waker, called on a backend's thread after it posted: move the next stop closer.
+
+        Record and live runs only (replay's stops come from the log). The stop is still a checkpoint at an
+        exact icount, where the event enters and is logged; only where that checkpoint falls depends on the host.
+        """
+        self.counter.kick(self._last_cp_icount + self._event_gap)
 
     def _idle(self) -> None:
         """hlt: warp the clock to the next deadline or host event (QEMU's warp start/account)."""

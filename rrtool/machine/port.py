@@ -87,6 +87,7 @@ class EventPort:
         self.t0 = time.monotonic_ns()
         self.current_checkpoint = -1  # stamped on every event between two checkpoints
         self.async_kinds: frozenset[str] = frozenset()
+        self._waker: Callable[[], None] | None = None
 
     # -- backends -------------------------------------------------------
     def attach(self, backend: Backend) -> None:
@@ -94,12 +95,34 @@ class EventPort:
         self._backends.append(backend)
         if hasattr(backend, "next_due_ns"):
             self._timed.append(backend)  # type: ignore[arg-type]
-        backend.start(self._queue.put)
+        backend.start(self._post)
+
+    def _post(self, event: Event) -> None:
+        """A backend's event (from its own thread): queue it, then have the busy CPU stop to take it."""
+        self._queue.put(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        waker = self._waker
+        if waker is not None:
+            waker()
+
+    def set_waker(self, waker: Callable[[], None]) -> None:
+        """The machine's way to be stopped from any thread when something is posted (QEMU's vCPU kick).
+
+        It only moves the next checkpoint closer; the queue is still drained at a checkpoint only.
+        """
+        self._waker = waker
+
+    def has_pending(self) -> bool:
+        """Whether something posted waits for the next checkpoint (or a stop was asked for)."""
+        return bool(self._held) or not self._queue.empty()
 
     def request_stop(self) -> None:
         """Ask the run to end at the next checkpoint (signal handlers call this)."""
         self._stop.set()
         self._queue.put(None)
+        self._wake()
 
     @property
     def stop_requested(self) -> bool:
