@@ -34,7 +34,7 @@ typedef int (*uc_reg_read_fn)(uc_engine *, int, void *);
 
 #define TABLE_BITS 16
 #define TABLE_SIZE (1u << TABLE_BITS)
-/* The front cache: direct-mapped, one cache line per 4 blocks, so a hot loop's blocks stay in L1. */
+/* The front cache: direct-mapped, 16 bytes a block (4 KiB in all), so a hot loop's blocks stay in L1. */
 #define FRONT_BITS 8
 #define FRONT_SIZE (1u << FRONT_BITS)
 #define NO_DEADLINE UINT64_MAX
@@ -56,17 +56,16 @@ enum mode { MODE_BLOCK = 0, MODE_STEP = 1 };
 
 /* A translation block the counter has seen: what Python needs to place an instruction inside it. */
 typedef struct rr_block {
-    uint64_t key;           /* block_key(addr, size); 0: empty (the other fields stay valid for `current`) */
     uint64_t addr;
-    uint32_t size;          /* bytes */
+    uint32_t size;          /* bytes; 0: an empty front-cache entry (no block is 0 bytes long) */
     uint32_t n;             /* instructions */
-    uint64_t unused;        /* pads an entry to 32 bytes: an index is a shift */
 } rr_block;
 
 /* Shared with Python through ctypes (rrtool/machine/icount.py mirrors it). */
 typedef struct rr_counter {
     uint64_t icount;        /* instructions retired (block mode: to end of current block) */
-    uint64_t gate;          /* soft_deadline, or 0 while step mode or irq_waiting send every block the slow way */
+    uint64_t gate;          /* min(soft_deadline, hard_deadline), or 0 while step mode or irq_waiting send every
+                               block the slow way: a block goes the fast way only if it ends at or before it */
     uint64_t soft_deadline;
     uint64_t hard_deadline;
     rr_block *current;      /* the current (last counted) block: it started at icount - current->n */
@@ -82,6 +81,7 @@ typedef struct rr_counter {
     uc_ctl_fn ctl;
     uc_reg_read_fn reg_read;
     rr_block none;          /* `current` before the first block: zero instructions */
+    rr_block parked;        /* `current` after a clear of the front cache, until the next block */
     rr_block front[FRONT_SIZE];
     uint64_t keys[TABLE_SIZE];
     uint32_t vals[TABLE_SIZE];
@@ -102,12 +102,15 @@ void rr_counter_init(rr_counter *c, void *emu_stop, void *ctl, void *reg_read, u
     c->flags_reg = flags_reg;
 }
 
-/* Forget cached block sizes: code at these addresses may have changed. Only the keys go: this may run in
-   the middle of a block (a store to a page of code), and `current` must still describe that block. */
+/* Forget cached block sizes: code at these addresses may have changed. This may run in the middle of a
+   block (a store to a page of code), and `current` must still describe that block: it is parked first. */
 void rr_counter_clear_table(rr_counter *c)
 {
-    for (uint32_t i = 0; i < FRONT_SIZE; i++)
-        c->front[i].key = 0;
+    if (c->current != &c->none) {
+        c->parked = *c->current;
+        c->current = &c->parked;
+    }
+    memset(c->front, 0, sizeof(c->front));
     memset(c->keys, 0, sizeof(c->keys));
     c->clears++;
 }
@@ -170,13 +173,11 @@ static __attribute__((noinline)) void block_slow(rr_counter *c, uc_engine *uc, u
             return;
         }
     }
-    uint64_t key = block_key(addr, size);
     rr_block *b = front_slot(c, addr);
-    if (b->key != key) {
-        /* The entry may be `current` (a block at another address in the same slot, or this one after a
-           clear): it is rewritten only now, when the block it described has ended. */
-        b->n = table_insns(c, uc, addr, size, key);
-        b->key = key;
+    if (b->addr != addr || b->size != size) {
+        /* The entry may be `current` (a block at another address in the same slot): it is rewritten only
+           now, when the block it described has ended. */
+        b->n = table_insns(c, uc, addr, size, block_key(addr, size));
         b->addr = addr;
         b->size = size;
     }
@@ -195,17 +196,19 @@ static __attribute__((noinline)) void block_slow(rr_counter *c, uc_engine *uc, u
  * UC_HOOK_BLOCK hook is inlined as a plain call; a second one would go through a generic helper).
  *
  * Why this shape: it runs once per executed block, hundreds of millions of times a second on a
- * register-only loop, so its fast path is one front-cache probe (a hot loop's blocks stay in L1; the
- * 768 KiB table behind it is probed only on a miss) and two compares against deadlines (`gate` folds the
- * soft deadline, step mode and a waiting interrupt into one), then two stores.
+ * register-only loop, and on short blocks it is a measurable part of the whole run (benchmarks/machine.py:
+ * rrtool run against bare Unicorn with the virtual TLB, rows c. and a2.). So its fast path is one front-cache probe that compares the entry with the
+ * arguments as they come (a hot loop's blocks stay in L1; the 768 KiB table behind it is probed only on
+ * a miss) and one compare of the block's end with `gate`, which folds both deadlines, step mode and a
+ * waiting interrupt into one; then two stores. A block that ends past `gate` takes the slow path, which
+ * decides: it stops (a deadline was reached or would be crossed) or counts the block as usual.
  */
 void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
 {
     rr_counter *c = (rr_counter *)user;
     rr_block *b = front_slot(c, addr);
-    uint64_t icount = c->icount;
-    uint64_t next = icount + b->n;
-    if (__builtin_expect(b->key == block_key(addr, size) && icount < c->gate && next <= c->hard_deadline, 1)) {
+    uint64_t next = c->icount + b->n;
+    if (__builtin_expect(b->addr == addr && b->size == size && next <= c->gate, 1)) {
         c->icount = next;
         c->current = b;
         return;

@@ -44,18 +44,16 @@ class _Block(ctypes.Structure):
     """Mirror of `struct rr_block`: one translation block the counter has seen."""
 
     _fields_ = [
-        ("key", ctypes.c_uint64),
         ("addr", ctypes.c_uint64),
         ("size", ctypes.c_uint32),
         ("n", ctypes.c_uint32),
-        ("unused", ctypes.c_uint64),
     ]
 
 
 class _Counter(ctypes.Structure):
     """Mirror of the head of `struct rr_counter` (the tables after it stay opaque).
 
-    Only `Counter` writes it: `gate` must follow `soft_deadline`, `mode` and `irq_waiting`.
+    Only `Counter` writes it: `gate` must follow `soft_deadline`, `hard_deadline`, `mode` and `irq_waiting`.
     """
 
     _fields_ = [
@@ -206,7 +204,7 @@ class Counter:
         self._in_tail = False  # the last run ended in its single-stepped tail
         #: Added to a virtual address to read code through Unicorn's (physical) mem_read: see Machine.switch_ram.
         self.phys_offset = 0
-        # `kick` comes from host threads: the soft deadline, and `gate` folded from it, change under this lock.
+        # `kick` comes from host threads: the deadlines, and `gate` folded from them, change under this lock.
         self._lock = threading.Lock()
         self._kick_at: int | None = None
 
@@ -225,7 +223,9 @@ class Counter:
 
     def limit_hard(self, icount: int) -> None:
         """Stop exactly at `icount` at the latest (also from a hook, in the middle of a run)."""
-        self.state.hard_deadline = min(int(self.state.hard_deadline), icount)
+        with self._lock:
+            self.state.hard_deadline = min(int(self.state.hard_deadline), icount)
+            self._set_locked()
 
     def kick(self, at: int) -> None:
         """From any thread: stop at the first block boundary at or after icount `at`, in the run under way or
@@ -256,7 +256,7 @@ class Counter:
             st.mode = mode
         if irq_waiting is not None:
             st.irq_waiting = int(irq_waiting)
-        st.gate = 0 if st.mode or st.irq_waiting else st.soft_deadline
+        st.gate = 0 if st.mode or st.irq_waiting else min(st.soft_deadline, st.hard_deadline)
 
     def _block(self) -> tuple[int, int, int, int]:
         """The current block in block mode: (icount before it, address, size in bytes, instructions)."""
@@ -280,8 +280,8 @@ class Counter:
             if self._kick_at is not None:
                 soft = min(soft, self._kick_at)
                 self._kick_at = None
+            st.hard_deadline = hard
             self._set_locked(soft=soft)
-        st.hard_deadline = hard
         st.stop_reason = STOP_NONE
         self._after_tail = False
         self._in_tail = False
