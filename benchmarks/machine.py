@@ -4,12 +4,15 @@ rrtool must count every instruction exactly (the virtual clock, timers and
 replay stop points all hang on it). Unicorn offers exact counting out of the
 box with ``emu_start(count=N)``, but that installs a per-instruction hook; rrtool
 instead counts whole translation blocks in a native hook. This script measures
-the `compute` guest, a CPU-bound loop, in five configurations in one process:
+the `compute` guest, a CPU-bound loop, in six configurations in one process:
 
   a. bare Unicorn, no counting at all, default TLB: what a plain Unicorn user gets;
   a2. bare Unicorn with the virtual TLB mapping code R|X and data R|W, as rrtool
       does (rrtool.machine.pages): the real ceiling on a memory-heavy loop, since
       with the default TLB every store takes Unicorn 2.1.4's slow path;
+  a3. a2. with Unicorn's exit check after every load and store turned off, as rrtool
+      does (rrtool.machine.exit_checks): everything rrtool does to Unicorn but count, so
+      c / a3 is what exact counting (and the machine around it) costs;
   b. Unicorn's own ``count=`` mode: the obvious exact counter;
   c. rrtool's `Machine.run()`, as `rrtool run` does it, with every device;
   c2. the same with Unicorn's exit check after every load and store put back
@@ -92,7 +95,9 @@ class Sample:
     icount: int | None = None
 
 
-def bare_unicorn(image: GuestImage, ram_size: int, count: int, virtual_tlb: bool = False) -> Sample:
+def bare_unicorn(
+    image: GuestImage, ram_size: int, count: int, virtual_tlb: bool = False, exit_checks: bool = True
+) -> Sample:
     """Run the guest on a fresh Unicorn instance set up like rrtool's machine, minus rrtool.
 
     Memory and registers match `Machine.__init__` (RAM from RAM_BASE to
@@ -105,6 +110,7 @@ def bare_unicorn(image: GuestImage, ram_size: int, count: int, virtual_tlb: bool
     ``count=0`` is plain Unicorn; any other value installs its counting hook.
     With ``virtual_tlb`` a Python TLB fill callback maps every page identity, R|X in the image's
     executable segments and R|W elsewhere (a few hundred fills in a run: Python costs nothing here).
+    ``exit_checks=False`` translates without Unicorn's exit check after each load and store, as the machine does.
     """
     emu = uc.Uc(uc.UC_ARCH_X86, uc.UC_MODE_64)
     emu.mem_map(RAM_BASE, ram_size - RAM_BASE)
@@ -121,6 +127,8 @@ def bare_unicorn(image: GuestImage, ram_size: int, count: int, virtual_tlb: bool
 
         emu.ctl_set_tlb_mode(uc.UC_TLB_VIRTUAL)
         emu.hook_add(uc.UC_HOOK_TLB_FILL, fill)
+    if not exit_checks and not set_access_checks(emu, on=False):
+        raise SystemExit("this Unicorn build cannot turn its exit checks off (rrtool.machine.exit_checks)")
     emu.reg_write(x86.UC_X86_REG_RSP, ram_size)
     emu.reg_write(x86.UC_X86_REG_RIP, image.entry)
     output = bytearray()
@@ -195,6 +203,7 @@ def main() -> int:
         names = [
             "a. bare Unicorn, no hooks",
             "a2. bare Unicorn, virtual TLB",
+            "a3. a2., exit checks off",
             "b. Unicorn emu_start(count=N)",
             "c. rrtool run (Machine.run)",
             "c2. rrtool run, exit checks on",
@@ -202,6 +211,7 @@ def main() -> int:
         how = [
             "none",
             "none (TLB: code r-x, data rw-)",
+            "none (a2. minus the check per load/store)",
             "per-instruction hook (Unicorn's)",
             "native block hook + devices",
             "c. + Unicorn's check per load/store",
@@ -211,6 +221,7 @@ def main() -> int:
             [
                 fresh(lambda: bare_unicorn(image, config.ram_size, 0)),
                 fresh(lambda: bare_unicorn(image, config.ram_size, 0, virtual_tlb=True)),
+                fresh(lambda: bare_unicorn(image, config.ram_size, 0, virtual_tlb=True, exit_checks=False)),
                 fresh(lambda: bare_unicorn(image, config.ram_size, UNBOUNDED_COUNT)),
                 fresh(lambda: rrtool_run(image, config)),
                 fresh(lambda: rrtool_run(image, config, exit_checks_on=True)),
@@ -218,18 +229,18 @@ def main() -> int:
         )
 
     # Same program, same result: otherwise the comparison is meaningless.
-    reference = runs[3][0]
+    reference = runs[4][0]
     icount = reference.icount
     assert icount is not None
     for name, samples in zip(names, runs, strict=True):
         for s in samples:
             if s.exit_code != 0 or first_line(s.output) != first_line(reference.output):
                 raise SystemExit(f"{name}: guest output differs or it did not exit 0: {s.output!r} ({s.exit_code})")
-    if any(s.icount != icount for s in runs[3]):
+    if any(s.icount != icount for s in runs[4]):
         raise SystemExit("rrtool run counted a different number of instructions on a repeat")
 
     walls = [median([s.wall_s for s in samples]) for samples in runs]
-    bare, bare_fast, counted, rr, rr_checked = walls
+    bare, bare_fast, bare_unchecked, counted, rr, rr_checked = walls
 
     table = Table(
         title=f"compute guest, {icount:,} instructions (exact count from c.)",
@@ -291,7 +302,11 @@ def main() -> int:
         f"Unicorn's exit check after each load and store, turned off by rrtool (c2. / c.): {rr_checked / rr:.2f}x"
     )
     console.print(
-        "MIPS of a., a2. and b. use c.'s exact instruction count; wall time covers emu_start / Machine.run() only "
+        f"exact counting, devices and checkpoints on Unicorn set up as rrtool sets it up (c. / a3.): "
+        f"{rr / bare_unchecked:.2f}x; most of it is the counter's block hook, which Unicorn calls from every block"
+    )
+    console.print(
+        "MIPS of a., a2., a3. and b. use c.'s exact instruction count; wall time covers emu_start / Machine.run() only "
         "(no set-up), each on a fresh Unicorn instance, so translation is included."
     )
     ok_reg = register_only(args, console, config)
