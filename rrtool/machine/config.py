@@ -18,8 +18,8 @@ DEFAULT_CHECKPOINT_EVERY = 10_000_000
 #: first block boundary at least this many instructions after the previous checkpoint (or the cadence's, if that
 #: is denser): at once after a quiet spell, and no more than one checkpoint per this many instructions under a flood.
 HOST_EVENT_GAP = 1_000_000
-#: Chosen by measurement (benchmarks/record_replay.py): hashing 32 MiB costs 3-5 ms, so a digest every
-#: 200M instructions is under 1% of a busy recording, while every 10M costs about 20%.
+#: Chosen by measurement (benchmarks/record_replay.py): hashing 32 MiB costs 0.5-5 ms with the host, so a digest
+#: every 200M instructions is 1-3% of a busy recording, while every 10M costs 15-20%.
 DEFAULT_MEM_DIGEST_EVERY = 200_000_000
 
 
