@@ -197,11 +197,12 @@ static __attribute__((noinline)) void block_slow(rr_counter *c, uc_engine *uc, u
  *
  * Why this shape: it runs once per executed block, hundreds of millions of times a second on a
  * register-only loop, and on short blocks it is a measurable part of the whole run (benchmarks/machine.py:
- * rrtool run against bare Unicorn with the virtual TLB, rows c. and a2.). So its fast path is one front-cache probe that compares the entry with the
- * arguments as they come (a hot loop's blocks stay in L1; the 768 KiB table behind it is probed only on
- * a miss) and one compare of the block's end with `gate`, which folds both deadlines, step mode and a
- * waiting interrupt into one; then two stores. A block that ends past `gate` takes the slow path, which
- * decides: it stops (a deadline was reached or would be crossed) or counts the block as usual.
+ * rrtool run against Unicorn set up the same way without counting, rows c. and a3.). So its fast path is
+ * one front-cache probe that compares the entry with the arguments as they come (a hot loop's blocks stay
+ * in L1; the 768 KiB table behind it is probed only on a miss) and one compare of the block's end with
+ * `gate`, which folds both deadlines, step mode and a waiting interrupt into one; then two stores. A block
+ * that ends past `gate` takes the slow path, which decides: it stops (a deadline was reached or would be
+ * crossed) or counts the block as usual.
  */
 void rr_block_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
 {
