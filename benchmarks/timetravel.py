@@ -11,8 +11,10 @@ Figures, measured side by side in one process on one recording:
 - snapshot memory: what the timeline's snapshots hold after the pass.
 
 Targets (issue 13): mean seek < 5% of a full replay, reverse-stepi < 0.3 s, snapshots on / off < 1.1x.
-The on / off ratio is shown for wall time (the target) and for this process's CPU time: on a shared host
-the wall-time ratio moves by 10-20% between runs, so run it twice before believing a miss.
+The on / off ratio is shown for wall time (the target) and for this process's CPU time. On a shared
+host one replay of the same trace takes anywhere from 0.34 to 0.62 s (ten in a row, measured), while the
+snapshots cost about 5% of it; so the default is 5 interleaved repeats rather than 3, and a miss smaller
+than the repeats' own spread (interquartile range / median) is called noise, as in block.py.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import environment_line, make_console, median, parse_args, show, table_box, verdict
+from _common import environment_line, make_console, median, parse_args, show, spread, table_box, verdict
+from record_replay import status
 from rich.table import Table
 
 from rrtool.guest.build import build_guest, example_source
@@ -37,6 +40,8 @@ ROUNDS, QUICK_ROUNDS = 172, 20
 SEEKS = 30
 STEPS_BACK = 10
 STEPS_AGAIN = 50
+DEFAULT_REPEATS = 5
+TARGET_ON_OFF = 1.1
 
 
 def replay_off(trace: Path) -> tuple[float, float]:
@@ -84,7 +89,7 @@ def seeks(trace: Path, seed: int) -> tuple[list[float], list[float], list[float]
 
 
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0] if __doc__ else "")
+    args = parse_args(__doc__.splitlines()[0] if __doc__ else "", ["--repeats", str(DEFAULT_REPEATS), *sys.argv[1:]])
     console = make_console(args.markdown)
     console.print(environment_line())
     rounds = QUICK_ROUNDS if args.quick else ROUNDS
@@ -110,17 +115,19 @@ def main() -> int:
     _, _, count, used = on[0]
     mean_seek = sum(seek_s) / len(seek_s)
     mean_back = sum(back_s) / len(back_s)
+    noise = max(spread([w for w, _ in off]), spread([w for w, _, _, _ in on]))
+    on_off_text, on_off_ok = status(on_s / off_s, TARGET_ON_OFF, noise)
     checks = {
         "seek": mean_seek / off_s < 0.05,
         "back": max(back_s) < 0.3,
-        "on/off": on_s / off_s < 1.1,
+        "on/off": on_off_ok,
     }
     table = Table(title="time travel on compute", box=table_box(args.markdown))
     for name in ("figure", "value", "ratio", "target", ""):
         table.add_column(name, justify="left" if name in ("figure", "") else "right")
     table.add_row("replay, snapshots off (wall / CPU)", f"{off_s:.3f} / {off_cpu:.3f} s", "1.00x", "", "")
     table.add_row("replay, snapshots on (wall / CPU)", f"{on_s:.3f} / {on_cpu:.3f} s",
-                  f"{on_s / off_s:.3f}x / {on_cpu / off_cpu:.3f}x", "< 1.1x", verdict(checks["on/off"]))  # fmt: skip
+                  f"{on_s / off_s:.3f}x / {on_cpu / off_cpu:.3f}x", f"<= {TARGET_ON_OFF:g}x", on_off_text)  # fmt: skip
     table.add_row(f"seek to a random icount (mean of {SEEKS})", f"{mean_seek:.3f} s",
                   f"{mean_seek / off_s:.1%} of replay", "< 5%", verdict(checks["seek"]))  # fmt: skip
     table.add_row(f"reverse-stepi (mean / max of {STEPS_BACK})", f"{mean_back:.3f} / {max(back_s):.3f} s", "",
